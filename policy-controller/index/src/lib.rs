@@ -1,0 +1,1 @@
+//! Weft inbound policy index.

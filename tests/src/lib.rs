@@ -1,0 +1,1 @@
+//! Weft end-to-end test harness.
