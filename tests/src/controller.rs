@@ -1,0 +1,196 @@
+//! The real `weft-controller` binary, run as a child process.
+
+use crate::pki::{Pki, PkiFiles};
+use anyhow::{bail, Context, Result};
+use std::{
+    net::{SocketAddr, TcpListener},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+#[derive(Debug)]
+pub struct Controller {
+    child: Child,
+    pub admin_addr: SocketAddr,
+    pub server_addr: SocketAddr,
+    pub policy_addr: SocketAddr,
+    pub pki: Pki,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// Builds `weft-controller` (a no-op when it is up to date) and returns its path.
+pub fn build() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("WEFT_CONTROLLER_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "weft-policy-controller",
+            "--bin",
+            "weft-controller",
+        ])
+        .current_dir(crate::repo_root())
+        .status()
+        .context("running cargo build for weft-controller")?;
+    if !status.success() {
+        bail!("cargo build -p weft-policy-controller failed");
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::repo_root().join("target"));
+    let path = target.join("debug/weft-controller");
+    if !path.exists() {
+        bail!("weft-controller was built but is not at {}", path.display());
+    }
+    Ok(path)
+}
+
+pub fn free_addr() -> Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?)
+}
+
+impl Controller {
+    /// Starts the controller against `kubeconfig` with fresh certificates and free ports.
+    pub fn start(binary: &Path, kubeconfig: &Path, extra_args: &[&str]) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let pki = Pki::generate("weft-controller")?;
+        let PkiFiles { cert, key } = pki.write(dir.path())?;
+        let admin_addr = free_addr()?;
+        let server_addr = free_addr()?;
+        let policy_addr = free_addr()?;
+        let log = dir.path().join("controller.log");
+        let log_file = std::fs::File::create(&log)?;
+        let child = Command::new(binary)
+            .arg(format!("--kubeconfig={}", kubeconfig.display()))
+            .arg(format!("--admin-addr={admin_addr}"))
+            .arg(format!("--server-addr={server_addr}"))
+            .arg(format!("--server-tls-key={}", key.display()))
+            .arg(format!("--server-tls-certs={}", cert.display()))
+            .arg(format!("--policy-addr={policy_addr}"))
+            .arg("--control-plane-namespace=weft-e2e-system")
+            .arg("--log-level=info,weft=debug,kube=warn")
+            .args(extra_args)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let mut controller = Self {
+            child,
+            admin_addr,
+            server_addr,
+            policy_addr,
+            pki,
+            log,
+            _dir: dir,
+        };
+        controller.wait_live()?;
+        Ok(controller)
+    }
+
+    fn wait_live(&mut self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "weft-controller exited early ({status}):\n{}",
+                    self.log_tail()
+                );
+            }
+            if std::net::TcpStream::connect(self.admin_addr).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!(
+            "weft-controller did not listen on {} within 30s:\n{}",
+            self.admin_addr,
+            self.log_tail()
+        )
+    }
+
+    /// Waits until `/ready` answers 200.
+    pub async fn wait_ready(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if matches!(self.admin_get("/ready").await, Ok((200, _))) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "weft-controller was not ready within {timeout:?}:\n{}",
+                    self.log_tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn admin_get(&self, path: &str) -> Result<(u16, String)> {
+        http_get(self.admin_addr, path).await
+    }
+
+    /// Posts a request to the controller's HTTPS server, as the API server does.
+    pub async fn post(&self, path: &str, body: Vec<u8>) -> Result<(u16, bytes::Bytes)> {
+        use http_body_util::{BodyExt, Full};
+        use tokio_rustls::rustls::pki_types::ServerName;
+        let tcp = tokio::net::TcpStream::connect(self.server_addr).await?;
+        let tls = tokio_rustls::TlsConnector::from(self.pki.client_config()?)
+            .connect(ServerName::try_from("localhost")?, tcp)
+            .await?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await?;
+        tokio::spawn(conn);
+        let req = http::Request::post(format!("https://localhost{path}"))
+            .header("content-type", "application/json")
+            .body(Full::new(bytes::Bytes::from(body)))?;
+        let rsp = sender.send_request(req).await?;
+        let status = rsp.status().as_u16();
+        Ok((status, rsp.into_body().collect().await?.to_bytes()))
+    }
+
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        let start = lines.len().saturating_sub(40);
+        format!(
+            "--- last lines of {} ---\n{}",
+            self.log.display(),
+            lines[start..].join("\n")
+        )
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain-HTTP GET (the admin and policy API servers).
+pub async fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
+    use http_body_util::{BodyExt, Empty};
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await?;
+    tokio::spawn(conn);
+    let req = http::Request::get(format!("http://{addr}{path}"))
+        .header("host", addr.to_string())
+        .body(Empty::<bytes::Bytes>::new())?;
+    let rsp = sender.send_request(req).await?;
+    let status = rsp.status().as_u16();
+    let body = rsp.into_body().collect().await?.to_bytes();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}

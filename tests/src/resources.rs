@@ -1,0 +1,118 @@
+//! Namespaces, pods and CRDs the tests create.
+
+use anyhow::{Context, Result};
+use k8s_openapi::{
+    api::core::v1::{Namespace, Pod},
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+};
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use std::{collections::BTreeMap, time::Duration};
+
+/// Creates a namespace `{prefix}-{unique}` with the given annotations and labels.
+pub async fn namespace(
+    client: &kube::Client,
+    prefix: &str,
+    annotations: &[(&str, &str)],
+    labels: &[(&str, &str)],
+) -> Result<String> {
+    let name = format!("{prefix}-{}", crate::unique_suffix());
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            annotations: Some(to_map(annotations)),
+            labels: Some(to_map(labels)),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .with_context(|| format!("creating namespace {name}"))?;
+    Ok(name)
+}
+
+pub async fn annotate_namespace(
+    client: &kube::Client,
+    name: &str,
+    key: &str,
+    value: &str,
+) -> Result<()> {
+    let patch = serde_json::json!({"metadata": {"annotations": {key: value}}});
+    Api::<Namespace>::all(client.clone())
+        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await?;
+    Ok(())
+}
+
+pub fn to_map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A small pod with one app container listening on 8080.
+pub fn pod(name: &str, annotations: &[(&str, &str)]) -> Pod {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "annotations": to_map(annotations), "labels": {"app": name}},
+        "spec": {
+            "containers": [{
+                "name": "app",
+                "image": "registry.example/app:1",
+                "ports": [{"name": "http", "containerPort": 8080}],
+            }],
+        },
+    }))
+    .expect("the literal pod is a valid Pod")
+}
+
+pub fn container_names(pod: &Pod) -> (Vec<String>, Vec<String>) {
+    let spec = pod.spec.as_ref();
+    let init = spec
+        .and_then(|s| s.init_containers.as_ref())
+        .map(|cs| cs.iter().map(|c| c.name.clone()).collect())
+        .unwrap_or_default();
+    let containers = spec
+        .map(|s| s.containers.iter().map(|c| c.name.clone()).collect())
+        .unwrap_or_default();
+    (init, containers)
+}
+
+/// Installs the policy CRDs from `charts/weft/crds/` and waits until they are established.
+pub async fn install_crds(client: &kube::Client) -> Result<()> {
+    let dir = crate::repo_root().join("charts/weft/crds");
+    let api = Api::<CustomResourceDefinition>::all(client.clone());
+    let mut names = vec![];
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path)?;
+        let crd: CustomResourceDefinition =
+            serde_norway::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let name = crd.metadata.name.clone().context("a CRD without a name")?;
+        api.patch(
+            &name,
+            &PatchParams::apply(crate::webhooks::FIELD_MANAGER).force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .with_context(|| format!("applying {}", path.display()))?;
+        names.push(name);
+    }
+    for name in names {
+        let established = kube::runtime::wait::await_condition(
+            api.clone(),
+            &name,
+            kube::runtime::wait::conditions::is_crd_established(),
+        );
+        tokio::time::timeout(Duration::from_secs(30), established)
+            .await
+            .with_context(|| format!("CRD {name} was not established within 30s"))??;
+    }
+    Ok(())
+}

@@ -1,0 +1,262 @@
+//! Injection as the API server stores it.
+
+use crate::{block_on, Harness};
+use anyhow::{ensure, Context, Result};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, PostParams};
+use weft_e2e::resources::{self, container_names};
+
+pub const TESTS: &[(&str, crate::TestFn)] = &[
+    (
+        "inject::pod_in_enabled_namespace_is_stored_injected",
+        pod_in_enabled_namespace_is_stored_injected,
+    ),
+    (
+        "inject::disabled_host_network_and_system_pods_are_not_injected",
+        disabled_host_network_and_system_pods_are_not_injected,
+    ),
+    (
+        "inject::dry_run_returns_the_injected_pod_and_stores_nothing",
+        dry_run_returns_the_injected_pod_and_stores_nothing,
+    ),
+    (
+        "inject::invalid_override_is_refused_with_weft_message",
+        invalid_override_is_refused_with_weft_message,
+    ),
+    (
+        "inject::reinvocation_keeps_exactly_one_proxy",
+        reinvocation_keeps_exactly_one_proxy,
+    ),
+];
+
+fn assert_injected(pod: &Pod) -> Result<()> {
+    let (init, containers) = container_names(pod);
+    ensure!(
+        init.first().map(String::as_str) == Some("weft-init"),
+        "weft-init must be the first init container, got {init:?}"
+    );
+    ensure!(
+        containers.iter().filter(|c| *c == "weft-proxy").count() == 1,
+        "exactly one weft-proxy container expected, got {containers:?}"
+    );
+    let annotations = pod.metadata.annotations.clone().unwrap_or_default();
+    ensure!(
+        annotations.contains_key("weft.dev/proxy-version"),
+        "weft.dev/proxy-version annotation missing: {annotations:?}"
+    );
+    Ok(())
+}
+
+fn assert_not_injected(pod: &Pod) -> Result<()> {
+    let (init, containers) = container_names(pod);
+    ensure!(
+        !init
+            .iter()
+            .chain(&containers)
+            .any(|c| c.starts_with("weft-")),
+        "pod {:?} must not be injected: init {init:?}, containers {containers:?}",
+        pod.metadata.name
+    );
+    Ok(())
+}
+
+fn pod_in_enabled_namespace_is_stored_injected(h: &Harness) -> Result<()> {
+    block_on(async {
+        let client = h.cluster.client().await?;
+        let ns = resources::namespace(
+            &client,
+            "e2e-enabled",
+            &[("weft.dev/inject", "enabled")],
+            &[],
+        )
+        .await?;
+        let pods = Api::<Pod>::namespaced(client, &ns);
+        pods.create(&PostParams::default(), &resources::pod("web", &[]))
+            .await
+            .context("creating a pod in an enabled namespace")?;
+        // Read back what the API server stored, not what the create call returned.
+        let stored = pods.get("web").await?;
+        assert_injected(&stored)?;
+        let (_, containers) = container_names(&stored);
+        ensure!(
+            containers == ["weft-proxy", "app"],
+            "containers: {containers:?}"
+        );
+        Ok(())
+    })
+}
+
+fn disabled_host_network_and_system_pods_are_not_injected(h: &Harness) -> Result<()> {
+    block_on(async {
+        let client = h.cluster.client().await?;
+        let enabled =
+            resources::namespace(&client, "e2e-skip", &[("weft.dev/inject", "enabled")], &[])
+                .await?;
+        let plain = resources::namespace(&client, "e2e-plain", &[], &[]).await?;
+        let post = PostParams::default();
+
+        let pods = Api::<Pod>::namespaced(client.clone(), &enabled);
+        pods.create(
+            &post,
+            &resources::pod("opted-out", &[("weft.dev/inject", "disabled")]),
+        )
+        .await?;
+        assert_not_injected(&pods.get("opted-out").await?)?;
+
+        let mut host = resources::pod("host", &[]);
+        host.spec.as_mut().expect("pod has a spec").host_network = Some(true);
+        pods.create(&post, &host).await?;
+        assert_not_injected(&pods.get("host").await?)?;
+
+        // A namespace without the annotation: only pods that opt in are injected.
+        let pods = Api::<Pod>::namespaced(client.clone(), &plain);
+        pods.create(&post, &resources::pod("default", &[])).await?;
+        assert_not_injected(&pods.get("default").await?)?;
+        pods.create(
+            &post,
+            &resources::pod("opted-in", &[("weft.dev/inject", "enabled")]),
+        )
+        .await?;
+        assert_injected(&pods.get("opted-in").await?)?;
+
+        // kube-system is never injected, even when a pod asks for it. (The test webhook does not
+        // exclude kube-system by selector, so this exercises the controller's own guard.)
+        let name = format!("e2e-system-{}", weft_e2e::unique_suffix());
+        let pods = Api::<Pod>::namespaced(client.clone(), "kube-system");
+        pods.create(
+            &post,
+            &resources::pod(&name, &[("weft.dev/inject", "enabled")]),
+        )
+        .await?;
+        let stored = pods.get(&name).await?;
+        let _ = pods.delete(&name, &Default::default()).await;
+        assert_not_injected(&stored)?;
+        Ok(())
+    })
+}
+
+fn dry_run_returns_the_injected_pod_and_stores_nothing(h: &Harness) -> Result<()> {
+    block_on(async {
+        let client = h.cluster.client().await?;
+        let ns = resources::namespace(
+            &client,
+            "e2e-dryrun",
+            &[("weft.dev/inject", "enabled")],
+            &[],
+        )
+        .await?;
+        let pods = Api::<Pod>::namespaced(client, &ns);
+        let params = PostParams {
+            dry_run: true,
+            ..Default::default()
+        };
+        let returned = pods.create(&params, &resources::pod("dry", &[])).await?;
+        assert_injected(&returned)?;
+        ensure!(
+            pods.get_opt("dry").await?.is_none(),
+            "a dryRun=All create must store nothing"
+        );
+        Ok(())
+    })
+}
+
+fn invalid_override_is_refused_with_weft_message(h: &Harness) -> Result<()> {
+    block_on(async {
+        let client = h.cluster.client().await?;
+        let ns = resources::namespace(
+            &client,
+            "e2e-invalid",
+            &[("weft.dev/inject", "enabled")],
+            &[],
+        )
+        .await?;
+        let pods = Api::<Pod>::namespaced(client, &ns);
+        let pod = resources::pod("bad", &[("config.weft.dev/proxy-cpu-request", "lots")]);
+        let error = match pods.create(&PostParams::default(), &pod).await {
+            Ok(_) => anyhow::bail!("a pod with an invalid override must be refused"),
+            Err(kube::Error::Api(status)) => status,
+            Err(other) => return Err(other.into()),
+        };
+        ensure!(error.code == 400, "expected code 400, got {error:?}");
+        ensure!(
+            error.message.contains("config.weft.dev/proxy-cpu-request")
+                && error.message.contains("lots"),
+            "the API error must carry Weft's message naming the annotation and value: {}",
+            error.message
+        );
+        ensure!(pods.get_opt("bad").await?.is_none(), "nothing stored");
+        Ok(())
+    })
+}
+
+fn reinvocation_keeps_exactly_one_proxy(h: &Harness) -> Result<()> {
+    use k8s_openapi::api::admissionregistration::v1::{
+        MutatingWebhook, MutatingWebhookConfiguration,
+    };
+    use weft_e2e::{
+        extra_webhook::{ExtraWebhook, EXTRA_CONTAINER},
+        webhooks,
+    };
+    block_on(async {
+        let client = h.cluster.client().await?;
+        let extra = ExtraWebhook::start().await?;
+        let label = ("weft-e2e/extra-sidecar", "true");
+        // Named to sort after Weft's registration, so it runs after Weft and makes the API server
+        // reinvoke Weft (reinvocationPolicy: IfNeeded).
+        let name = format!("zz-weft-e2e-extra-{}", weft_e2e::unique_suffix());
+        let config = MutatingWebhookConfiguration {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.clone()),
+                ..Default::default()
+            },
+            webhooks: Some(vec![MutatingWebhook {
+                name: "extra.e2e.weft.dev".to_string(),
+                client_config: webhooks::client_config(
+                    format!("https://{}/", extra.addr),
+                    extra.pki.ca_bundle(),
+                ),
+                rules: Some(webhooks::pods_create()),
+                namespace_selector: Some(
+                    k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+                        match_labels: Some(resources::to_map(&[label])),
+                        ..Default::default()
+                    },
+                ),
+                side_effects: "None".to_string(),
+                admission_review_versions: vec!["v1".to_string()],
+                failure_policy: Some("Fail".to_string()),
+                reinvocation_policy: Some("IfNeeded".to_string()),
+                timeout_seconds: Some(10),
+                ..Default::default()
+            }]),
+        };
+        webhooks::apply(&client, &config).await?;
+        let result = async {
+            let ns = resources::namespace(
+                &client,
+                "e2e-reinvoke",
+                &[("weft.dev/inject", "enabled")],
+                &[label],
+            )
+            .await?;
+            let pods = Api::<Pod>::namespaced(client.clone(), &ns);
+            pods.create(&PostParams::default(), &resources::pod("twice", &[]))
+                .await?;
+            let stored = pods.get("twice").await?;
+            assert_injected(&stored)?;
+            let (init, containers) = container_names(&stored);
+            ensure!(
+                containers.iter().any(|c| c == EXTRA_CONTAINER),
+                "the other webhook's container must be there: {containers:?}"
+            );
+            ensure!(
+                init.iter().filter(|c| *c == "weft-init").count() == 1,
+                "exactly one weft-init: {init:?}"
+            );
+            Ok(())
+        }
+        .await;
+        webhooks::delete::<MutatingWebhookConfiguration>(&client, &name).await;
+        result
+    })
+}
