@@ -104,7 +104,7 @@ for other DNS names (the Secret records them in the weft.dev/webhook-dns-names a
 {{- $data := dict }}
 {{- if $existing }}
 {{- $annotations := $existing.metadata.annotations | default dict }}
-{{- if eq (index $annotations "weft.dev/webhook-dns-names" | default "") (include "weft.webhookDNSNames" .) }}
+{{- if eq (index $annotations "weft.dev/webhook-dns-names" | default "") (include "weft.webhookDNSNames" . | fromJsonArray | join ",") }}
 {{- $data = $existing.data | default dict }}
 {{- end }}
 {{- end }}
@@ -127,7 +127,7 @@ tls.key: {{ $cert.Key | b64enc }}
 Metadata shared by both webhook configurations; in certManager mode cert-manager's cainjector fills the caBundle.
 */}}
 {{- define "weft.webhookAnnotations" -}}
-{{- if eq .Values.tls.mode "certManager" }}
+{{- if eq .Values.tls.mode "certManager" -}}
 annotations:
   cert-manager.io/inject-ca-from: {{ printf "%s/%s" .Release.Namespace (include "weft.certificateName" .) }}
 {{- end }}

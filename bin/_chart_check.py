@@ -1,0 +1,340 @@
+"""Assertions on the Weft chart's rendered manifests and installed objects, used by bin/chart-check.
+
+  _chart_check.py render MODE FILE NAMESPACE RELEASE   check a `helm template` output (MODE: default|ha|cert-manager)
+  _chart_check.py split FILE OUTDIR                     write crds.yaml, objects.yaml, webhooks.yaml; print CRD names
+  _chart_check.py pick FILE NAME                        print the documents of FILE named NAME
+  _chart_check.py installed-tls STATE.json              check the TLS of an installed release (see state_of below)
+  _chart_check.py same-tls BEFORE.json AFTER.json       the Secret and caBundles did not change across an upgrade
+
+Every failure names the object and field; the exit status is 1 on any failure.
+"""
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+try:
+    import yaml
+except ImportError:  # pragma: no cover - depends on the machine
+    sys.exit("chart-check: error: python3 needs PyYAML (pip install pyyaml)")
+
+CLUSTER_SCOPED = {
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+    "CustomResourceDefinition",
+}
+WEBHOOK_KINDS = {"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"}
+SYSTEM_NAMESPACES = {"kube-system", "kube-public", "kube-node-lease"}
+
+
+class Checker:
+    def __init__(self):
+        self.failures = []
+        self.passed = 0
+
+    def check(self, ok, what):
+        if ok:
+            self.passed += 1
+        else:
+            self.failures.append(what)
+
+    def eq(self, actual, expected, what):
+        self.check(actual == expected, f"{what}: expected {expected!r}, got {actual!r}")
+
+    def finish(self, label):
+        for failure in self.failures:
+            print(f"chart-check: FAIL {label}: {failure}", file=sys.stderr)
+        if self.failures:
+            sys.exit(1)
+        print(f"chart-check: {label}: {self.passed} checks passed")
+
+
+def load_docs(path):
+    with open(path, encoding="utf-8") as f:
+        return [d for d in yaml.safe_load_all(f) if d]
+
+
+def only(docs, kind, c):
+    found = [d for d in docs if d.get("kind") == kind]
+    c.eq(len(found), 1, f"number of {kind} objects")
+    return found[0] if found else {}
+
+
+def name_of(doc):
+    return f"{doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
+
+
+def match_expression(selector, key):
+    for expr in (selector or {}).get("matchExpressions", []):
+        if expr.get("key") == key:
+            return expr
+    return {}
+
+
+def verify_cert(ca_pem, cert_pem, key_pem, dns_names, c, label):
+    """The serving certificate chains to the CA, is valid for every DNS name, and matches its key."""
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {}
+        for name, pem in (("ca", ca_pem), ("cert", cert_pem), ("key", key_pem)):
+            paths[name] = os.path.join(tmp, name + ".pem")
+            with open(paths[name], "wb") as f:
+                f.write(pem)
+        for dns in dns_names:
+            res = subprocess.run(
+                ["openssl", "verify", "-purpose", "sslserver", "-verify_hostname", dns, "-CAfile", paths["ca"],
+                 paths["cert"]],
+                capture_output=True, text=True, check=False)
+            c.check(res.returncode == 0,
+                    f"{label}: certificate does not verify against the caBundle for {dns}: {res.stdout}{res.stderr}")
+        pub_cert = subprocess.run(["openssl", "x509", "-noout", "-pubkey", "-in", paths["cert"]],
+                                  capture_output=True, check=False).stdout
+        pub_key = subprocess.run(["openssl", "pkey", "-pubout", "-in", paths["key"]],
+                                 capture_output=True, check=False).stdout
+        c.check(bool(pub_cert) and pub_cert == pub_key, f"{label}: tls.key does not belong to tls.crt")
+
+
+def dns_names_for(service, namespace):
+    return [service, f"{service}.{namespace}", f"{service}.{namespace}.svc", f"{service}.{namespace}.svc.cluster.local"]
+
+
+def check_render(mode, path, namespace, release):
+    c = Checker()
+    docs = load_docs(path)
+    fullname = release if "weft" in release else f"{release}-weft"
+    tls_secret = f"{fullname}-webhook-tls"
+
+    for d in docs:
+        kind = d.get("kind")
+        ns = d.get("metadata", {}).get("namespace")
+        if kind in CLUSTER_SCOPED:
+            c.check(ns is None, f"{name_of(d)} is cluster-scoped but has namespace {ns!r}")
+        else:
+            c.eq(ns, namespace, f"{name_of(d)} metadata.namespace")
+
+    # RBAC: exactly get/list/watch on the four resources.
+    role = only(docs, "ClusterRole", c)
+    granted = set()
+    for rule in role.get("rules", []):
+        c.eq(sorted(rule.get("verbs", [])), ["get", "list", "watch"], f"ClusterRole verbs for {rule.get('resources')}")
+        for group in rule.get("apiGroups", []):
+            for res in rule.get("resources", []):
+                granted.add((group, res))
+    c.eq(granted, {("", "pods"), ("", "namespaces"), ("policy.weft.dev", "servers"),
+                   ("policy.weft.dev", "serverauthorizations")}, "ClusterRole resources")
+    binding = only(docs, "ClusterRoleBinding", c)
+    sa = only(docs, "ServiceAccount", c)
+    c.eq(binding.get("roleRef", {}).get("name"), role.get("metadata", {}).get("name"), "ClusterRoleBinding roleRef")
+    c.eq(binding.get("subjects"), [{"kind": "ServiceAccount", "name": sa.get("metadata", {}).get("name"),
+                                    "namespace": namespace}], "ClusterRoleBinding subjects")
+
+    # Service: 443 -> webhook, plus policy and admin.
+    svc = only(docs, "Service", c)
+    svc_name = svc.get("metadata", {}).get("name")
+    ports = {p["name"]: (p["port"], p["targetPort"]) for p in svc.get("spec", {}).get("ports", [])}
+    c.eq(ports, {"webhook": (443, "webhook"), "policy": (8090, "policy"), "admin": (8080, "admin")}, "Service ports")
+
+    # Deployment.
+    deploy = only(docs, "Deployment", c)
+    pod = deploy.get("spec", {}).get("template", {}).get("spec", {})
+    containers = pod.get("containers", [])
+    c.eq([x.get("name") for x in containers], ["weft-controller"], "Deployment containers")
+    ctr = containers[0] if containers else {}
+    args = ctr.get("args", [])
+    for expected in (f"--control-plane-namespace={namespace}",
+                     f"--proxy-policy-addr={svc_name}.{namespace}.svc.cluster.local:8090",
+                     "--server-addr=0.0.0.0:9443", "--admin-addr=0.0.0.0:8080", "--policy-addr=0.0.0.0:8090",
+                     "--server-tls-key=/var/run/weft/tls/tls.key", "--server-tls-certs=/var/run/weft/tls/tls.crt",
+                     "--default-policy=all-unauthenticated", "--log-format=plain", "--proxy-uid=2102",
+                     "--opaque-ports=25,587,3306,4444,5432,6379,9300,11211"):
+        c.check(expected in args, f"controller args lack {expected}: {args}")
+    flags = [a.split("=", 1)[0] for a in args]
+    c.eq(len(flags), len(set(flags)), "controller flags are unique")
+    c.eq(ctr.get("livenessProbe", {}).get("httpGet"), {"path": "/live", "port": "admin"}, "livenessProbe")
+    c.eq(ctr.get("readinessProbe", {}).get("httpGet"), {"path": "/ready", "port": "admin"}, "readinessProbe")
+    sc = ctr.get("securityContext", {})
+    c.eq(sc.get("readOnlyRootFilesystem"), True, "container readOnlyRootFilesystem")
+    c.eq(sc.get("allowPrivilegeEscalation"), False, "container allowPrivilegeEscalation")
+    c.eq(sc.get("capabilities"), {"drop": ["ALL"]}, "container capabilities")
+    c.eq(sc.get("seccompProfile"), {"type": "RuntimeDefault"}, "container seccompProfile")
+    psc = pod.get("securityContext", {})
+    c.eq(psc.get("runAsNonRoot"), True, "pod runAsNonRoot")
+    c.check(isinstance(psc.get("runAsUser"), int) and psc["runAsUser"] > 0, "pod runAsUser is a non-zero uid")
+    c.check(bool(ctr.get("resources", {}).get("requests")), "controller resource requests are set")
+    c.eq(pod.get("serviceAccountName"), sa.get("metadata", {}).get("name"), "Deployment serviceAccountName")
+    c.eq([v.get("secret", {}).get("secretName") for v in pod.get("volumes", [])], [tls_secret], "TLS volume Secret")
+    pod_labels = deploy.get("spec", {}).get("template", {}).get("metadata", {}).get("labels", {})
+    c.eq(deploy.get("spec", {}).get("selector", {}).get("matchLabels"), svc.get("spec", {}).get("selector"),
+         "Deployment selector equals Service selector")
+    for k, v in svc.get("spec", {}).get("selector", {}).items():
+        c.eq(pod_labels.get(k), v, f"pod label {k}")
+
+    # Webhooks.
+    mwc = only(docs, "MutatingWebhookConfiguration", c)
+    vwc = only(docs, "ValidatingWebhookConfiguration", c)
+    hooks = mwc.get("webhooks", [{}])
+    c.eq(len(hooks), 1, "mutating webhooks")
+    m = hooks[0]
+    c.eq(m.get("rules"), [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
+                           "resources": ["pods"], "scope": "Namespaced"}], "injector rules")
+    c.eq(m.get("clientConfig", {}).get("service"), {"name": svc_name, "namespace": namespace, "path": "/inject",
+                                                    "port": 443}, "injector clientConfig.service")
+    c.eq(m.get("sideEffects"), "None", "injector sideEffects")
+    c.eq(m.get("admissionReviewVersions"), ["v1"], "injector admissionReviewVersions")
+    c.eq(m.get("failurePolicy"), "Fail", "injector failurePolicy")
+    c.eq(m.get("reinvocationPolicy"), "IfNeeded", "injector reinvocationPolicy")
+    c.check(1 <= m.get("timeoutSeconds", 0) <= 30, "injector timeoutSeconds within 1-30")
+    names = match_expression(m.get("namespaceSelector"), "kubernetes.io/metadata.name")
+    c.eq(names.get("operator"), "NotIn", "injector namespaceSelector operator on kubernetes.io/metadata.name")
+    c.check(SYSTEM_NAMESPACES | {namespace} <= set(names.get("values", [])),
+            f"injector namespaceSelector excludes system namespaces and {namespace}: {names}")
+    opt_out = match_expression(m.get("namespaceSelector"), "weft.dev/admission-webhooks")
+    c.eq((opt_out.get("operator"), opt_out.get("values")), ("NotIn", ["disabled"]),
+         "injector namespaceSelector opt-out label")
+    vhooks = vwc.get("webhooks", [{}])
+    c.eq(len(vhooks), 1, "validating webhooks")
+    v = vhooks[0]
+    c.eq(v.get("rules"), [{"apiGroups": ["policy.weft.dev"], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE"],
+                           "resources": ["servers", "serverauthorizations"], "scope": "Namespaced"}],
+         "validator rules")
+    c.eq(v.get("clientConfig", {}).get("service"), {"name": svc_name, "namespace": namespace, "path": "/validate",
+                                                    "port": 443}, "validator clientConfig.service")
+    c.eq((v.get("sideEffects"), v.get("admissionReviewVersions")), ("None", ["v1"]), "validator sideEffects/versions")
+
+    # TLS.
+    secrets = [d for d in docs if d.get("kind") == "Secret"]
+    certs = [d for d in docs if d.get("kind") == "Certificate"]
+    dns = dns_names_for(svc_name, namespace)
+    if mode == "cert-manager":
+        c.eq(secrets, [], "no chart-made Secret in certManager mode")
+        serving = [x for x in certs if x.get("spec", {}).get("secretName") == tls_secret]
+        c.eq(len(serving), 1, "Certificate for the TLS Secret")
+        if serving:
+            spec = serving[0].get("spec", {})
+            c.eq(spec.get("dnsNames"), dns, "Certificate dnsNames")
+            c.eq(spec.get("privateKey", {}).get("encoding"), "PKCS8", "Certificate key encoding")
+            cert_name = serving[0].get("metadata", {}).get("name")
+            issuer = spec.get("issuerRef", {}).get("name")
+            c.check(any(d.get("kind") == "Issuer" and d.get("metadata", {}).get("name") == issuer for d in docs),
+                    f"Issuer {issuer} is rendered")
+            for hook in (mwc, vwc):
+                ann = hook.get("metadata", {}).get("annotations", {})
+                c.eq(ann.get("cert-manager.io/inject-ca-from"), f"{namespace}/{cert_name}",
+                     f"{name_of(hook)} inject-ca-from")
+                c.check("caBundle" not in hook.get("webhooks", [{}])[0].get("clientConfig", {}),
+                        f"{name_of(hook)} leaves caBundle to cainjector")
+    else:
+        c.eq(certs, [], "no Certificate in helm TLS mode")
+        c.eq(len(secrets), 1, "one TLS Secret")
+        if secrets:
+            s = secrets[0]
+            c.eq((s.get("metadata", {}).get("name"), s.get("type")), (tls_secret, "kubernetes.io/tls"), "TLS Secret")
+            data = s.get("data", {})
+            for hook in (mwc, vwc):
+                c.eq(hook.get("webhooks", [{}])[0].get("clientConfig", {}).get("caBundle"), data.get("ca.crt"),
+                     f"{name_of(hook)} caBundle equals the Secret's ca.crt")
+            if all(k in data for k in ("ca.crt", "tls.crt", "tls.key")):
+                verify_cert(*(base64.b64decode(data[k]) for k in ("ca.crt", "tls.crt", "tls.key")), dns, c,
+                            "rendered Secret")
+            else:
+                c.check(False, f"TLS Secret lacks ca.crt/tls.crt/tls.key: {sorted(data)}")
+
+    # Availability.
+    pdbs = [d for d in docs if d.get("kind") == "PodDisruptionBudget"]
+    anti = pod.get("affinity", {}).get("podAntiAffinity", {})
+    if mode == "ha":
+        c.eq(deploy.get("spec", {}).get("replicas"), 3, "HA replicas")
+        c.eq(len(pdbs), 1, "HA PodDisruptionBudget")
+        if pdbs:
+            c.eq(pdbs[0].get("spec", {}).get("maxUnavailable"), 1, "PDB maxUnavailable")
+            c.eq(pdbs[0].get("spec", {}).get("selector", {}).get("matchLabels"),
+                 deploy.get("spec", {}).get("selector", {}).get("matchLabels"), "PDB selector")
+        required = anti.get("requiredDuringSchedulingIgnoredDuringExecution", [])
+        c.eq([t.get("topologyKey") for t in required], ["kubernetes.io/hostname"], "HA required anti-affinity")
+        if required:
+            c.eq(required[0].get("labelSelector", {}).get("matchLabels"),
+                 deploy.get("spec", {}).get("selector", {}).get("matchLabels"), "anti-affinity selector")
+    else:
+        c.eq(deploy.get("spec", {}).get("replicas"), 1, "default replicas")
+        c.eq(pdbs, [], "no PodDisruptionBudget by default")
+        c.check("preferredDuringSchedulingIgnoredDuringExecution" in anti, "default preferred anti-affinity")
+
+    c.finish(f"render[{mode}] {len(docs)} objects")
+
+
+def split(path, outdir):
+    docs = load_docs(path)
+    groups = {"crds": [], "objects": [], "webhooks": []}
+    for d in docs:
+        kind = d.get("kind")
+        key = "crds" if kind == "CustomResourceDefinition" else "webhooks" if kind in WEBHOOK_KINDS else "objects"
+        groups[key].append(d)
+    for key, items in groups.items():
+        with open(os.path.join(outdir, key + ".yaml"), "w", encoding="utf-8") as f:
+            yaml.safe_dump_all(items, f, sort_keys=False)
+        with open(os.path.join(outdir, key + ".count"), "w", encoding="utf-8") as f:
+            f.write(f"{len(items)}\n")
+    for d in groups["crds"]:
+        print(d["metadata"]["name"])
+
+
+def pick(path, name):
+    docs = [d for d in load_docs(path) if d.get("metadata", {}).get("name") == name]
+    if not docs:
+        sys.exit(f"chart-check: error: no document named {name} in {path}")
+    yaml.safe_dump_all(docs, sys.stdout, sort_keys=False)
+
+
+def installed_tls(state_path):
+    """STATE.json: {"secret": <Secret>, "mutating": <MWC>, "validating": <VWC>, "service": <name>, "namespace": <ns>}"""
+    c = Checker()
+    with open(state_path, encoding="utf-8") as f:
+        state = json.load(f)
+    data = state["secret"].get("data", {})
+    for key in ("mutating", "validating"):
+        bundle = state[key]["webhooks"][0]["clientConfig"].get("caBundle")
+        c.eq(bundle, data.get("ca.crt"), f"stored {key} webhook caBundle equals the Secret's ca.crt")
+    if all(k in data for k in ("ca.crt", "tls.crt", "tls.key")):
+        verify_cert(*(base64.b64decode(data[k]) for k in ("ca.crt", "tls.crt", "tls.key")),
+                    dns_names_for(state["service"], state["namespace"]), c, "installed Secret")
+    else:
+        c.check(False, f"installed Secret lacks ca.crt/tls.crt/tls.key: {sorted(data)}")
+    c.finish("installed TLS")
+
+
+def same_tls(before_path, after_path):
+    c = Checker()
+    with open(before_path, encoding="utf-8") as f:
+        before = json.load(f)
+    with open(after_path, encoding="utf-8") as f:
+        after = json.load(f)
+    for key in ("ca.crt", "tls.crt", "tls.key"):
+        c.check(before["secret"]["data"].get(key) == after["secret"]["data"].get(key),
+                f"Secret {key} changed across helm upgrade")
+    for key in ("mutating", "validating"):
+        c.check(before[key]["webhooks"][0]["clientConfig"].get("caBundle")
+                == after[key]["webhooks"][0]["clientConfig"].get("caBundle"),
+                f"{key} caBundle changed across helm upgrade")
+    c.finish("TLS reused across upgrade")
+
+
+def main(argv):
+    commands = {
+        "render": (check_render, 4),
+        "split": (split, 2),
+        "pick": (pick, 2),
+        "installed-tls": (installed_tls, 1),
+        "same-tls": (same_tls, 2),
+    }
+    if len(argv) < 2 or argv[1] not in commands or len(argv) - 2 != commands[argv[1]][1]:
+        sys.exit(__doc__)
+    func, _ = commands[argv[1]]
+    func(*argv[2:])
+
+
+if __name__ == "__main__":
+    main(sys.argv)
