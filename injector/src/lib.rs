@@ -1,1 +1,25 @@
-//! Weft proxy injection.
+//! Weft proxy injection: the pure decision whether a pod gets the proxy, the JSON patch that adds it, the
+//! webhook's request/response handling, and the offline manifest processing behind the `weft` CLI.
+//! No I/O happens here.
+
+pub mod admission;
+pub mod cli;
+pub mod config;
+mod decision;
+pub mod manifest;
+mod overrides;
+mod patch;
+mod pod_view;
+pub mod sidecar;
+pub mod status;
+pub mod uninject;
+pub mod values;
+
+pub use decision::{
+    Decision, Injector, RejectReason, Rejection, SkipReason, INJECT_ANNOTATION, SYSTEM_NAMESPACES,
+};
+pub use overrides::{override_keys, OVERRIDE_PREFIX};
+pub use patch::{
+    CONTROL_PLANE_NS_LABEL, CREATED_BY_ANNOTATION, DEFAULT_CONTAINER_ANNOTATION,
+    PROXY_VERSION_ANNOTATION,
+};

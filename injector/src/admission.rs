@@ -1,0 +1,162 @@
+//! The webhook path, pure: an AdmissionReview body in, a serialized AdmissionReview response out.
+//!
+//! Only CREATE of `pods` (no subresource) is mutated; any other operation, kind or subresource is allowed
+//! unchanged. dryRun requests get the same answer as real ones. A rejection is `allowed: false` with
+//! `status.code: 400` and a message naming the annotation or port.
+
+use crate::{
+    decision::{precheck, Decision, Precheck, RejectReason, SkipReason},
+    pod_view::PodView,
+    Injector,
+};
+use kube::core::{
+    admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation},
+    DynamicObject,
+};
+use std::collections::BTreeMap;
+
+/// A body that is not an AdmissionReview with a request. `Display` is one plain line, fit for an HTTP 400.
+#[derive(Debug, thiserror::Error)]
+pub enum BadReview {
+    #[error("the body is not an AdmissionReview: {0}")]
+    NotAReview(String),
+    #[error("the AdmissionReview has no request")]
+    NoRequest,
+}
+
+/// What the webhook did with one request (for logs and metrics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    Injected,
+    Skipped(SkipReason),
+    /// Not a pod CREATE (another operation, kind or a subresource): allowed unchanged.
+    Allowed,
+    Rejected(RejectReason),
+}
+
+impl Outcome {
+    /// `injected`, `skipped`, `allowed` or `rejected`.
+    pub fn result(&self) -> &'static str {
+        match self {
+            Outcome::Injected => "injected",
+            Outcome::Skipped(_) => "skipped",
+            Outcome::Allowed => "allowed",
+            Outcome::Rejected(_) => "rejected",
+        }
+    }
+
+    /// The skip or reject reason (snake_case), or the empty string when there is none.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Outcome::Skipped(r) => r.as_str(),
+            Outcome::Rejected(r) => r.as_str(),
+            Outcome::Injected | Outcome::Allowed => "",
+        }
+    }
+}
+
+/// A serialized AdmissionReview v1 response and what it decided.
+#[derive(Debug)]
+pub struct Reviewed {
+    pub review: Vec<u8>,
+    pub outcome: Outcome,
+    /// The warnings sent back to the user (also worth logging).
+    pub warnings: Vec<String>,
+}
+
+/// Parses a request body.
+pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, BadReview> {
+    let review: AdmissionReview<DynamicObject> = serde_json::from_slice(body).map_err(|e| {
+        let mut msg = e.to_string();
+        msg.truncate(200);
+        BadReview::NotAReview(msg)
+    })?;
+    review.try_into().map_err(|_| BadReview::NoRequest)
+}
+
+fn is_pod_create(request: &AdmissionRequest<DynamicObject>) -> bool {
+    matches!(request.operation, Operation::Create)
+        && request.resource.group.is_empty()
+        && request.resource.resource == "pods"
+        && request.sub_resource.as_deref().is_none_or(str::is_empty)
+}
+
+fn namespace_of(request: &AdmissionRequest<DynamicObject>) -> &str {
+    request
+        .namespace
+        .as_deref()
+        .or_else(|| {
+            request
+                .object
+                .as_ref()
+                .and_then(|o| o.metadata.namespace.as_deref())
+        })
+        .unwrap_or("default")
+}
+
+fn view(object: &DynamicObject) -> PodView<'_> {
+    PodView::from_parts(
+        object.metadata.annotations.as_ref(),
+        object.metadata.labels.as_ref(),
+        &object.data,
+    )
+}
+
+/// False when the answer cannot depend on the namespace's annotations (not a pod CREATE, a system namespace,
+/// or the pod decides by itself: disabled, invalid, already injected, host network), so the namespace need
+/// not be looked up.
+pub fn uses_namespace(request: &AdmissionRequest<DynamicObject>) -> bool {
+    if !is_pod_create(request) {
+        return false;
+    }
+    let Some(object) = request.object.as_ref() else {
+        return false;
+    };
+    matches!(
+        precheck(&view(object), namespace_of(request), None),
+        Ok(Precheck::Continue { .. })
+    )
+}
+
+/// Answers one admission request.
+pub fn respond(
+    injector: &Injector,
+    request: &AdmissionRequest<DynamicObject>,
+    namespace_annotations: Option<&BTreeMap<String, String>>,
+) -> Reviewed {
+    let response = AdmissionResponse::from(request);
+    let object = match request.object.as_ref() {
+        Some(object) if is_pod_create(request) => object,
+        _ => return finish(response, Outcome::Allowed, Vec::new()),
+    };
+    match injector.decide(&view(object), namespace_of(request), namespace_annotations) {
+        Ok(Decision::Inject { patch, warnings }) => {
+            let response = response
+                .with_patch(patch)
+                .expect("a JSON patch of JSON values always serializes");
+            finish(response, Outcome::Injected, warnings)
+        }
+        Ok(Decision::Skip { reason, warnings }) => {
+            finish(response, Outcome::Skipped(reason), warnings)
+        }
+        Err(rejection) => {
+            let mut response = response.deny(&rejection.message);
+            response.result.code = 400;
+            response.result.reason = "BadRequest".to_string();
+            finish(response, Outcome::Rejected(rejection.reason), Vec::new())
+        }
+    }
+}
+
+fn finish(mut response: AdmissionResponse, outcome: Outcome, warnings: Vec<String>) -> Reviewed {
+    if !warnings.is_empty() {
+        response.warnings = Some(warnings.clone());
+    }
+    let review = serde_json::to_vec(&response.into_review())
+        .expect("an AdmissionReview response of strings and bytes always serializes");
+    Reviewed {
+        review,
+        outcome,
+        warnings,
+    }
+}

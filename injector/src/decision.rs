@@ -1,0 +1,265 @@
+//! Whether a pod gets the proxy: the [`Injector`] and the outcomes of a decision.
+//!
+//! Order of the checks (the first that applies wins):
+//! 1. system namespaces and the control plane's own namespace are skipped, whatever the pod says, so a bad
+//!    annotation can never block the cluster's own pods;
+//! 2. the pod's `weft.dev/inject` (`enabled` | `disabled`; any other value rejects the pod), else the
+//!    namespace's (an invalid value counts as not enabled, with a warning);
+//! 3. pods that already carry Weft's containers, ports or volume are skipped (API-server reinvocation is harmless);
+//! 4. `hostNetwork` pods are skipped;
+//! 5. overrides are validated (an invalid pod-level value rejects), then app ports are checked against the
+//!    proxy's ports (a clash rejects), and the patch is built.
+
+use crate::{
+    config::ProxyConfig,
+    overrides::{effective_config, not_a_string},
+    patch,
+    pod_view::{container_name, container_ports, PodView},
+    sidecar::{self, INIT_NAME, PROXY_NAME, PROXY_PORTS},
+};
+use std::{collections::BTreeMap, fmt};
+
+/// The annotation, on a namespace or a pod, that opts into injection.
+pub const INJECT_ANNOTATION: &str = "weft.dev/inject";
+
+/// Namespaces whose pods are never injected.
+pub const SYSTEM_NAMESPACES: &[&str] = &["kube-system", "kube-public", "kube-node-lease"];
+
+/// The result of deciding about one pod.
+#[derive(Debug)]
+pub enum Decision {
+    /// Inject: apply `patch` to the pod.
+    Inject {
+        patch: json_patch::Patch,
+        warnings: Vec<String>,
+    },
+    /// Leave the pod unchanged.
+    Skip {
+        reason: SkipReason,
+        warnings: Vec<String>,
+    },
+}
+
+impl Decision {
+    pub fn warnings(&self) -> &[String] {
+        match self {
+            Decision::Inject { warnings, .. } | Decision::Skip { warnings, .. } => warnings,
+        }
+    }
+}
+
+/// Why a pod is left unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SkipReason {
+    /// Neither the pod nor its namespace says `weft.dev/inject: enabled`.
+    NotEnabled,
+    /// The pod says `weft.dev/inject: disabled`.
+    Disabled,
+    /// The pod uses the host's network namespace.
+    HostNetwork,
+    /// The pod already has Weft's containers.
+    AlreadyInjected,
+    /// The pod is in `kube-system`, `kube-public` or `kube-node-lease`.
+    SystemNamespace,
+    /// The pod is in the Weft control plane's namespace.
+    ControlPlaneNamespace,
+}
+
+impl SkipReason {
+    /// A snake_case name, used as a metrics label.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SkipReason::NotEnabled => "not_enabled",
+            SkipReason::Disabled => "disabled",
+            SkipReason::HostNetwork => "host_network",
+            SkipReason::AlreadyInjected => "already_injected",
+            SkipReason::SystemNamespace => "system_namespace",
+            SkipReason::ControlPlaneNamespace => "control_plane_namespace",
+        }
+    }
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SkipReason::NotEnabled => "injection not enabled on the pod or its namespace",
+            SkipReason::Disabled => "weft.dev/inject is disabled on the pod",
+            SkipReason::HostNetwork => "the pod uses the host network",
+            SkipReason::AlreadyInjected => "the pod is already injected",
+            SkipReason::SystemNamespace => "system namespace",
+            SkipReason::ControlPlaneNamespace => "Weft control plane namespace",
+        })
+    }
+}
+
+/// A pod that must not be admitted as it is; `message` names the annotation or port and the accepted form.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Rejection {
+    pub reason: RejectReason,
+    pub message: String,
+}
+
+/// Why a pod is rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RejectReason {
+    /// A `weft.dev/inject` or `config.weft.dev/` annotation has an invalid value.
+    InvalidAnnotation,
+    /// An app container declares one of the proxy's ports.
+    PortConflict,
+}
+
+impl RejectReason {
+    /// A snake_case name, used as a metrics label.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RejectReason::InvalidAnnotation => "invalid_annotation",
+            RejectReason::PortConflict => "port_conflict",
+        }
+    }
+}
+
+/// Decides about pods and builds their patches with one validated configuration.
+#[derive(Clone, Debug)]
+pub struct Injector {
+    config: ProxyConfig,
+}
+
+/// The outcome of the checks that do not depend on the namespace.
+#[derive(Debug)]
+pub(crate) enum Precheck {
+    Skip(SkipReason),
+    /// The pod itself says enabled (`Some(true)`), disabled is a skip, or says nothing (`None`).
+    Continue {
+        pod_enabled: Option<bool>,
+    },
+}
+
+impl Injector {
+    pub fn new(config: ProxyConfig) -> Self {
+        Self { config }
+    }
+
+    pub fn config(&self) -> &ProxyConfig {
+        &self.config
+    }
+
+    /// Decides and builds the patch for one pod, or a pod template (`{metadata, spec}`, same shape).
+    /// `namespace_annotations`: the namespace's annotations if known (`None`: unknown namespace, not enabled).
+    pub fn inject(
+        &self,
+        pod: &serde_json::Value,
+        namespace: &str,
+        namespace_annotations: Option<&BTreeMap<String, String>>,
+    ) -> Result<Decision, Rejection> {
+        self.decide(&PodView::from_json(pod), namespace, namespace_annotations)
+    }
+
+    pub(crate) fn decide(
+        &self,
+        pod: &PodView<'_>,
+        namespace: &str,
+        namespace_annotations: Option<&BTreeMap<String, String>>,
+    ) -> Result<Decision, Rejection> {
+        let mut warnings = Vec::new();
+        let control_plane = Some(self.config.control_plane_namespace.as_str());
+        let pod_enabled = match precheck(pod, namespace, control_plane)? {
+            Precheck::Skip(reason) => return Ok(Decision::Skip { reason, warnings }),
+            Precheck::Continue { pod_enabled } => pod_enabled,
+        };
+        let namespace_enabled = match namespace_annotations.and_then(|a| a.get(INJECT_ANNOTATION)) {
+            None => false,
+            Some(v) if v == "enabled" => true,
+            Some(v) if v == "disabled" => false,
+            Some(v) => {
+                warnings.push(format!(
+                    "namespace {namespace}: {INJECT_ANNOTATION}: {v:?} is not valid (accepted: \"enabled\", \"disabled\"); the namespace counts as not enabled"
+                ));
+                false
+            }
+        };
+        if !pod_enabled.unwrap_or(namespace_enabled) {
+            return Ok(Decision::Skip {
+                reason: SkipReason::NotEnabled,
+                warnings,
+            });
+        }
+        let (config, ns_warnings) =
+            effective_config(&self.config, namespace, namespace_annotations, pod)?;
+        warnings.extend(ns_warnings);
+        check_port_conflicts(pod)?;
+        let patch = patch::build(pod, &config)?;
+        Ok(Decision::Inject { patch, warnings })
+    }
+}
+
+/// The checks that need neither the namespace's annotations nor the configuration overrides.
+/// `control_plane`: the control plane's namespace, when known.
+pub(crate) fn precheck(
+    pod: &PodView<'_>,
+    namespace: &str,
+    control_plane: Option<&str>,
+) -> Result<Precheck, Rejection> {
+    if SYSTEM_NAMESPACES.contains(&namespace) {
+        return Ok(Precheck::Skip(SkipReason::SystemNamespace));
+    }
+    if control_plane == Some(namespace) {
+        return Ok(Precheck::Skip(SkipReason::ControlPlaneNamespace));
+    }
+    let pod_enabled = match pod
+        .annotation(INJECT_ANNOTATION)
+        .map_err(|e| not_a_string(e.key))?
+    {
+        None => None,
+        Some("enabled") => Some(true),
+        Some("disabled") => return Ok(Precheck::Skip(SkipReason::Disabled)),
+        Some(other) => return Err(Rejection {
+            reason: crate::RejectReason::InvalidAnnotation,
+            message: format!(
+                "{INJECT_ANNOTATION}: {other:?} is not valid (accepted: \"enabled\", \"disabled\")"
+            ),
+        }),
+    };
+    if already_injected(pod) {
+        return Ok(Precheck::Skip(SkipReason::AlreadyInjected));
+    }
+    if pod.host_network() {
+        return Ok(Precheck::Skip(SkipReason::HostNetwork));
+    }
+    Ok(Precheck::Continue { pod_enabled })
+}
+
+/// A container, port or volume that only injection creates is present.
+fn already_injected(pod: &PodView<'_>) -> bool {
+    let weft_container = pod.all_containers().any(|(c, _)| {
+        let name = container_name(c);
+        name == PROXY_NAME
+            || name == INIT_NAME
+            || container_ports(c)
+                .any(|p| matches!(p.name, Some(n) if sidecar::PROXY_PORT_NAMES.contains(&n)))
+    });
+    weft_container
+        || pod.spec_array("volumes").iter().any(|v| {
+            v.get("name").and_then(serde_json::Value::as_str) == Some(sidecar::TOKEN_VOLUME)
+        })
+}
+
+/// An app container (or init container) declaring a TCP port the proxy uses would break traffic.
+fn check_port_conflicts(pod: &PodView<'_>) -> Result<(), Rejection> {
+    for (container, init) in pod.all_containers() {
+        for port in container_ports(container) {
+            let Some(number) = port.port else { continue };
+            if port.tcp && PROXY_PORTS.iter().any(|p| i64::from(*p) == number) {
+                return Err(Rejection {
+                    reason: RejectReason::PortConflict,
+                    message: format!(
+                        "{kind} {name:?} declares port {number}, which the Weft proxy uses (4140 outbound, 4143 inbound, 4191 admin); use another port or set {INJECT_ANNOTATION}: disabled",
+                        kind = if init { "init container" } else { "container" },
+                        name = port.container,
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}

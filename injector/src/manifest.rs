@@ -1,0 +1,298 @@
+//! Offline processing of multi-document YAML manifests for `weft inject` and `weft uninject`: each Kubernetes
+//! object is handled at its pod template, every other object passes through untouched, and documents stay in
+//! order. Everything is produced in memory, so invalid input yields an error and no partial output.
+//!
+//! | kind                                                    | pod template                     |
+//! |---------------------------------------------------------|----------------------------------|
+//! | Pod                                                     | the object itself                |
+//! | Deployment, StatefulSet, DaemonSet, ReplicaSet, Job     | `spec.template`                  |
+//! | CronJob                                                 | `spec.jobTemplate.spec.template` |
+//! | List                                                    | each of `items`, recursively     |
+
+use crate::{
+    uninject::{uninject, Uninjected},
+    Decision, Injector, INJECT_ANNOTATION,
+};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// How `weft inject` changes pod templates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InjectMode {
+    /// Only add `weft.dev/inject: enabled`; the webhook injects at admission.
+    Annotate,
+    /// Inject the proxy now, with exactly the webhook's code, the namespace counted as enabled.
+    Manual,
+}
+
+/// The output YAML and one report line per object (plus warnings).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Processed {
+    pub yaml: String,
+    pub report: Vec<String>,
+}
+
+/// Invalid input. Each message names the document (1-based) and, where there is one, the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("document {doc}: invalid YAML: {message}")]
+    Yaml { doc: usize, message: String },
+    #[error("document {doc}{object}: {field}: {message}")]
+    Field {
+        doc: usize,
+        object: String,
+        field: String,
+        message: String,
+    },
+    #[error("document {doc}{object}: {message}")]
+    Object {
+        doc: usize,
+        object: String,
+        message: String,
+    },
+}
+
+/// `weft inject`.
+pub fn inject(
+    input: &str,
+    injector: &Injector,
+    mode: InjectMode,
+) -> Result<Processed, ManifestError> {
+    process(input, &mut |template, ctx| {
+        inject_template(template, ctx, injector, mode)
+    })
+}
+
+/// `weft uninject`.
+pub fn uninject_manifest(input: &str) -> Result<Processed, ManifestError> {
+    process(input, &mut |template, ctx| match uninject(template) {
+        Ok(Uninjected::Removed) => Ok(vec![format!("{}: uninjected", ctx.object)]),
+        Ok(Uninjected::OptInRemoved) => Ok(vec![format!(
+            "{}: uninjected ({INJECT_ANNOTATION} removed)",
+            ctx.object
+        )]),
+        Ok(Uninjected::Unchanged) => Ok(vec![format!("{}: unchanged (not injected)", ctx.object)]),
+        Err(e) => Err(ctx.error(e.to_string())),
+    })
+}
+
+/// Where a pod template was found, for reports and errors.
+struct Context<'a> {
+    doc: usize,
+    object: String,
+    namespace: &'a str,
+    template_path: &'a str,
+}
+
+impl Context<'_> {
+    fn error(&self, message: String) -> ManifestError {
+        ManifestError::Object {
+            doc: self.doc,
+            object: format!(" ({})", self.object),
+            message,
+        }
+    }
+}
+
+type TemplateFn<'f> =
+    dyn FnMut(&mut Value, &Context<'_>) -> Result<Vec<String>, ManifestError> + 'f;
+
+fn process(input: &str, f: &mut TemplateFn<'_>) -> Result<Processed, ManifestError> {
+    let mut docs = Vec::new();
+    for (i, document) in serde_norway::Deserializer::from_str(input).enumerate() {
+        let value = Value::deserialize(document).map_err(|e| ManifestError::Yaml {
+            doc: i + 1,
+            message: e.to_string(),
+        })?;
+        docs.push(value);
+    }
+    let mut report = Vec::new();
+    let mut yaml = String::new();
+    let mut first = true;
+    for (i, doc) in docs.iter_mut().enumerate() {
+        if doc.is_null() {
+            continue; // an empty document, e.g. after a trailing `---`
+        }
+        visit(doc, i + 1, "", f, &mut report)?;
+        if !first {
+            yaml.push_str("---\n");
+        }
+        first = false;
+        let text = serde_norway::to_string(doc).map_err(|e| ManifestError::Yaml {
+            doc: i + 1,
+            message: e.to_string(),
+        })?;
+        yaml.push_str(&text);
+    }
+    Ok(Processed { yaml, report })
+}
+
+/// The path from the object to its pod template, by kind; `None` for kinds that pass through.
+fn template_path(kind: &str) -> Option<&'static [&'static str]> {
+    match kind {
+        "Pod" => Some(&[]),
+        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" => {
+            Some(&["spec", "template"])
+        }
+        "CronJob" => Some(&["spec", "jobTemplate", "spec", "template"]),
+        _ => None,
+    }
+}
+
+fn visit(
+    object: &mut Value,
+    doc: usize,
+    prefix: &str,
+    f: &mut TemplateFn<'_>,
+    report: &mut Vec<String>,
+) -> Result<(), ManifestError> {
+    let field_error = |object: String, field: String, message: &str| ManifestError::Field {
+        doc,
+        object,
+        field,
+        message: message.to_string(),
+    };
+    let Some(map) = object.as_object() else {
+        return Err(field_error(
+            String::new(),
+            prefix.trim_end_matches('.').to_string(),
+            "expected a Kubernetes object (a mapping with apiVersion and kind)",
+        ));
+    };
+    let Some(kind) = map.get("kind").and_then(Value::as_str).map(str::to_string) else {
+        return Err(field_error(
+            String::new(),
+            format!("{prefix}kind"),
+            "missing or not a string",
+        ));
+    };
+    let name = map
+        .get("metadata")
+        .and_then(|m| m.get("name").or_else(|| m.get("generateName")))
+        .and_then(Value::as_str)
+        .unwrap_or("(unnamed)");
+    let object_name = format!("{}/{name}", kind.to_ascii_lowercase());
+    let namespace = map
+        .get("metadata")
+        .and_then(|m| m.get("namespace"))
+        .and_then(Value::as_str)
+        .unwrap_or("default")
+        .to_string();
+    let label = format!(" ({object_name})");
+
+    if kind == "List" {
+        let Some(items) = object.get_mut("items").and_then(Value::as_array_mut) else {
+            return Err(field_error(
+                label,
+                format!("{prefix}items"),
+                "missing or not a list",
+            ));
+        };
+        for (i, item) in items.iter_mut().enumerate() {
+            visit(item, doc, &format!("{prefix}items[{i}]."), f, report)?;
+        }
+        return Ok(());
+    }
+    let Some(path) = template_path(&kind) else {
+        report.push(format!(
+            "{object_name}: unchanged (kind {kind} has no pod template)"
+        ));
+        return Ok(());
+    };
+    let mut template = object;
+    let mut walked = String::from(prefix);
+    for token in path {
+        walked.push_str(token);
+        template = match template.get_mut(*token) {
+            Some(next) if next.is_object() => next,
+            _ => {
+                return Err(field_error(
+                    label,
+                    walked,
+                    "missing: a workload needs a pod template",
+                ))
+            }
+        };
+        walked.push('.');
+    }
+    if !template.get("spec").is_some_and(Value::is_object) {
+        return Err(field_error(
+            label,
+            format!("{walked}spec"),
+            "missing: a pod template needs a spec with containers",
+        ));
+    }
+    let ctx = Context {
+        doc,
+        object: object_name,
+        namespace: &namespace,
+        template_path: &walked,
+    };
+    report.extend(f(template, &ctx)?);
+    Ok(())
+}
+
+fn inject_template(
+    template: &mut Value,
+    ctx: &Context<'_>,
+    injector: &Injector,
+    mode: InjectMode,
+) -> Result<Vec<String>, ManifestError> {
+    let enabled: BTreeMap<String, String> =
+        [(INJECT_ANNOTATION.to_string(), "enabled".to_string())].into();
+    let decision = injector
+        .inject(template, ctx.namespace, Some(&enabled))
+        .map_err(|rejection| ctx.error(rejection.message))?;
+    let mut lines: Vec<String> = decision
+        .warnings()
+        .iter()
+        .map(|w| format!("{}: warning: {w}", ctx.object))
+        .collect();
+    match decision {
+        Decision::Skip { reason, .. } => lines.push(format!("{}: skipped ({reason})", ctx.object)),
+        Decision::Inject { patch, .. } => match mode {
+            InjectMode::Manual => {
+                json_patch::patch(template, &patch).map_err(|e| {
+                    ctx.error(format!(
+                        "{}: cannot apply the injection patch: {e}",
+                        ctx.template_path.trim_end_matches('.')
+                    ))
+                })?;
+                lines.push(format!("{}: injected", ctx.object));
+            }
+            InjectMode::Annotate => {
+                set_annotation(template, INJECT_ANNOTATION, "enabled");
+                lines.push(format!(
+                    "{}: injected ({INJECT_ANNOTATION}: enabled)",
+                    ctx.object
+                ));
+            }
+        },
+    }
+    Ok(lines)
+}
+
+fn set_annotation(template: &mut Value, key: &str, value: &str) {
+    let Some(obj) = template.as_object_mut() else {
+        return;
+    };
+    let metadata = obj
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !metadata.is_object() {
+        *metadata = Value::Object(Map::new());
+    }
+    let Some(metadata) = metadata.as_object_mut() else {
+        return;
+    };
+    let annotations = metadata
+        .entry("annotations")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !annotations.is_object() {
+        *annotations = Value::Object(Map::new());
+    }
+    if let Some(annotations) = annotations.as_object_mut() {
+        annotations.insert(key.to_string(), Value::String(value.to_string()));
+    }
+}

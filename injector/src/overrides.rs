@@ -1,0 +1,176 @@
+//! Per-pod configuration: `config.weft.dev/` annotations on the pod override those on its namespace, which
+//! override the controller's flags. An invalid pod-level value rejects the pod; an invalid namespace-level value
+//! is ignored with a warning, so one bad namespace annotation cannot block every pod in it.
+
+use crate::{
+    config::{ProxyConfig, Resources},
+    decision::{RejectReason, Rejection},
+    pod_view::PodView,
+    values::{self, InvalidValue, Quantity},
+};
+use std::collections::BTreeMap;
+
+/// Prefix of every override annotation.
+pub const OVERRIDE_PREFIX: &str = "config.weft.dev/";
+
+type Apply = fn(&mut ProxyConfig, &str) -> Result<(), InvalidValue>;
+
+/// Every override: the annotation key and how its value is applied to the configuration.
+const OVERRIDES: &[(&str, Apply)] = &[
+    ("config.weft.dev/proxy-image", |c, v| {
+        c.proxy_image = values::parse_image(v)?;
+        Ok(())
+    }),
+    ("config.weft.dev/proxy-version", |c, v| {
+        c.proxy_version = values::parse_tag(v)?;
+        Ok(())
+    }),
+    ("config.weft.dev/proxy-log-level", |c, v| {
+        c.log_level = values::parse_log_level(v)?;
+        Ok(())
+    }),
+    ("config.weft.dev/proxy-cpu-request", |c, v| {
+        c.resources.cpu_request = Some(values::parse_quantity(v)?);
+        Ok(())
+    }),
+    ("config.weft.dev/proxy-cpu-limit", |c, v| {
+        c.resources.cpu_limit = Some(values::parse_quantity(v)?);
+        Ok(())
+    }),
+    ("config.weft.dev/proxy-memory-request", |c, v| {
+        c.resources.memory_request = Some(values::parse_quantity(v)?);
+        Ok(())
+    }),
+    ("config.weft.dev/proxy-memory-limit", |c, v| {
+        c.resources.memory_limit = Some(values::parse_quantity(v)?);
+        Ok(())
+    }),
+    ("config.weft.dev/proxy-uid", |c, v| {
+        c.proxy_uid = values::parse_uid(v)?;
+        Ok(())
+    }),
+    ("config.weft.dev/skip-inbound-ports", |c, v| {
+        c.skip_inbound_ports = values::parse_port_list(v)?;
+        Ok(())
+    }),
+    ("config.weft.dev/skip-outbound-ports", |c, v| {
+        c.skip_outbound_ports = values::parse_port_list(v)?;
+        Ok(())
+    }),
+    ("config.weft.dev/opaque-ports", |c, v| {
+        c.opaque_ports = values::parse_port_list(v)?;
+        Ok(())
+    }),
+    ("config.weft.dev/native-sidecar", |c, v| {
+        c.native_sidecar = values::parse_bool(v)?;
+        Ok(())
+    }),
+];
+
+/// The keys of every supported override annotation.
+pub fn override_keys() -> impl Iterator<Item = &'static str> {
+    OVERRIDES.iter().map(|(key, _)| *key)
+}
+
+/// A resource request that exceeds its limit (the API server would refuse such a pod).
+#[derive(Debug)]
+pub(crate) struct LimitProblem<'a> {
+    pub request_flag: &'static str,
+    pub limit_flag: &'static str,
+    pub request: &'a Quantity,
+    pub limit: &'a Quantity,
+}
+
+pub(crate) fn request_above_limit(r: &Resources) -> Option<LimitProblem<'_>> {
+    let pairs = [
+        (
+            "proxy-cpu-request",
+            "proxy-cpu-limit",
+            &r.cpu_request,
+            &r.cpu_limit,
+        ),
+        (
+            "proxy-memory-request",
+            "proxy-memory-limit",
+            &r.memory_request,
+            &r.memory_limit,
+        ),
+    ];
+    pairs
+        .into_iter()
+        .find_map(|(request_flag, limit_flag, request, limit)| {
+            let (request, limit) = (request.as_ref()?, limit.as_ref()?);
+            (values::quantity_value(request) > values::quantity_value(limit)).then_some(
+                LimitProblem {
+                    request_flag,
+                    limit_flag,
+                    request,
+                    limit,
+                },
+            )
+        })
+}
+
+/// Applies namespace then pod overrides to a copy of the flag configuration.
+/// Returns the effective configuration and warnings about ignored namespace-level values.
+pub(crate) fn effective_config(
+    base: &ProxyConfig,
+    namespace: &str,
+    namespace_annotations: Option<&BTreeMap<String, String>>,
+    pod: &PodView<'_>,
+) -> Result<(ProxyConfig, Vec<String>), Rejection> {
+    let mut config = base.clone();
+    let mut warnings = Vec::new();
+    if let Some(ns) = namespace_annotations {
+        for (key, apply) in OVERRIDES {
+            if let Some(value) = ns.get(*key) {
+                if let Err(invalid) = apply(&mut config, value) {
+                    warnings.push(format!(
+                        "namespace {namespace}: ignored {key}: {invalid}; the controller's setting is used"
+                    ));
+                }
+            }
+        }
+        if let Some(problem) = request_above_limit(&config.resources) {
+            warnings.push(format!(
+                "namespace {namespace}: ignored {OVERRIDE_PREFIX}{}/{}: request {:?} is above limit {:?}",
+                problem.request_flag,
+                problem.limit_flag,
+                problem.request.as_str(),
+                problem.limit.as_str()
+            ));
+            config.resources = base.resources.clone();
+        }
+    }
+    for (key, apply) in OVERRIDES {
+        let value = pod.annotation(key).map_err(|e| not_a_string(e.key))?;
+        if let Some(value) = value {
+            apply(&mut config, value).map_err(|invalid| Rejection {
+                reason: RejectReason::InvalidAnnotation,
+                message: format!("{key}: {invalid}"),
+            })?;
+        }
+    }
+    if let Some(problem) = request_above_limit(&config.resources) {
+        return Err(Rejection {
+            reason: RejectReason::InvalidAnnotation,
+            message: format!(
+                "{OVERRIDE_PREFIX}{}: {:?} is above the proxy's limit {:?} ({OVERRIDE_PREFIX}{}); a request must not exceed its limit",
+                problem.request_flag,
+                problem.request.as_str(),
+                problem.limit.as_str(),
+                problem.limit_flag,
+            ),
+        });
+    }
+    Ok((config, warnings))
+}
+
+pub(crate) fn not_a_string(key: &str) -> Rejection {
+    Rejection {
+        reason: RejectReason::InvalidAnnotation,
+        message: format!(
+            "{key}: the annotation value must be a string (quote it in YAML, e.g. \"true\")"
+        ),
+    }
+}

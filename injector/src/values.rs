@@ -1,0 +1,407 @@
+//! Parsers for the values a proxy setting may take, shared by command-line flags and `config.weft.dev/`
+//! annotations. Each parser returns an [`InvalidValue`] describing the accepted form; the caller prefixes it
+//! with the flag or annotation that held the value.
+
+use std::fmt;
+
+/// Why one value was refused: the value itself and a description of the accepted form.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidValue {
+    pub value: String,
+    pub problem: String,
+}
+
+impl InvalidValue {
+    fn new(value: &str, problem: impl Into<String>) -> Self {
+        Self {
+            value: value.to_string(),
+            problem: problem.into(),
+        }
+    }
+}
+
+impl fmt::Display for InvalidValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?} {}", self.value, self.problem)
+    }
+}
+
+/// An inclusive range of TCP ports, `lo..=hi`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PortRange {
+    pub lo: u16,
+    pub hi: u16,
+}
+
+impl PortRange {
+    pub fn contains(&self, port: u16) -> bool {
+        self.lo <= port && port <= self.hi
+    }
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.lo == self.hi {
+            write!(f, "{}", self.lo)
+        } else {
+            write!(f, "{}-{}", self.lo, self.hi)
+        }
+    }
+}
+
+/// A list of ports and port ranges such as `25,8000-8010`, kept in the order given.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PortList(Vec<PortRange>);
+
+impl PortList {
+    pub fn ranges(&self) -> &[PortRange] {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn contains(&self, port: u16) -> bool {
+        self.0.iter().any(|r| r.contains(port))
+    }
+}
+
+impl fmt::Display for PortList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, range) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{range}")?;
+        }
+        Ok(())
+    }
+}
+
+const PORT_LIST_FORM: &str =
+    "is not a list of ports (accepted: comma-separated ports 1-65535 and ranges lo-hi, e.g. \"25,8000-8010\")";
+
+/// Parses `25,8000-8010`. Blanks around items are allowed; an empty string is the empty list.
+pub fn parse_port_list(value: &str) -> Result<PortList, InvalidValue> {
+    let mut ranges = Vec::new();
+    if value.trim().is_empty() {
+        return Ok(PortList(ranges));
+    }
+    for item in value.split(',') {
+        let item = item.trim();
+        let range = match item.split_once('-') {
+            Some((lo, hi)) => {
+                let lo = parse_port(lo.trim())
+                    .ok_or_else(|| InvalidValue::new(value, PORT_LIST_FORM))?;
+                let hi = parse_port(hi.trim())
+                    .ok_or_else(|| InvalidValue::new(value, PORT_LIST_FORM))?;
+                if lo > hi {
+                    return Err(InvalidValue::new(
+                        value,
+                        format!("has a range {item:?} whose start is above its end (ranges are lo-hi with lo <= hi)"),
+                    ));
+                }
+                PortRange { lo, hi }
+            }
+            None => {
+                let port =
+                    parse_port(item).ok_or_else(|| InvalidValue::new(value, PORT_LIST_FORM))?;
+                PortRange { lo: port, hi: port }
+            }
+        };
+        ranges.push(range);
+    }
+    Ok(PortList(ranges))
+}
+
+fn parse_port(s: &str) -> Option<u16> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse::<u16>().ok().filter(|p| *p != 0)
+}
+
+/// A validated Kubernetes resource quantity, kept exactly as written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Quantity(String);
+
+impl Quantity {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Quantity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+const QUANTITY_FORM: &str =
+    "is not a Kubernetes quantity (e.g. \"100m\", \"0.5\", \"1\", \"20Mi\", \"1Gi\", \"1e3\")";
+
+/// Validates the Kubernetes quantity grammar: a non-negative decimal number followed by nothing, a decimal SI
+/// suffix (`m`, `k`, `M`, `G`, `T`, `P`, `E`), a binary SI suffix (`Ki` .. `Ei`) or an exponent (`e3`, `E-2`).
+/// Negative values are refused: a proxy resource cannot be negative.
+pub fn parse_quantity(value: &str) -> Result<Quantity, InvalidValue> {
+    if value.starts_with('-') {
+        return Err(InvalidValue::new(
+            value,
+            "is negative; a resource quantity must be 0 or more",
+        ));
+    }
+    let body = value.strip_prefix('+').unwrap_or(value);
+    let number_len = body
+        .bytes()
+        .take_while(|b| b.is_ascii_digit() || *b == b'.')
+        .count();
+    let (number, suffix) = body.split_at(number_len);
+    let digits = number.bytes().filter(u8::is_ascii_digit).count();
+    let dots = number.bytes().filter(|b| *b == b'.').count();
+    let number_ok = digits > 0 && dots <= 1;
+    let suffix_ok = matches!(
+        suffix,
+        "" | "m" | "k" | "M" | "G" | "T" | "P" | "E" | "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei"
+    ) || is_exponent(suffix);
+    if number_ok && suffix_ok {
+        Ok(Quantity(value.to_string()))
+    } else {
+        Err(InvalidValue::new(value, QUANTITY_FORM))
+    }
+}
+
+fn is_exponent(suffix: &str) -> bool {
+    let Some(rest) = suffix.strip_prefix(['e', 'E']) else {
+        return false;
+    };
+    let rest = rest.strip_prefix(['+', '-']).unwrap_or(rest);
+    !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Approximate numeric value of a validated quantity, used only to compare a request with its limit.
+pub fn quantity_value(q: &Quantity) -> f64 {
+    let body = q.0.strip_prefix('+').unwrap_or(&q.0);
+    let number_len = body
+        .bytes()
+        .take_while(|b| b.is_ascii_digit() || *b == b'.')
+        .count();
+    let (number, suffix) = body.split_at(number_len);
+    let base: f64 = number.parse().unwrap_or(0.0);
+    let factor = match suffix {
+        "" => 1.0,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "Ki" => 1024.0,
+        "Mi" => 1024.0_f64.powi(2),
+        "Gi" => 1024.0_f64.powi(3),
+        "Ti" => 1024.0_f64.powi(4),
+        "Pi" => 1024.0_f64.powi(5),
+        "Ei" => 1024.0_f64.powi(6),
+        exp => {
+            let e: i32 = exp[1..].parse().unwrap_or(0);
+            10.0_f64.powi(e)
+        }
+    };
+    base * factor
+}
+
+const UID_FORM: &str =
+    "is not a valid proxy uid (accepted: an integer from 1 to 2147483647; 0 (root) is refused)";
+
+/// A Linux uid for the proxy: 1..=2^31-1. Root is refused because the iptables rules exempt the proxy's uid,
+/// and exempting root would let every root process bypass the proxy.
+pub fn parse_uid(value: &str) -> Result<u32, InvalidValue> {
+    let uid: u32 = value
+        .trim()
+        .parse()
+        .map_err(|_| InvalidValue::new(value, UID_FORM))?;
+    if uid == 0 || uid > i32::MAX as u32 {
+        return Err(InvalidValue::new(value, UID_FORM));
+    }
+    Ok(uid)
+}
+
+/// `true` or `false`, exactly.
+pub fn parse_bool(value: &str) -> Result<bool, InvalidValue> {
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(InvalidValue::new(
+            value,
+            "is not a boolean (accepted: \"true\", \"false\")",
+        )),
+    }
+}
+
+/// A container image repository without a tag or digest, e.g. `ghcr.io/weft-dev/proxy` or `registry:5000/proxy`.
+pub fn parse_image(value: &str) -> Result<String, InvalidValue> {
+    const FORM: &str = "is not an image name without tag (e.g. \"ghcr.io/weft-dev/proxy\"; the tag comes from proxy-version)";
+    if value.is_empty() || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(InvalidValue::new(value, FORM));
+    }
+    let last = value.rsplit('/').next().unwrap_or(value);
+    if last.is_empty() || last.contains(':') || value.contains('@') {
+        return Err(InvalidValue::new(value, FORM));
+    }
+    Ok(value.to_string())
+}
+
+/// A full image reference (repository with optional tag or digest), e.g. `ghcr.io/weft-dev/proxy-init:v0.1.0`.
+pub fn parse_image_reference(value: &str) -> Result<String, InvalidValue> {
+    if value.is_empty()
+        || value.ends_with(['/', ':', '@'])
+        || value.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(InvalidValue::new(
+            value,
+            "is not an image reference (e.g. \"ghcr.io/weft-dev/proxy-init:v0.1.0\")",
+        ));
+    }
+    Ok(value.to_string())
+}
+
+/// An image tag: 1 to 128 of `[A-Za-z0-9_.-]`, not starting with `.` or `-`.
+pub fn parse_tag(value: &str) -> Result<String, InvalidValue> {
+    let ok = !value.is_empty()
+        && value.len() <= 128
+        && !value.starts_with(['.', '-'])
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(value.to_string())
+    } else {
+        Err(InvalidValue::new(
+            value,
+            "is not an image tag (accepted: 1-128 of letters, digits, '_', '.', '-', e.g. \"v0.1.0\")",
+        ))
+    }
+}
+
+/// A proxy log filter such as `warn,weft=info`: non-empty, no blanks or control characters.
+pub fn parse_log_level(value: &str) -> Result<String, InvalidValue> {
+    if value.is_empty() || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(InvalidValue::new(
+            value,
+            "is not a log filter (accepted: comma-separated levels or target=level, e.g. \"warn,weft=info\")",
+        ));
+    }
+    Ok(value.to_string())
+}
+
+/// `host:port` with a port 1-65535, e.g. `weft-policy.weft.svc.cluster.local:8090` or `[::1]:8090`.
+pub fn parse_host_port(value: &str) -> Result<String, InvalidValue> {
+    const FORM: &str = "is not host:port (e.g. \"weft-policy.weft.svc.cluster.local:8090\")";
+    let (host, port) = value
+        .rsplit_once(':')
+        .ok_or_else(|| InvalidValue::new(value, FORM))?;
+    let host_ok = !host.is_empty()
+        && !host
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '/');
+    if !host_ok || parse_port(port).is_none() {
+        return Err(InvalidValue::new(value, FORM));
+    }
+    Ok(value.to_string())
+}
+
+/// A Kubernetes namespace name (RFC 1123 label).
+pub fn parse_namespace(value: &str) -> Result<String, InvalidValue> {
+    let ok = !value.is_empty()
+        && value.len() <= 63
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !value.starts_with('-')
+        && !value.ends_with('-');
+    if ok {
+        Ok(value.to_string())
+    } else {
+        Err(InvalidValue::new(
+            value,
+            "is not a namespace name (accepted: 1-63 lowercase letters, digits and '-', e.g. \"weft\")",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn port_lists() {
+        let list = parse_port_list("25, 8000-8010,443").unwrap();
+        assert_eq!(list.to_string(), "25,8000-8010,443");
+        assert!(list.contains(8005) && list.contains(25) && !list.contains(26));
+        assert!(parse_port_list("").unwrap().is_empty());
+        assert!(parse_port_list("  ").unwrap().is_empty());
+        for bad in ["0", "65536", "a", "1-", "-5", "25,,26", "10-5", "1.5", "+3"] {
+            let err = parse_port_list(bad).unwrap_err();
+            assert_eq!(err.value, bad);
+        }
+        assert!(parse_port_list("10-5")
+            .unwrap_err()
+            .problem
+            .contains("lo <= hi"));
+        assert_eq!(parse_port_list("65535").unwrap().ranges()[0].hi, 65535);
+    }
+
+    #[test]
+    fn quantities() {
+        for ok in [
+            "100m", "0.5", "1", "20Mi", "1Gi", "1e3", "1E-2", ".5", "5.", "+1", "0", "2Ei", "3k",
+        ] {
+            assert!(parse_quantity(ok).is_ok(), "{ok} should be accepted");
+        }
+        for bad in [
+            "lots", "", "m", "1.2.3", "100mi", "1KB", "1 Gi", "1e", "Gi", "1i", "-1", "1e3.5",
+        ] {
+            assert!(parse_quantity(bad).is_err(), "{bad} should be refused");
+        }
+        assert!(parse_quantity("lots")
+            .unwrap_err()
+            .to_string()
+            .contains("is not a Kubernetes quantity"));
+        assert_eq!(quantity_value(&parse_quantity("250m").unwrap()), 0.25);
+        assert_eq!(quantity_value(&parse_quantity("1Ki").unwrap()), 1024.0);
+        assert_eq!(quantity_value(&parse_quantity("2e3").unwrap()), 2000.0);
+    }
+
+    #[test]
+    fn uids() {
+        assert_eq!(parse_uid("2102").unwrap(), 2102);
+        assert_eq!(parse_uid("2147483647").unwrap(), 2147483647);
+        for bad in ["0", "-1", "2147483648", "root", ""] {
+            assert!(parse_uid(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn images_tags_and_addresses() {
+        assert!(parse_image("ghcr.io/weft-dev/proxy").is_ok());
+        assert!(parse_image("registry:5000/proxy").is_ok());
+        assert!(parse_image("ghcr.io/weft-dev/proxy:v1").is_err());
+        assert!(parse_image("proxy@sha256:abc").is_err());
+        assert!(parse_image("has space").is_err());
+        assert!(parse_tag("v0.1.0").is_ok());
+        assert!(parse_tag("-x").is_err());
+        assert!(parse_tag("a:b").is_err());
+        assert!(parse_host_port("weft-policy.weft.svc.cluster.local:8090").is_ok());
+        assert!(parse_host_port("[::1]:8090").is_ok());
+        assert!(parse_host_port("nohost").is_err());
+        assert!(parse_host_port("h:0").is_err());
+        assert!(parse_namespace("weft").is_ok());
+        assert!(parse_namespace("Weft").is_err());
+        assert!(parse_bool("true").unwrap());
+        assert!(parse_bool("yes").is_err());
+        assert!(parse_log_level("warn,weft=info").is_ok());
+        assert!(parse_log_level("warn weft").is_err());
+    }
+}
