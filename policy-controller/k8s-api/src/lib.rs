@@ -1,1 +1,50 @@
-//! Weft policy resources.
+//! Weft policy resources (`policy.weft.dev/v1beta1`): [`Server`] and [`ServerAuthorization`],
+//! their validation, label selector matching, and CRD generation.
+
+mod authorization;
+pub mod crdgen;
+mod network;
+mod port;
+mod selector;
+mod server;
+pub mod validate;
+
+pub use self::{
+    authorization::{
+        Client, MeshTls, ServerAuthorization, ServerAuthorizationSpec, ServerTarget,
+        ServiceAccountRef,
+    },
+    network::{Cidr, Network},
+    port::{invalid_port_name, Port, PORT_FORMS},
+    selector::{LabelSelector, LabelSelectorRequirement, SelectorOperator},
+    server::{ProxyProtocol, Server, ServerSpec},
+};
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+
+/// The API group of Weft's policy resources.
+pub const GROUP: &str = "policy.weft.dev";
+
+/// The CustomResourceDefinitions of all Weft policy resources.
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    vec![Server::crd(), ServerAuthorization::crd()]
+}
+
+/// An invalid field: `field` is its path in the object (e.g. `spec.port`), `message` says what is
+/// wrong and what is accepted.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
