@@ -1,0 +1,187 @@
+//! The webhook path on hand-made requests: what is mutated, what is allowed unchanged, bad bodies, warnings.
+#![allow(clippy::unwrap_used)]
+
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use weft_injector::{
+    admission::{parse_review, respond, uses_namespace, BadReview, Outcome},
+    config::ProxyConfig,
+    Injector, RejectReason, SkipReason,
+};
+
+fn review(operation: &str, resource: &str, sub_resource: Option<&str>, namespace: &str, object: Value) -> Vec<u8> {
+    let mut request = json!({
+        "uid": "0b5c7e2a-0000-4000-8000-000000000001",
+        "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": resource},
+        "namespace": namespace,
+        "operation": operation,
+        "userInfo": {"username": "tester"},
+        "object": object,
+        "oldObject": null,
+        "dryRun": false,
+    });
+    if let Some(sub) = sub_resource {
+        request["subResource"] = sub.into();
+    }
+    serde_json::to_vec(&json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": request,
+    }))
+    .unwrap()
+}
+
+fn pod(annotations: Value) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "shop", "annotations": annotations},
+        "spec": {"containers": [{"name": "app", "image": "nginx", "ports": [{"containerPort": 8080}]}]},
+    })
+}
+
+fn ns(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+fn run(body: &[u8], namespace: Option<&BTreeMap<String, String>>) -> (Outcome, Value, Vec<String>) {
+    let injector = Injector::new(ProxyConfig::default());
+    let request = parse_review(body).unwrap();
+    let reviewed = respond(&injector, &request, namespace);
+    let review: Value = serde_json::from_slice(&reviewed.review).unwrap();
+    (reviewed.outcome, review["response"].clone(), reviewed.warnings)
+}
+
+#[test]
+fn bad_bodies_are_plain_errors() {
+    for body in [&b""[..], b"not json", b"[]", b"{\"kind\": 3}"] {
+        let err = parse_review(body).unwrap_err();
+        let text = err.to_string();
+        assert!(!text.contains('\n'), "{text}");
+        assert!(matches!(err, BadReview::NotAReview(_)), "{text}");
+    }
+    let err = parse_review(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#).unwrap_err();
+    assert!(matches!(err, BadReview::NoRequest), "{err}");
+}
+
+#[test]
+fn only_pod_creates_are_mutated() {
+    let enabled = pod(json!({"weft.dev/inject": "enabled"}));
+    let (outcome, response, _) = run(&review("CREATE", "pods", None, "shop", enabled.clone()), None);
+    assert_eq!(outcome, Outcome::Injected);
+    assert!(response["patch"].is_array());
+    for (op, resource, sub) in [
+        ("UPDATE", "pods", None),
+        ("DELETE", "pods", None),
+        ("CREATE", "pods", Some("ephemeralcontainers")),
+        ("CREATE", "pods", Some("binding")),
+        ("CREATE", "deployments", None),
+    ] {
+        let body = review(op, resource, sub, "shop", enabled.clone());
+        let (outcome, response, _) = run(&body, None);
+        assert_eq!(outcome, Outcome::Allowed, "{op} {resource} {sub:?}");
+        assert_eq!(response["allowed"], true);
+        assert!(response.get("patch").is_none());
+        assert_eq!(response["uid"], "0b5c7e2a-0000-4000-8000-000000000001");
+        assert!(!uses_namespace(&parse_review(&body).unwrap()));
+    }
+}
+
+#[test]
+fn rejections_are_400_with_the_message() {
+    let body = review(
+        "CREATE",
+        "pods",
+        None,
+        "shop",
+        pod(json!({"weft.dev/inject": "enabled", "config.weft.dev/skip-inbound-ports": "80-20"})),
+    );
+    let (outcome, response, _) = run(&body, None);
+    assert_eq!(outcome, Outcome::Rejected(RejectReason::InvalidAnnotation));
+    assert_eq!(outcome.result(), "rejected");
+    assert_eq!(outcome.reason(), "invalid_annotation");
+    assert_eq!(response["allowed"], false);
+    assert_eq!(response["status"]["code"], 400);
+    let message = response["status"]["message"].as_str().unwrap();
+    assert!(message.starts_with("config.weft.dev/skip-inbound-ports: \"80-20\""), "{message}");
+    assert!(response.get("patch").is_none());
+}
+
+#[test]
+fn invalid_namespace_values_warn_instead_of_blocking() {
+    let plain = review("CREATE", "pods", None, "shop", pod(json!({})));
+    let bad_inject = ns(&[("weft.dev/inject", "yes")]);
+    let (outcome, response, warnings) = run(&plain, Some(&bad_inject));
+    assert_eq!(outcome, Outcome::Skipped(SkipReason::NotEnabled));
+    assert_eq!(outcome.reason(), "not_enabled");
+    assert_eq!(response["allowed"], true);
+    assert_eq!(warnings.len(), 1);
+    assert!(warnings[0].contains("weft.dev/inject") && warnings[0].contains("\"yes\""), "{warnings:?}");
+    assert_eq!(response["warnings"][0].as_str().unwrap(), warnings[0]);
+
+    let bad_override = ns(&[
+        ("weft.dev/inject", "enabled"),
+        ("config.weft.dev/proxy-memory-limit", "much"),
+        ("config.weft.dev/proxy-log-level", "debug"),
+    ]);
+    let (outcome, response, warnings) = run(&plain, Some(&bad_override));
+    assert_eq!(outcome, Outcome::Injected);
+    assert!(warnings[0].contains("config.weft.dev/proxy-memory-limit"), "{warnings:?}");
+    assert!(response["warnings"].is_array());
+    // The valid namespace override still applies, the invalid one is ignored.
+    let patch: Vec<u8> = response["patch"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b.as_u64().unwrap() as u8)
+        .collect();
+    let patch = String::from_utf8(patch).unwrap();
+    assert!(patch.contains(r#""WEFT_PROXY_LOG_LEVEL","value":"debug""#), "{patch}");
+    assert!(patch.contains(r#""memory":"250Mi""#), "{patch}");
+}
+
+#[test]
+fn pod_overrides_beat_namespace_overrides() {
+    let body = review(
+        "CREATE",
+        "pods",
+        None,
+        "shop",
+        pod(json!({"config.weft.dev/proxy-log-level": "trace"})),
+    );
+    let namespace = ns(&[("weft.dev/inject", "enabled"), ("config.weft.dev/proxy-log-level", "debug")]);
+    let (outcome, response, _) = run(&body, Some(&namespace));
+    assert_eq!(outcome, Outcome::Injected);
+    let patch: Vec<u8> = response["patch"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b.as_u64().unwrap() as u8)
+        .collect();
+    let patch = String::from_utf8(patch).unwrap();
+    assert!(patch.contains(r#""WEFT_PROXY_LOG_LEVEL","value":"trace""#), "{patch}");
+}
+
+#[test]
+fn uses_namespace_only_when_the_namespace_can_matter() {
+    let cases = [
+        (json!({}), "shop", true),
+        (json!({"weft.dev/inject": "enabled"}), "shop", true), // namespace overrides still apply
+        (json!({"weft.dev/inject": "disabled"}), "shop", false),
+        (json!({"weft.dev/inject": "bogus"}), "shop", false),
+        (json!({}), "kube-system", false),
+    ];
+    for (annotations, namespace, expected) in cases {
+        let body = review("CREATE", "pods", None, namespace, pod(annotations.clone()));
+        assert_eq!(uses_namespace(&parse_review(&body).unwrap()), expected, "{annotations} in {namespace}");
+    }
+}
+
+#[test]
+fn control_plane_namespace_is_never_injected() {
+    let body = review("CREATE", "pods", None, "weft", pod(json!({"weft.dev/inject": "enabled"})));
+    let (outcome, response, _) = run(&body, Some(&ns(&[("weft.dev/inject", "enabled")])));
+    assert_eq!(outcome, Outcome::Skipped(SkipReason::ControlPlaneNamespace));
+    assert!(response.get("patch").is_none());
+}
