@@ -1,1 +1,16 @@
-//! The Weft controller runtime.
+//! The Weft controller: the proxy-injection webhook, the policy index and its API, and the admin
+//! server, wired together on kubert's runtime.
+//!
+//! Pure logic lives elsewhere: injection in `weft-injector`, policy indexing in `weft-policy-index`,
+//! resource types and validation in `weft-policy-k8s-api`. The modules here only connect pieces.
+
+mod admission;
+mod args;
+pub mod metrics;
+pub mod namespaces;
+pub mod sync_gate;
+
+pub use self::{
+    admission::{AdmissionService, MAX_BODY_BYTES},
+    args::Args,
+};

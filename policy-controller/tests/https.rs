@@ -1,0 +1,281 @@
+//! The admission service over real TLS sockets: kubert's HTTPS server with test certificates and a
+//! hyper client posting AdmissionReviews, as kube-apiserver does.
+
+#![allow(clippy::unwrap_used)]
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SanType};
+use std::{net::SocketAddr, path::Path, sync::Arc};
+use tokio_rustls::rustls::{self, pki_types::ServerName};
+use weft_policy_controller::{
+    metrics::AdmissionMetrics,
+    namespaces::{NamespaceIndex, NamespaceMetrics},
+    AdmissionService, MAX_BODY_BYTES,
+};
+
+/// A CA and a serving certificate for 127.0.0.1 signed by it.
+struct TestPki {
+    ca_pem: String,
+    cert_pem: String,
+    key_pem: String,
+}
+
+impl TestPki {
+    fn generate(name: &str) -> Self {
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, format!("{name} test CA"));
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+
+        let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params
+            .subject_alt_names
+            .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &ca).unwrap();
+        Self {
+            ca_pem: ca.pem(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+
+    fn write(&self, dir: &Path) {
+        // Write-then-rename, as a Secret volume update does, so the server never reads half a file.
+        for (name, pem) in [("tls.crt", &self.cert_pem), ("tls.key", &self.key_pem)] {
+            let tmp = dir.join(format!(".{name}.tmp"));
+            std::fs::write(&tmp, pem).unwrap();
+            std::fs::rename(&tmp, dir.join(name)).unwrap();
+        }
+    }
+
+    fn client_config(&self) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        let der = rustls_pemfile_ca(&self.ca_pem);
+        roots.add(der).unwrap();
+        Arc::new(
+            rustls::ClientConfig::builder()
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+        )
+    }
+}
+
+fn rustls_pemfile_ca(pem: &str) -> rustls::pki_types::CertificateDer<'static> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).unwrap()
+}
+
+struct TestServer {
+    addr: SocketAddr,
+    dir: tempfile::TempDir,
+    _drain: drain::Signal,
+}
+
+async fn start_server(pki: &TestPki, namespaces: &[(&str, &str)]) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    pki.write(dir.path());
+
+    let index = NamespaceIndex::shared(NamespaceMetrics::default());
+    {
+        use kubert::index::IndexClusterResource;
+        let mut index = index.write();
+        for (name, inject) in namespaces {
+            let mut ns = k8s_openapi::api::core::v1::Namespace::default();
+            ns.metadata.name = Some(name.to_string());
+            ns.metadata.annotations = Some(
+                [("weft.dev/inject".to_string(), inject.to_string())]
+                    .into_iter()
+                    .collect(),
+            );
+            index.apply(ns);
+        }
+    }
+    let injector = weft_injector::Injector::new(weft_injector::config::ProxyConfig::default());
+    let service = AdmissionService::new(injector, index, None, AdmissionMetrics::default());
+
+    let args = kubert::ServerArgs {
+        server_addr: "127.0.0.1:0".parse().unwrap(),
+        server_tls_key: Some(
+            dir.path()
+                .join("tls.key")
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap(),
+        ),
+        server_tls_certs: Some(
+            dir.path()
+                .join("tls.crt")
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap(),
+        ),
+    };
+    let bound = args.bind().await.expect("server binds with valid certs");
+    let (signal, watch) = drain::channel();
+    let server = bound.spawn(service.into_service(), watch);
+    TestServer {
+        addr: server.local_addr(),
+        dir,
+        _drain: signal,
+    }
+}
+
+/// One request on a new TLS connection that trusts only `pki`'s CA.
+async fn post(
+    addr: SocketAddr,
+    pki: &TestPki,
+    path: &str,
+    body: Vec<u8>,
+) -> std::io::Result<(http::StatusCode, Bytes)> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let connector = tokio_rustls::TlsConnector::from(pki.client_config());
+    let tls = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .map_err(std::io::Error::other)?;
+    tokio::spawn(conn);
+    let req = http::Request::post(format!("https://localhost{path}"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    let rsp = sender
+        .send_request(req)
+        .await
+        .map_err(std::io::Error::other)?;
+    let status = rsp.status();
+    let body = rsp.into_body().collect().await.unwrap().to_bytes();
+    Ok((status, body))
+}
+
+fn corpus(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/admission-corpus")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "the admission corpus is expected at {}: {e}",
+            path.display()
+        )
+    })
+}
+
+/// The patch of a response: a base64 string, as the API defines it, or an array of bytes, which
+/// the API server's decoder accepts too.
+fn decode_patch(patch: &serde_json::Value) -> serde_json::Value {
+    let bytes = match patch {
+        serde_json::Value::String(b64) => {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap()
+        }
+        serde_json::Value::Array(bytes) => bytes
+            .iter()
+            .map(|b| u8::try_from(b.as_u64().unwrap()).unwrap())
+            .collect(),
+        other => panic!("a patch is a base64 string or a byte array, not {other}"),
+    };
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+fn response(body: &[u8]) -> serde_json::Value {
+    let review: serde_json::Value = serde_json::from_slice(body).unwrap();
+    review["response"].clone()
+}
+
+#[tokio::test]
+async fn answers_admission_reviews_over_tls() {
+    let pki = TestPki::generate("first");
+    let server = start_server(&pki, &[("shop", "enabled")]).await;
+
+    // A pod that opts in: 200 with a JSON patch for the request's uid.
+    let (status, body) = post(
+        server.addr,
+        &pki,
+        "/inject",
+        corpus("03-web-deployment.json"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    let rsp = response(&body);
+    assert_eq!(rsp["uid"], "6b0d549b-6f03-675a-1600-a35a099950d8");
+    assert_eq!(rsp["allowed"], true);
+    assert_eq!(rsp["patchType"], "JSONPatch");
+    let patch = decode_patch(&rsp["patch"]);
+    assert!(
+        patch
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|op| op["path"] == "/spec/containers/0" && op["value"]["name"] == "weft-proxy"),
+        "the patch adds weft-proxy as the first container: {patch}"
+    );
+
+    // hostNetwork: 200, allowed, no patch.
+    let (status, body) = post(server.addr, &pki, "/inject", corpus("07-host-network.json"))
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let rsp = response(&body);
+    assert_eq!(rsp["allowed"], true);
+    assert!(
+        rsp.get("patch").is_none(),
+        "no patch for hostNetwork: {rsp}"
+    );
+
+    // Not an AdmissionReview: 400 with a plain message.
+    let (status, body) = post(server.addr, &pki, "/inject", b"{\"kind\":\"Pod\"}".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(status, 400);
+    assert!(!body.is_empty());
+    let (status, _) = post(server.addr, &pki, "/inject", b"not json".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(status, 400);
+
+    // Over 10 MiB: 413.
+    let (status, _) = post(server.addr, &pki, "/inject", vec![b' '; MAX_BODY_BYTES + 1])
+        .await
+        .unwrap();
+    assert_eq!(status, 413);
+
+    // Unknown path: 404.
+    let (status, _) = post(server.addr, &pki, "/mutate", corpus("01-bare-pod.json"))
+        .await
+        .unwrap();
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn rotated_certificate_is_used_without_restart() {
+    let first = TestPki::generate("first");
+    let server = start_server(&first, &[]).await;
+    let (status, _) = post(server.addr, &first, "/inject", corpus("01-bare-pod.json"))
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+
+    // Rotate to a certificate from another CA, as cert-manager or `helm upgrade` would.
+    let second = TestPki::generate("second");
+    second.write(server.dir.path());
+
+    // New connections present the new certificate: a client that trusts only the old CA fails
+    // the handshake, one that trusts the new CA succeeds.
+    let old = post(server.addr, &first, "/inject", corpus("01-bare-pod.json")).await;
+    assert!(old.is_err(), "the old CA must no longer verify the server");
+    let (status, _) = post(server.addr, &second, "/inject", corpus("01-bare-pod.json"))
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+}
