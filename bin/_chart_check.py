@@ -32,6 +32,11 @@ WEBHOOK_KINDS = {"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration
 SYSTEM_NAMESPACES = {"kube-system", "kube-public", "kube-node-lease"}
 
 
+def short(value, limit=160):
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class Checker:
     def __init__(self):
         self.failures = []
@@ -44,7 +49,7 @@ class Checker:
             self.failures.append(what)
 
     def eq(self, actual, expected, what):
-        self.check(actual == expected, f"{what}: expected {expected!r}, got {actual!r}")
+        self.check(actual == expected, f"{what}: expected {short(expected)}, got {short(actual)}")
 
     def finish(self, label):
         for failure in self.failures:
@@ -255,6 +260,8 @@ def check_render(mode, path, namespace, release):
                  deploy.get("spec", {}).get("selector", {}).get("matchLabels"), "PDB selector")
         required = anti.get("requiredDuringSchedulingIgnoredDuringExecution", [])
         c.eq([t.get("topologyKey") for t in required], ["kubernetes.io/hostname"], "HA required anti-affinity")
+        c.eq(deploy.get("spec", {}).get("strategy", {}).get("rollingUpdate"), {"maxSurge": 1, "maxUnavailable": 1},
+             "HA rollout can proceed with a replica on every node")
         if required:
             c.eq(required[0].get("labelSelector", {}).get("matchLabels"),
                  deploy.get("spec", {}).get("selector", {}).get("matchLabels"), "anti-affinity selector")
@@ -262,6 +269,8 @@ def check_render(mode, path, namespace, release):
         c.eq(deploy.get("spec", {}).get("replicas"), 1, "default replicas")
         c.eq(pdbs, [], "no PodDisruptionBudget by default")
         c.check("preferredDuringSchedulingIgnoredDuringExecution" in anti, "default preferred anti-affinity")
+        c.eq(deploy.get("spec", {}).get("strategy", {}).get("rollingUpdate"), {"maxSurge": 1, "maxUnavailable": 0},
+             "default rollout keeps the replica until its successor is ready")
 
     c.finish(f"render[{mode}] {len(docs)} objects")
 
