@@ -213,12 +213,14 @@ pub(crate) fn precheck(
         None => None,
         Some("enabled") => Some(true),
         Some("disabled") => return Ok(Precheck::Skip(SkipReason::Disabled)),
-        Some(other) => return Err(Rejection {
-            reason: crate::RejectReason::InvalidAnnotation,
-            message: format!(
+        Some(other) => {
+            return Err(Rejection {
+                reason: crate::RejectReason::InvalidAnnotation,
+                message: format!(
                 "{INJECT_ANNOTATION}: {other:?} is not valid (accepted: \"enabled\", \"disabled\")"
             ),
-        }),
+            })
+        }
     };
     if already_injected(pod) {
         return Ok(Precheck::Skip(SkipReason::AlreadyInjected));

@@ -10,6 +10,7 @@
 //! | List                                                    | each of `items`, recursively     |
 
 use crate::{
+    status::{InjectStatus, STATUS_ANNOTATION},
     uninject::{uninject, Uninjected},
     Decision, Injector, INJECT_ANNOTATION,
 };
@@ -68,10 +69,6 @@ pub fn inject(
 pub fn uninject_manifest(input: &str) -> Result<Processed, ManifestError> {
     process(input, &mut |template, ctx| match uninject(template) {
         Ok(Uninjected::Removed) => Ok(vec![format!("{}: uninjected", ctx.object)]),
-        Ok(Uninjected::OptInRemoved) => Ok(vec![format!(
-            "{}: uninjected ({INJECT_ANNOTATION} removed)",
-            ctx.object
-        )]),
         Ok(Uninjected::Unchanged) => Ok(vec![format!("{}: unchanged (not injected)", ctx.object)]),
         Err(e) => Err(ctx.error(e.to_string())),
     })
@@ -154,11 +151,21 @@ fn visit(
         message: message.to_string(),
     };
     let Some(map) = object.as_object() else {
-        return Err(field_error(
-            String::new(),
-            prefix.trim_end_matches('.').to_string(),
-            "expected a Kubernetes object (a mapping with apiVersion and kind)",
-        ));
+        let message =
+            "expected a Kubernetes object (a mapping with apiVersion and kind)".to_string();
+        return Err(match prefix.strip_suffix('.') {
+            None => ManifestError::Object {
+                doc,
+                object: String::new(),
+                message,
+            },
+            Some(field) => ManifestError::Field {
+                doc,
+                object: String::new(),
+                field: field.to_string(),
+                message,
+            },
+        });
     };
     let Some(kind) = map.get("kind").and_then(Value::as_str).map(str::to_string) else {
         return Err(field_error(
@@ -262,9 +269,13 @@ fn inject_template(
                 lines.push(format!("{}: injected", ctx.object));
             }
             InjectMode::Annotate => {
-                set_annotation(template, INJECT_ANNOTATION, "enabled");
+                let what = if annotate(template) {
+                    "added"
+                } else {
+                    "already set"
+                };
                 lines.push(format!(
-                    "{}: injected ({INJECT_ANNOTATION}: enabled)",
+                    "{}: injected ({INJECT_ANNOTATION}: enabled {what})",
                     ctx.object
                 ));
             }
@@ -273,26 +284,37 @@ fn inject_template(
     Ok(lines)
 }
 
-fn set_annotation(template: &mut Value, key: &str, value: &str) {
+/// Adds `weft.dev/inject: enabled` and records it (and any parent created) in the status annotation, so that
+/// uninject removes exactly that. Returns false when the template already opts in.
+fn annotate(template: &mut Value) -> bool {
     let Some(obj) = template.as_object_mut() else {
-        return;
+        return false;
     };
-    let metadata = obj
-        .entry("metadata")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if !metadata.is_object() {
-        *metadata = Value::Object(Map::new());
-    }
+    let mut status = InjectStatus::default();
+    let metadata = obj.entry("metadata").or_insert_with(|| {
+        status.parents.push("/metadata".into());
+        Value::Object(Map::new())
+    });
     let Some(metadata) = metadata.as_object_mut() else {
-        return;
+        return false;
     };
-    let annotations = metadata
-        .entry("annotations")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if !annotations.is_object() {
-        *annotations = Value::Object(Map::new());
+    let annotations = metadata.entry("annotations").or_insert_with(|| {
+        status.parents.push("/metadata/annotations".into());
+        Value::Object(Map::new())
+    });
+    let Some(annotations) = annotations.as_object_mut() else {
+        return false;
+    };
+    if annotations.get(INJECT_ANNOTATION).and_then(Value::as_str) == Some("enabled") {
+        return false;
     }
-    if let Some(annotations) = annotations.as_object_mut() {
-        annotations.insert(key.to_string(), Value::String(value.to_string()));
-    }
+    status
+        .annotations
+        .insert(INJECT_ANNOTATION.to_string(), None);
+    annotations.insert(INJECT_ANNOTATION.to_string(), "enabled".into());
+    annotations.insert(
+        STATUS_ANNOTATION.to_string(),
+        status.to_annotation_value().into(),
+    );
+    true
 }

@@ -1,14 +1,9 @@
 //! Removes what injection added to a pod or pod template, using the `weft.dev/inject-status` record:
 //! the recorded containers, init containers and volumes (by name), the recorded annotations and labels (restoring
 //! any value they replaced), the status annotation, and the parents injection created if they are now empty.
-//!
-//! Without a status record, a `weft.dev/inject: enabled` annotation (what `weft inject` without `--manual` adds)
-//! is removed instead, so the webhook will not inject the workload.
+//! Without a status record nothing is changed.
 
-use crate::{
-    decision::INJECT_ANNOTATION,
-    status::{InjectStatus, STATUS_ANNOTATION},
-};
+use crate::status::{InjectStatus, STATUS_ANNOTATION};
 use jsonptr::Pointer;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -16,10 +11,8 @@ use std::collections::BTreeMap;
 /// What uninject did to one pod template.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Uninjected {
-    /// Proxy containers, volume and records were removed.
+    /// What the status annotation records was removed.
     Removed,
-    /// Only the `weft.dev/inject: enabled` opt-in was removed.
-    OptInRemoved,
     /// Nothing of Weft's was found.
     Unchanged,
 }
@@ -32,7 +25,7 @@ pub struct UninjectError(String);
 /// Removes Weft's additions from a pod or pod template (`{metadata, spec}`).
 pub fn uninject(pod: &mut Value) -> Result<Uninjected, UninjectError> {
     let status = match annotations(pod).and_then(|a| a.get(STATUS_ANNOTATION)) {
-        None => return Ok(remove_opt_in(pod)),
+        None => return Ok(Uninjected::Unchanged),
         Some(Value::String(s)) => {
             InjectStatus::parse(s).map_err(|e| UninjectError(e.to_string()))?
         }
@@ -60,28 +53,6 @@ pub fn uninject(pod: &mut Value) -> Result<Uninjected, UninjectError> {
 
 fn annotations(pod: &Value) -> Option<&Map<String, Value>> {
     pod.get("metadata")?.get("annotations")?.as_object()
-}
-
-fn remove_opt_in(pod: &mut Value) -> Uninjected {
-    let Some(meta) = pod.get_mut("metadata").and_then(Value::as_object_mut) else {
-        return Uninjected::Unchanged;
-    };
-    let Some(map) = meta.get_mut("annotations").and_then(Value::as_object_mut) else {
-        return Uninjected::Unchanged;
-    };
-    if map.get(INJECT_ANNOTATION).and_then(Value::as_str) != Some("enabled") {
-        return Uninjected::Unchanged;
-    }
-    map.shift_remove(INJECT_ANNOTATION);
-    if map.is_empty() {
-        meta.shift_remove("annotations");
-        if meta.is_empty() {
-            if let Some(obj) = pod.as_object_mut() {
-                obj.shift_remove("metadata");
-            }
-        }
-    }
-    Uninjected::OptInRemoved
 }
 
 fn remove_named(spec: &mut Map<String, Value>, field: &str, names: &[String]) {
@@ -130,16 +101,29 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn removes_only_the_opt_in_without_a_status() {
+    fn without_a_status_nothing_changes() {
         let mut pod =
             json!({"metadata": {"annotations": {"weft.dev/inject": "enabled"}}, "spec": {}});
-        assert_eq!(uninject(&mut pod).unwrap(), Uninjected::OptInRemoved);
-        assert_eq!(pod, json!({"spec": {}}));
-        let mut pod =
-            json!({"metadata": {"name": "a", "annotations": {"weft.dev/inject": "disabled"}}});
         let before = pod.clone();
         assert_eq!(uninject(&mut pod).unwrap(), Uninjected::Unchanged);
         assert_eq!(pod, before);
+    }
+
+    #[test]
+    fn restores_replaced_values_and_removes_created_parents() {
+        let status = r#"{"containers":["weft-proxy"],"annotations":{"a":"old","b":null},"labels":{"l":null},"parents":["/metadata/labels","/spec/volumes"]}"#;
+        let mut pod = json!({
+            "metadata": {"annotations": {"a": "new", "b": "x", "keep": "1", "weft.dev/inject-status": status}, "labels": {"l": "v"}},
+            "spec": {"containers": [{"name": "weft-proxy"}, {"name": "app"}], "volumes": []},
+        });
+        assert_eq!(uninject(&mut pod).unwrap(), Uninjected::Removed);
+        assert_eq!(
+            pod,
+            json!({
+                "metadata": {"annotations": {"a": "old", "keep": "1"}},
+                "spec": {"containers": [{"name": "app"}]},
+            })
+        );
     }
 
     #[test]

@@ -9,7 +9,13 @@ use weft_injector::{
     Injector, RejectReason, SkipReason,
 };
 
-fn review(operation: &str, resource: &str, sub_resource: Option<&str>, namespace: &str, object: Value) -> Vec<u8> {
+fn review(
+    operation: &str,
+    resource: &str,
+    sub_resource: Option<&str>,
+    namespace: &str,
+    object: Value,
+) -> Vec<u8> {
     let mut request = json!({
         "uid": "0b5c7e2a-0000-4000-8000-000000000001",
         "kind": {"group": "", "version": "v1", "kind": "Pod"},
@@ -42,7 +48,10 @@ fn pod(annotations: Value) -> Value {
 }
 
 fn ns(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 fn run(body: &[u8], namespace: Option<&BTreeMap<String, String>>) -> (Outcome, Value, Vec<String>) {
@@ -50,7 +59,11 @@ fn run(body: &[u8], namespace: Option<&BTreeMap<String, String>>) -> (Outcome, V
     let request = parse_review(body).unwrap();
     let reviewed = respond(&injector, &request, namespace);
     let review: Value = serde_json::from_slice(&reviewed.review).unwrap();
-    (reviewed.outcome, review["response"].clone(), reviewed.warnings)
+    (
+        reviewed.outcome,
+        review["response"].clone(),
+        reviewed.warnings,
+    )
 }
 
 #[test]
@@ -61,14 +74,18 @@ fn bad_bodies_are_plain_errors() {
         assert!(!text.contains('\n'), "{text}");
         assert!(matches!(err, BadReview::NotAReview(_)), "{text}");
     }
-    let err = parse_review(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#).unwrap_err();
+    let err = parse_review(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#)
+        .unwrap_err();
     assert!(matches!(err, BadReview::NoRequest), "{err}");
 }
 
 #[test]
 fn only_pod_creates_are_mutated() {
     let enabled = pod(json!({"weft.dev/inject": "enabled"}));
-    let (outcome, response, _) = run(&review("CREATE", "pods", None, "shop", enabled.clone()), None);
+    let (outcome, response, _) = run(
+        &review("CREATE", "pods", None, "shop", enabled.clone()),
+        None,
+    );
     assert_eq!(outcome, Outcome::Injected);
     assert!(response["patch"].is_array());
     for (op, resource, sub) in [
@@ -104,7 +121,10 @@ fn rejections_are_400_with_the_message() {
     assert_eq!(response["allowed"], false);
     assert_eq!(response["status"]["code"], 400);
     let message = response["status"]["message"].as_str().unwrap();
-    assert!(message.starts_with("config.weft.dev/skip-inbound-ports: \"80-20\""), "{message}");
+    assert!(
+        message.starts_with("config.weft.dev/skip-inbound-ports: \"80-20\""),
+        "{message}"
+    );
     assert!(response.get("patch").is_none());
 }
 
@@ -117,7 +137,10 @@ fn invalid_namespace_values_warn_instead_of_blocking() {
     assert_eq!(outcome.reason(), "not_enabled");
     assert_eq!(response["allowed"], true);
     assert_eq!(warnings.len(), 1);
-    assert!(warnings[0].contains("weft.dev/inject") && warnings[0].contains("\"yes\""), "{warnings:?}");
+    assert!(
+        warnings[0].contains("weft.dev/inject") && warnings[0].contains("\"yes\""),
+        "{warnings:?}"
+    );
     assert_eq!(response["warnings"][0].as_str().unwrap(), warnings[0]);
 
     let bad_override = ns(&[
@@ -127,7 +150,10 @@ fn invalid_namespace_values_warn_instead_of_blocking() {
     ]);
     let (outcome, response, warnings) = run(&plain, Some(&bad_override));
     assert_eq!(outcome, Outcome::Injected);
-    assert!(warnings[0].contains("config.weft.dev/proxy-memory-limit"), "{warnings:?}");
+    assert!(
+        warnings[0].contains("config.weft.dev/proxy-memory-limit"),
+        "{warnings:?}"
+    );
     assert!(response["warnings"].is_array());
     // The valid namespace override still applies, the invalid one is ignored.
     let patch: Vec<u8> = response["patch"]
@@ -137,7 +163,10 @@ fn invalid_namespace_values_warn_instead_of_blocking() {
         .map(|b| b.as_u64().unwrap() as u8)
         .collect();
     let patch = String::from_utf8(patch).unwrap();
-    assert!(patch.contains(r#""WEFT_PROXY_LOG_LEVEL","value":"debug""#), "{patch}");
+    assert!(
+        patch.contains(r#""WEFT_PROXY_LOG_LEVEL","value":"debug""#),
+        "{patch}"
+    );
     assert!(patch.contains(r#""memory":"250Mi""#), "{patch}");
 }
 
@@ -150,7 +179,10 @@ fn pod_overrides_beat_namespace_overrides() {
         "shop",
         pod(json!({"config.weft.dev/proxy-log-level": "trace"})),
     );
-    let namespace = ns(&[("weft.dev/inject", "enabled"), ("config.weft.dev/proxy-log-level", "debug")]);
+    let namespace = ns(&[
+        ("weft.dev/inject", "enabled"),
+        ("config.weft.dev/proxy-log-level", "debug"),
+    ]);
     let (outcome, response, _) = run(&body, Some(&namespace));
     assert_eq!(outcome, Outcome::Injected);
     let patch: Vec<u8> = response["patch"]
@@ -160,7 +192,10 @@ fn pod_overrides_beat_namespace_overrides() {
         .map(|b| b.as_u64().unwrap() as u8)
         .collect();
     let patch = String::from_utf8(patch).unwrap();
-    assert!(patch.contains(r#""WEFT_PROXY_LOG_LEVEL","value":"trace""#), "{patch}");
+    assert!(
+        patch.contains(r#""WEFT_PROXY_LOG_LEVEL","value":"trace""#),
+        "{patch}"
+    );
 }
 
 #[test]
@@ -174,13 +209,23 @@ fn uses_namespace_only_when_the_namespace_can_matter() {
     ];
     for (annotations, namespace, expected) in cases {
         let body = review("CREATE", "pods", None, namespace, pod(annotations.clone()));
-        assert_eq!(uses_namespace(&parse_review(&body).unwrap()), expected, "{annotations} in {namespace}");
+        assert_eq!(
+            uses_namespace(&parse_review(&body).unwrap()),
+            expected,
+            "{annotations} in {namespace}"
+        );
     }
 }
 
 #[test]
 fn control_plane_namespace_is_never_injected() {
-    let body = review("CREATE", "pods", None, "weft", pod(json!({"weft.dev/inject": "enabled"})));
+    let body = review(
+        "CREATE",
+        "pods",
+        None,
+        "weft",
+        pod(json!({"weft.dev/inject": "enabled"})),
+    );
     let (outcome, response, _) = run(&body, Some(&ns(&[("weft.dev/inject", "enabled")])));
     assert_eq!(outcome, Outcome::Skipped(SkipReason::ControlPlaneNamespace));
     assert!(response.get("patch").is_none());

@@ -25,7 +25,9 @@ enum Namespace {
 impl Namespace {
     fn annotations(self) -> Option<BTreeMap<String, String>> {
         match self {
-            Namespace::Enabled => Some([("weft.dev/inject".to_string(), "enabled".to_string())].into()),
+            Namespace::Enabled => {
+                Some([("weft.dev/inject".to_string(), "enabled".to_string())].into())
+            }
             Namespace::NoAnnotation => Some(BTreeMap::new()),
             Namespace::Unknown => None,
         }
@@ -75,7 +77,10 @@ fn answer(injector: &Injector, body: &[u8], ns: Namespace) -> Answer {
 /// The patch field is Go's `[]byte`: kube serializes it as an array of numbers; base64 is accepted too.
 fn patch_bytes(encoded: &Value) -> Vec<u8> {
     match encoded {
-        Value::Array(items) => items.iter().map(|b| u8::try_from(b.as_u64().unwrap()).unwrap()).collect(),
+        Value::Array(items) => items
+            .iter()
+            .map(|b| u8::try_from(b.as_u64().unwrap()).unwrap())
+            .collect(),
         Value::String(text) => base64_decode(text),
         other => panic!("patch is neither bytes nor base64: {other}"),
     }
@@ -88,7 +93,10 @@ fn base64_decode(text: &str) -> Vec<u8> {
     let mut buf = 0u32;
     let mut bits = 0;
     for c in text.bytes().filter(|c| *c != b'=') {
-        let v = ALPHABET.iter().position(|a| *a == c).expect("base64 alphabet") as u32;
+        let v = ALPHABET
+            .iter()
+            .position(|a| *a == c)
+            .expect("base64 alphabet") as u32;
         buf = (buf << 6) | v;
         bits += 6;
         if bits >= 8 {
@@ -137,7 +145,10 @@ fn check_injected(injector: &Injector, body: &[u8], answer: &Answer, file: &str)
         names(&pod["spec"]["volumes"]).contains(&"weft-identity-token"),
         "{file}"
     );
-    assert_eq!(pod["metadata"]["labels"]["weft.dev/control-plane-ns"], "weft");
+    assert_eq!(
+        pod["metadata"]["labels"]["weft.dev/control-plane-ns"],
+        "weft"
+    );
     assert!(pod["metadata"]["annotations"]["weft.dev/inject-status"].is_string());
     assert!(pod["metadata"]["annotations"]["weft.dev/created-by"]
         .as_str()
@@ -158,16 +169,30 @@ fn check_injected(injector: &Injector, body: &[u8], answer: &Answer, file: &str)
         .iter()
         .filter(|c| c["name"] != "weft-proxy")
         .collect();
-    let app_in: Vec<&Value> = input["spec"]["containers"].as_array().unwrap().iter().collect();
+    let app_in: Vec<&Value> = input["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .collect();
     assert_eq!(app, app_in, "{file}");
     // The patch is small: it grows with what is added, not with the pod.
-    let patch_len = serde_json::to_vec(answer.patch.as_ref().unwrap()).unwrap().len();
+    let patch_len = serde_json::to_vec(answer.patch.as_ref().unwrap())
+        .unwrap()
+        .len();
     assert!(patch_len < 8_000, "{file}: patch of {patch_len} bytes");
     // A second pass yields no patch.
     let mut again = original.clone();
     again["request"]["object"] = pod.clone();
-    let second = self::answer(injector, &serde_json::to_vec(&again).unwrap(), Namespace::Enabled);
-    assert_eq!(second.outcome, Outcome::Skipped(SkipReason::AlreadyInjected), "{file}");
+    let second = self::answer(
+        injector,
+        &serde_json::to_vec(&again).unwrap(),
+        Namespace::Enabled,
+    );
+    assert_eq!(
+        second.outcome,
+        Outcome::Skipped(SkipReason::AlreadyInjected),
+        "{file}"
+    );
     assert!(second.patch.is_none(), "{file}");
     // Uninject restores the input exactly.
     let mut restored = pod.clone();
@@ -188,7 +213,10 @@ fn check_specifics(file: &str, answer: &Answer) {
             assert_eq!(annotations["tilde~0and~1"], "literal tildes");
             assert_eq!(annotations["example.com/owner~team"], "payments");
             let ops = answer.patch.as_ref().unwrap().to_string();
-            assert!(ops.contains("weft.dev~1proxy-version"), "keys are escaped: {ops}");
+            assert!(
+                ops.contains("weft.dev~1proxy-version"),
+                "keys are escaped: {ops}"
+            );
         }
         "05-statefulset-init-containers.json" => {
             let names = names(init);
@@ -199,7 +227,10 @@ fn check_specifics(file: &str, answer: &Answer) {
             let sc = &init[0]["securityContext"];
             assert_eq!(sc["runAsUser"], 0);
             assert_eq!(sc["runAsNonRoot"], false);
-            assert_eq!(sc["capabilities"], json!({"add": ["NET_ADMIN", "NET_RAW"], "drop": ["ALL"]}));
+            assert_eq!(
+                sc["capabilities"],
+                json!({"add": ["NET_ADMIN", "NET_RAW"], "drop": ["ALL"]})
+            );
             assert_eq!(proxy["securityContext"]["runAsNonRoot"], true);
         }
         "15-overrides.json" => {
@@ -207,7 +238,12 @@ fn check_specifics(file: &str, answer: &Answer) {
             assert_eq!(proxy["resources"]["limits"]["memory"], "1Gi");
             assert_eq!(env(proxy, "WEFT_PROXY_LOG_LEVEL"), "debug");
             assert_eq!(env(proxy, "WEFT_PROXY_OPAQUE_PORTS"), "5432");
-            let args: Vec<&str> = init[0]["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+            let args: Vec<&str> = init[0]["args"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap())
+                .collect();
             let after = |flag: &str| args[args.iter().position(|a| *a == flag).unwrap() + 1];
             assert_eq!(after("--inbound-ports-to-ignore"), "4191,25,8000-8010");
             assert_eq!(after("--outbound-ports-to-ignore"), "3306,6379");
@@ -219,7 +255,10 @@ fn check_specifics(file: &str, answer: &Answer) {
             assert!(!names(&pod["spec"]["containers"]).contains(&"weft-proxy"));
         }
         "21-udp-and-other-sidecar.json" => {
-            assert_eq!(names(&pod["spec"]["containers"]), ["weft-proxy", "cache", "fluent-bit"]);
+            assert_eq!(
+                names(&pod["spec"]["containers"]),
+                ["weft-proxy", "cache", "fluent-bit"]
+            );
             assert_eq!(env(proxy, "WEFT_PROXY_INBOUND_PORTS"), "2020,5353");
         }
         _ => {}
@@ -246,7 +285,11 @@ fn every_corpus_request_is_answered_as_indexed() {
         let body = std::fs::read(dir.join(file)).unwrap();
         let request = parse_review(&body).unwrap();
         let namespaces: &[Namespace] = match expect {
-            "depends-on-namespace" => &[Namespace::Enabled, Namespace::NoAnnotation, Namespace::Unknown],
+            "depends-on-namespace" => &[
+                Namespace::Enabled,
+                Namespace::NoAnnotation,
+                Namespace::Unknown,
+            ],
             _ => &[Namespace::Enabled, Namespace::NoAnnotation],
         };
         for &ns in namespaces {
@@ -261,7 +304,11 @@ fn every_corpus_request_is_answered_as_indexed() {
                     check_specifics(file, &answer);
                 }
                 ("depends-on-namespace", _) => {
-                    assert_eq!(answer.outcome, Outcome::Skipped(SkipReason::NotEnabled), "{ctx}");
+                    assert_eq!(
+                        answer.outcome,
+                        Outcome::Skipped(SkipReason::NotEnabled),
+                        "{ctx}"
+                    );
                     assert!(allowed && answer.patch.is_none(), "{ctx}");
                 }
                 ("skip", _) => {
@@ -274,7 +321,10 @@ fn every_corpus_request_is_answered_as_indexed() {
                     };
                     assert_eq!(answer.outcome, Outcome::Skipped(reason), "{ctx}");
                     assert!(allowed && answer.patch.is_none(), "{ctx}");
-                    assert!(!uses_namespace(&request), "{ctx}: the answer does not depend on the namespace");
+                    assert!(
+                        !uses_namespace(&request),
+                        "{ctx}: the answer does not depend on the namespace"
+                    );
                 }
                 ("reject", _) => {
                     assert!(!allowed, "{ctx}");
@@ -283,18 +333,28 @@ fn every_corpus_request_is_answered_as_indexed() {
                     let (reason, must_name): (RejectReason, &[&str]) = match file {
                         "16-invalid-override.json" => (
                             RejectReason::InvalidAnnotation,
-                            &["config.weft.dev/proxy-cpu-request", "\"lots\"", "Kubernetes quantity", "100m"],
+                            &[
+                                "config.weft.dev/proxy-cpu-request",
+                                "\"lots\"",
+                                "Kubernetes quantity",
+                                "100m",
+                            ],
                         ),
                         "17-invalid-inject-value.json" => (
                             RejectReason::InvalidAnnotation,
                             &["weft.dev/inject", "\"true\"", "enabled", "disabled"],
                         ),
-                        "18-port-conflict.json" => (RejectReason::PortConflict, &["4191", "\"app\""]),
+                        "18-port-conflict.json" => {
+                            (RejectReason::PortConflict, &["4191", "\"app\""])
+                        }
                         other => panic!("unexpected reject case {other}"),
                     };
                     assert_eq!(answer.outcome, Outcome::Rejected(reason), "{ctx}");
                     for needle in must_name {
-                        assert!(message.contains(needle), "{ctx}: {message:?} lacks {needle:?}");
+                        assert!(
+                            message.contains(needle),
+                            "{ctx}: {message:?} lacks {needle:?}"
+                        );
                     }
                 }
                 ("allow-unchanged", _) => {
