@@ -1,0 +1,179 @@
+//! The index itself: per-namespace state and the lookup used by the policy API.
+
+use parking_lot::RwLock;
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
+use tokio::sync::watch;
+
+use crate::{
+    authorization::AuthorizationInfo, defaults::PolicyOverride, pod::PodIndex, resolve::Resolver,
+    server::ServerInfo, ClusterInfo, InboundPolicy, IndexMetrics,
+};
+
+/// The index shared between the kubert index tasks (writers) and the policy API (readers).
+pub type SharedIndex = Arc<RwLock<Index>>;
+
+/// Inbound policies of all pod ports, by namespace.
+#[derive(Debug)]
+pub struct Index {
+    pub(crate) cluster: ClusterInfo,
+    pub(crate) namespaces: HashMap<String, NamespaceIndex>,
+    pub(crate) metrics: IndexMetrics,
+}
+
+/// Everything the index knows about one namespace.
+#[derive(Debug, Default)]
+pub(crate) struct NamespaceIndex {
+    pub(crate) default_override: PolicyOverride,
+    pub(crate) pods: HashMap<String, PodIndex>,
+    pub(crate) servers: HashMap<String, ServerInfo>,
+    /// Sorted by name, so policies list authorizations in a stable order.
+    pub(crate) authorizations: BTreeMap<String, AuthorizationInfo>,
+}
+
+/// Why a policy lookup failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    #[error("pod {namespace}/{pod} is not known to the policy index")]
+    PodNotFound { namespace: String, pod: String },
+    #[error("port 0 is not a port number (1-65535)")]
+    InvalidPort,
+}
+
+impl Index {
+    pub fn new(cluster: ClusterInfo, metrics: IndexMetrics) -> Self {
+        Self {
+            cluster,
+            namespaces: HashMap::new(),
+            metrics,
+        }
+    }
+
+    pub fn shared(cluster: ClusterInfo, metrics: IndexMetrics) -> SharedIndex {
+        Arc::new(RwLock::new(Self::new(cluster, metrics)))
+    }
+
+    pub fn cluster(&self) -> &ClusterInfo {
+        &self.cluster
+    }
+
+    pub fn metrics(&self) -> &IndexMetrics {
+        &self.metrics
+    }
+
+    /// Subscribes to the policy of `port` on a pod. The receiver's current value is the policy
+    /// now; it changes only when the policy does, and closes when the pod is deleted.
+    pub fn pod_port_policy(
+        &self,
+        namespace: &str,
+        pod: &str,
+        port: u16,
+    ) -> Result<watch::Receiver<InboundPolicy>, LookupError> {
+        if port == 0 {
+            return Err(LookupError::InvalidPort);
+        }
+        let not_found = || LookupError::PodNotFound {
+            namespace: namespace.to_string(),
+            pod: pod.to_string(),
+        };
+        let ns = self.namespaces.get(namespace).ok_or_else(not_found)?;
+        let pod_index = ns.pods.get(pod).ok_or_else(not_found)?;
+        let mut ports = pod_index.ports.lock();
+        if let Some(watch) = ports.get(&port) {
+            return Ok(watch.subscribe());
+        }
+        // A port the pod does not declare and no Server names: watch it from now on.
+        let watch = ns
+            .resolver(namespace, &self.cluster, &self.metrics)
+            .new_watch(pod, &pod_index.meta, port);
+        let rx = watch.subscribe();
+        ports.insert(port, watch);
+        Ok(rx)
+    }
+
+    pub(crate) fn namespace_mut(&mut self, namespace: &str) -> &mut NamespaceIndex {
+        // Avoids allocating the key for the common case of a known namespace.
+        if !self.namespaces.contains_key(namespace) {
+            self.namespaces
+                .insert(namespace.to_string(), NamespaceIndex::default());
+        }
+        self.namespaces
+            .get_mut(namespace)
+            .expect("the namespace entry was just ensured")
+    }
+
+    /// Recomputes the pods of `namespace` for which `affected` is true (all ports of each).
+    pub(crate) fn update_pods_where(
+        &mut self,
+        namespace: &str,
+        mut affected: impl FnMut(&PodIndex) -> bool,
+    ) {
+        let Some(ns) = self.namespaces.get_mut(namespace) else {
+            return;
+        };
+        let NamespaceIndex {
+            default_override,
+            pods,
+            servers,
+            authorizations,
+        } = ns;
+        let resolver = Resolver {
+            namespace,
+            cluster: &self.cluster,
+            metrics: &self.metrics,
+            servers,
+            authorizations,
+            namespace_override: default_override,
+        };
+        for (name, pod) in pods.iter_mut() {
+            if affected(pod) {
+                resolver.update_pod(name, pod);
+            }
+        }
+    }
+
+    /// Recomputes a single pod.
+    pub(crate) fn update_pod(&mut self, namespace: &str, pod_name: &str) {
+        let Some(ns) = self.namespaces.get_mut(namespace) else {
+            return;
+        };
+        let NamespaceIndex {
+            default_override,
+            pods,
+            servers,
+            authorizations,
+        } = ns;
+        let Some(pod) = pods.get_mut(pod_name) else {
+            return;
+        };
+        Resolver {
+            namespace,
+            cluster: &self.cluster,
+            metrics: &self.metrics,
+            servers,
+            authorizations,
+            namespace_override: default_override,
+        }
+        .update_pod(pod_name, pod);
+    }
+}
+
+impl NamespaceIndex {
+    pub(crate) fn resolver<'a>(
+        &'a self,
+        namespace: &'a str,
+        cluster: &'a ClusterInfo,
+        metrics: &'a IndexMetrics,
+    ) -> Resolver<'a> {
+        Resolver {
+            namespace,
+            cluster,
+            metrics,
+            servers: &self.servers,
+            authorizations: &self.authorizations,
+            namespace_override: &self.default_override,
+        }
+    }
+}

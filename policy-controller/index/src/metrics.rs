@@ -1,0 +1,86 @@
+//! Prometheus metrics of the policy index (all named `weft_policy_*`).
+
+use prometheus_client::{
+    metrics::{counter::Counter, gauge::Gauge},
+    registry::Registry,
+};
+
+/// Index sizes, Server conflicts and skipped objects. Cloning shares the underlying metrics.
+#[derive(Clone, Debug, Default)]
+pub struct IndexMetrics {
+    pub(crate) pods: Gauge,
+    pub(crate) servers: Gauge,
+    pub(crate) authorizations: Gauge,
+    pub(crate) conflicted_ports: Gauge,
+    pub(crate) server_conflicts: Counter,
+    pub(crate) invalid_objects: Counter,
+}
+
+impl IndexMetrics {
+    /// Creates the metrics and registers them under the `weft_policy_` prefix.
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self::default();
+        let reg = registry.sub_registry_with_prefix("weft_policy");
+        reg.register(
+            "index_pods",
+            "Pods in the policy index",
+            metrics.pods.clone(),
+        );
+        reg.register(
+            "index_servers",
+            "Valid Servers in the policy index",
+            metrics.servers.clone(),
+        );
+        reg.register(
+            "index_authorizations",
+            "Valid ServerAuthorizations in the policy index",
+            metrics.authorizations.clone(),
+        );
+        reg.register(
+            "index_conflicted_ports",
+            "Pod ports currently selected by more than one Server",
+            metrics.conflicted_ports.clone(),
+        );
+        reg.register(
+            "index_server_conflicts",
+            "Times a pod port became selected by more than one Server (the older Server wins)",
+            metrics.server_conflicts.clone(),
+        );
+        reg.register(
+            "index_invalid_objects",
+            "Servers and ServerAuthorizations skipped because they were malformed or invalid",
+            metrics.invalid_objects.clone(),
+        );
+        metrics
+    }
+
+    /// Current number of pods in the index.
+    pub fn pods(&self) -> i64 {
+        self.pods.get()
+    }
+
+    /// Current number of valid Servers in the index.
+    pub fn servers(&self) -> i64 {
+        self.servers.get()
+    }
+
+    /// Current number of valid ServerAuthorizations in the index.
+    pub fn authorizations(&self) -> i64 {
+        self.authorizations.get()
+    }
+
+    /// Pod ports currently selected by more than one Server.
+    pub fn conflicted_ports(&self) -> i64 {
+        self.conflicted_ports.get()
+    }
+
+    /// Total conflicts observed.
+    pub fn server_conflicts(&self) -> u64 {
+        self.server_conflicts.get()
+    }
+
+    /// Total malformed or invalid custom objects skipped.
+    pub fn invalid_objects(&self) -> u64 {
+        self.invalid_objects.get()
+    }
+}

@@ -1,0 +1,145 @@
+//! Pods in the index: what of a pod matters for policy, and the watches of its ports.
+
+use k8s_openapi::api::core::v1::{ContainerPort, Pod};
+use kube::ResourceExt;
+use kubert::index::IndexNamespacedResource;
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use tokio::sync::watch;
+
+use crate::{defaults::PolicyOverride, InboundPolicy, Index, DEFAULT_POLICY_ANNOTATION};
+
+/// A pod's policy-relevant facts and its port watches.
+#[derive(Debug)]
+pub(crate) struct PodIndex {
+    pub(crate) meta: PodMeta,
+    /// Behind a mutex only so that lookups through `&Index` can add a watch for a new port;
+    /// updates hold `&mut Index` and use `get_mut` without locking.
+    pub(crate) ports: Mutex<HashMap<u16, PortWatch>>,
+}
+
+/// The parts of a pod that decide its ports' policies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PodMeta {
+    pub(crate) labels: BTreeMap<String, String>,
+    /// Port names of containers and init containers; one name may stand for several ports.
+    pub(crate) named_ports: HashMap<String, BTreeSet<u16>>,
+    /// TCP ports declared by containers and init containers.
+    pub(crate) declared_ports: BTreeSet<u16>,
+    pub(crate) override_annotation: Option<String>,
+    pub(crate) default_override: PolicyOverride,
+}
+
+/// The published policy of one pod port, and which Servers lost a conflict over it.
+#[derive(Debug)]
+pub(crate) struct PortWatch {
+    pub(crate) tx: watch::Sender<InboundPolicy>,
+    pub(crate) losers: Vec<String>,
+}
+
+impl PortWatch {
+    pub(crate) fn subscribe(&self) -> watch::Receiver<InboundPolicy> {
+        self.tx.subscribe()
+    }
+}
+
+impl PodMeta {
+    /// Extracts the policy facts of `pod`. `previous` avoids re-parsing (and re-logging) an
+    /// unchanged override annotation.
+    pub(crate) fn from_pod(pod: &Pod, previous: Option<&PodMeta>) -> Self {
+        let mut named_ports: HashMap<String, BTreeSet<u16>> = HashMap::new();
+        let mut declared_ports = BTreeSet::new();
+        if let Some(spec) = &pod.spec {
+            let containers = spec
+                .containers
+                .iter()
+                .chain(spec.init_containers.iter().flatten());
+            for port in containers.flat_map(|c| c.ports.iter().flatten()) {
+                let Some(number) = tcp_port(port) else {
+                    continue;
+                };
+                declared_ports.insert(number);
+                if let Some(name) = &port.name {
+                    named_ports.entry(name.clone()).or_default().insert(number);
+                }
+            }
+        }
+        let override_annotation = pod.annotations().get(DEFAULT_POLICY_ANNOTATION).cloned();
+        let default_override = match previous {
+            Some(prev) if prev.override_annotation == override_annotation => {
+                prev.default_override.clone()
+            }
+            _ => PolicyOverride::parse(
+                override_annotation.as_deref(),
+                &format_args!(
+                    "pod {}/{}",
+                    pod.namespace().unwrap_or_default(),
+                    pod.name_any()
+                ),
+            ),
+        };
+        PodMeta {
+            labels: pod.labels().clone(),
+            named_ports,
+            declared_ports,
+            override_annotation,
+            default_override,
+        }
+    }
+}
+
+fn tcp_port(port: &ContainerPort) -> Option<u16> {
+    let tcp = port.protocol.as_deref().is_none_or(|p| p == "TCP");
+    let number = u16::try_from(port.container_port).ok().filter(|n| *n != 0);
+    number.filter(|_| tcp)
+}
+
+impl IndexNamespacedResource<Pod> for Index {
+    fn apply(&mut self, pod: Pod) {
+        let namespace = pod.namespace().unwrap_or_default();
+        let name = pod.name_any();
+        let ns = self.namespace_mut(&namespace);
+        match ns.pods.get_mut(&name) {
+            Some(existing) => {
+                let meta = PodMeta::from_pod(&pod, Some(&existing.meta));
+                if meta == existing.meta {
+                    return; // e.g. a status update: nothing policy-relevant changed
+                }
+                existing.meta = meta;
+            }
+            None => {
+                let meta = PodMeta::from_pod(&pod, None);
+                ns.pods.insert(
+                    name.clone(),
+                    PodIndex {
+                        meta,
+                        ports: Mutex::new(HashMap::new()),
+                    },
+                );
+                self.metrics.pods.inc();
+            }
+        }
+        self.update_pod(&namespace, &name);
+    }
+
+    fn delete(&mut self, namespace: String, name: String) {
+        let Some(ns) = self.namespaces.get_mut(&namespace) else {
+            return;
+        };
+        let Some(mut pod) = ns.pods.remove(&name) else {
+            return;
+        };
+        self.metrics.pods.dec();
+        let conflicted = pod
+            .ports
+            .get_mut()
+            .values()
+            .filter(|w| !w.losers.is_empty())
+            .count();
+        self.metrics
+            .conflicted_ports
+            .dec_by(i64::try_from(conflicted).unwrap_or(i64::MAX));
+        // Dropping the pod drops its senders: every watcher sees its channel close.
+        drop(pod);
+    }
+}

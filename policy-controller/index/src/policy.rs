@@ -1,0 +1,195 @@
+//! The inbound policy of one pod port: the JSON a proxy receives from the policy API.
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use weft_policy_k8s_api::{Cidr, ProxyProtocol};
+
+use crate::{ClusterInfo, DefaultPolicy};
+
+/// Everything a proxy needs to decide about connections to one port.
+///
+/// A port described by a Server admits exactly the clients of the ServerAuthorizations that
+/// target the Server (none: nobody). A port without a Server gets its default policy.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+pub struct InboundPolicy {
+    /// What describes the port: a Server, or the default policy.
+    pub server: ServerRef,
+    /// The protocol on the port; `unknown` means the proxy detects it.
+    pub protocol: ProxyProtocol,
+    /// Who may connect; sorted by name. Empty means nobody.
+    pub authorizations: Vec<Authorization>,
+}
+
+/// The source of a port's policy.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+#[serde(tag = "kind")]
+pub enum ServerRef {
+    /// A `Server` in the pod's namespace.
+    Server { name: String },
+    /// No Server selects the port; this default policy applies.
+    #[serde(rename = "default")]
+    Default { policy: DefaultPolicy },
+}
+
+/// One rule admitting clients: from any of `networks`, with `authentication`.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+pub struct Authorization {
+    /// Where the rule comes from: `ServerAuthorization/<name>` or `default/<policy>`.
+    pub name: String,
+    pub networks: Vec<NetworkMatch>,
+    pub authentication: Authentication,
+}
+
+/// Clients whose address is in `cidr` but in none of `except`.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+pub struct NetworkMatch {
+    pub cidr: Cidr,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub except: Vec<Cidr>,
+}
+
+/// How clients must authenticate.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Authentication {
+    /// No authentication: plaintext or TLS, any client.
+    Unauthenticated,
+    /// Any TLS client, identity not checked.
+    TlsUnauthenticated,
+    /// Mesh TLS with one of these identities (`*`: any) or service accounts.
+    #[serde(rename_all = "camelCase")]
+    MeshTls {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        identities: Vec<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        service_accounts: Vec<ServiceAccount>,
+    },
+}
+
+/// A service account, its namespace always filled in.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct ServiceAccount {
+    pub name: String,
+    pub namespace: String,
+}
+
+impl NetworkMatch {
+    pub fn all() -> Vec<NetworkMatch> {
+        [
+            IpNet::V4(ipnet::Ipv4Net::default()),
+            IpNet::V6(ipnet::Ipv6Net::default()),
+        ]
+        .into_iter()
+        .map(|net| NetworkMatch {
+            cidr: Cidr(net),
+            except: Vec::new(),
+        })
+        .collect()
+    }
+}
+
+impl InboundPolicy {
+    /// The policy of a port no Server describes.
+    pub fn default_for(policy: DefaultPolicy, cluster: &ClusterInfo) -> Self {
+        let cluster_networks = || {
+            cluster
+                .cluster_networks
+                .iter()
+                .map(|net| NetworkMatch {
+                    cidr: Cidr(*net),
+                    except: Vec::new(),
+                })
+                .collect()
+        };
+        let any_identity = || Authentication::MeshTls {
+            identities: vec!["*".to_string()],
+            service_accounts: Vec::new(),
+        };
+        let rule = match policy {
+            DefaultPolicy::AllUnauthenticated => {
+                Some((NetworkMatch::all(), Authentication::Unauthenticated))
+            }
+            DefaultPolicy::AllAuthenticated => Some((NetworkMatch::all(), any_identity())),
+            DefaultPolicy::ClusterUnauthenticated => {
+                Some((cluster_networks(), Authentication::Unauthenticated))
+            }
+            DefaultPolicy::ClusterAuthenticated => Some((cluster_networks(), any_identity())),
+            DefaultPolicy::Deny => None,
+        };
+        InboundPolicy {
+            server: ServerRef::Default { policy },
+            protocol: ProxyProtocol::Unknown,
+            authorizations: rule
+                .map(|(networks, authentication)| Authorization {
+                    name: format!("default/{policy}"),
+                    networks,
+                    authentication,
+                })
+                .into_iter()
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn default_policy_json() {
+        let cluster = ClusterInfo {
+            default_policy: DefaultPolicy::Deny,
+            cluster_networks: vec!["10.0.0.0/8".parse().unwrap()],
+        };
+        let policy = InboundPolicy::default_for(DefaultPolicy::ClusterAuthenticated, &cluster);
+        assert_eq!(
+            serde_json::to_value(&policy).unwrap(),
+            json!({
+                "server": {"kind": "default", "policy": "cluster-authenticated"},
+                "protocol": "unknown",
+                "authorizations": [{
+                    "name": "default/cluster-authenticated",
+                    "networks": [{"cidr": "10.0.0.0/8"}],
+                    "authentication": {"kind": "mesh-tls", "identities": ["*"]},
+                }],
+            })
+        );
+        let deny = InboundPolicy::default_for(DefaultPolicy::Deny, &cluster);
+        assert!(deny.authorizations.is_empty());
+        let all = InboundPolicy::default_for(DefaultPolicy::AllUnauthenticated, &cluster);
+        assert_eq!(
+            serde_json::to_value(&all.authorizations[0]).unwrap(),
+            json!({
+                "name": "default/all-unauthenticated",
+                "networks": [{"cidr": "0.0.0.0/0"}, {"cidr": "::/0"}],
+                "authentication": {"kind": "unauthenticated"},
+            })
+        );
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        let policy = InboundPolicy {
+            server: ServerRef::Server { name: "web".into() },
+            protocol: ProxyProtocol::Http2,
+            authorizations: vec![Authorization {
+                name: "ServerAuthorization/web-clients".into(),
+                networks: NetworkMatch::all(),
+                authentication: Authentication::MeshTls {
+                    identities: vec![],
+                    service_accounts: vec![ServiceAccount {
+                        name: "api".into(),
+                        namespace: "emojivoto".into(),
+                    }],
+                },
+            }],
+        };
+        let json = serde_json::to_string(&policy).unwrap();
+        assert_eq!(
+            serde_json::from_str::<InboundPolicy>(&json).unwrap(),
+            policy
+        );
+    }
+}
