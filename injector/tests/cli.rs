@@ -1,0 +1,212 @@
+//! The built `weft` binary: exit codes, stdout, stderr.
+#![allow(clippy::unwrap_used)]
+
+use serde::Deserialize;
+use serde_json::Value;
+use std::{
+    io::Write,
+    path::PathBuf,
+    process::{Command, Output, Stdio},
+};
+
+fn golden(case: &str, file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(case)
+        .join(file)
+}
+
+fn weft(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn documents(text: &[u8]) -> Vec<Value> {
+    let text = std::str::from_utf8(text).unwrap();
+    serde_norway::Deserializer::from_str(text)
+        .map(|d| Value::deserialize(d).unwrap())
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+fn text(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).unwrap()
+}
+
+#[test]
+fn manual_inject_from_a_file_matches_the_golden() {
+    let input = golden("multi-document", "input.yaml");
+    let out = weft(&["inject", "--manual", "-f", input.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let expected = std::fs::read(golden("multi-document", "expected.yaml")).unwrap();
+    assert_eq!(documents(&out.stdout), documents(&expected));
+    let report = std::fs::read_to_string(golden("multi-document", "expected-report.txt")).unwrap();
+    assert_eq!(text(&out.stderr), report);
+    assert!(
+        text(&out.stdout).contains("\n---\n"),
+        "documents are separated by ---"
+    );
+}
+
+#[test]
+fn stdin_is_the_default_and_uninject_round_trips() {
+    let input = std::fs::read_to_string(golden("workload-deployment", "input.yaml")).unwrap();
+    let injected = weft(&["inject", "--manual"], Some(&input));
+    assert!(injected.status.success(), "{}", text(&injected.stderr));
+    assert_eq!(text(&injected.stderr), "deployment/web: injected\n");
+    let restored = weft(&["uninject", "-f", "-"], Some(text(&injected.stdout)));
+    assert!(restored.status.success(), "{}", text(&restored.stderr));
+    assert_eq!(text(&restored.stderr), "deployment/web: uninjected\n");
+    assert_eq!(documents(&restored.stdout), documents(input.as_bytes()));
+
+    let annotated = weft(&["inject"], Some(&input));
+    assert!(annotated.status.success());
+    assert_eq!(
+        text(&annotated.stderr),
+        "deployment/web: injected (weft.dev/inject: enabled added)\n"
+    );
+    let doc = &documents(&annotated.stdout)[0];
+    assert_eq!(
+        doc["spec"]["template"]["metadata"]["annotations"]["weft.dev/inject"],
+        "enabled"
+    );
+    assert_eq!(
+        doc["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn flags_reach_the_injection() {
+    let input = std::fs::read_to_string(golden("pod-minimal", "input.yaml")).unwrap();
+    let out = weft(
+        &[
+            "inject",
+            "--manual",
+            "--native-sidecar",
+            "--proxy-version",
+            "v2.0.0",
+        ],
+        Some(&input),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let pod = &documents(&out.stdout)[0];
+    let init = &pod["spec"]["initContainers"];
+    assert_eq!(init[1]["name"], "weft-proxy");
+    assert_eq!(init[1]["image"], "ghcr.io/weft-dev/proxy:v2.0.0");
+}
+
+#[test]
+fn rejection_fails_with_the_webhook_message_and_no_output() {
+    let input = golden("error-rejection-in-second-document", "input.yaml");
+    let out = weft(&["inject", "--manual", "-f", input.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "nothing partial on stdout");
+    let expected = std::fs::read_to_string(golden(
+        "error-rejection-in-second-document",
+        "expected-error.txt",
+    ))
+    .unwrap();
+    assert_eq!(text(&out.stderr), format!("error: {expected}"));
+}
+
+#[test]
+fn invalid_input_names_the_document_and_field() {
+    for case in [
+        "error-invalid-yaml",
+        "error-deployment-without-template",
+        "error-document-without-kind",
+    ] {
+        let input = std::fs::read_to_string(golden(case, "input.yaml")).unwrap();
+        for args in [&["inject"][..], &["inject", "--manual"], &["uninject"]] {
+            let out = weft(args, Some(&input));
+            assert_eq!(out.status.code(), Some(1), "{case} {args:?}");
+            assert!(out.stdout.is_empty(), "{case} {args:?}");
+            assert!(
+                text(&out.stderr).starts_with("error: document "),
+                "{case}: {}",
+                text(&out.stderr)
+            );
+        }
+    }
+}
+
+#[test]
+fn bad_flags_and_files_fail_clearly() {
+    let out = weft(&["inject", "--proxy-uid", "0"], Some(""));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("--proxy-uid: \"0\""),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = weft(&["inject", "-f", "/nonexistent/app.yaml"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("cannot read /nonexistent/app.yaml"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = weft(&["inject", "--no-such-flag"], None);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn empty_input_gives_empty_output() {
+    let out = weft(&["inject", "--manual"], Some(""));
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+}
+
+#[test]
+fn every_proxy_flag_has_help_text() {
+    let out = weft(&["inject", "--help"], None);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    for flag in [
+        "--manual",
+        "--file",
+        "--proxy-image",
+        "--proxy-version",
+        "--proxy-init-image",
+        "--proxy-log-level",
+        "--proxy-cpu-request",
+        "--proxy-cpu-limit",
+        "--proxy-memory-request",
+        "--proxy-memory-limit",
+        "--proxy-uid",
+        "--skip-inbound-ports",
+        "--skip-outbound-ports",
+        "--opaque-ports",
+        "--native-sidecar",
+        "--proxy-policy-addr",
+        "--control-plane-namespace",
+    ] {
+        let line = help
+            .lines()
+            .position(|l| l.trim_start().starts_with(flag) || l.contains(&format!(", {flag}")))
+            .unwrap_or_else(|| panic!("{flag} missing from help:\n{help}"));
+        // clap prints the description on the flag's line or the next one.
+        let described = help.lines().nth(line).unwrap().len() > flag.len() + 20
+            || help
+                .lines()
+                .nth(line + 1)
+                .is_some_and(|l| !l.trim().is_empty());
+        assert!(described, "{flag} has no help text:\n{help}");
+    }
+}
