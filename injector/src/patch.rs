@@ -163,3 +163,101 @@ pub(crate) fn build(pod: &PodView<'_>, config: &ProxyConfig) -> Result<Patch, Re
     );
     Ok(Patch(ops.ops))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    fn paths(patch: &Patch) -> Vec<String> {
+        patch.0.iter().map(|op| op.path().to_string()).collect()
+    }
+
+    fn build_for(pod: &Value, config: &ProxyConfig) -> Patch {
+        build(&PodView::from_json(pod), config).unwrap()
+    }
+
+    #[test]
+    fn absent_parents_are_added_before_their_children() {
+        let pod = json!({"metadata": {"name": "a"}, "spec": {"containers": [{"name": "app"}]}});
+        let patch = build_for(&pod, &ProxyConfig::default());
+        assert_eq!(
+            paths(&patch),
+            [
+                "/metadata/annotations",
+                "/metadata/labels",
+                "/metadata/annotations/weft.dev~1proxy-version",
+                "/metadata/annotations/weft.dev~1created-by",
+                "/metadata/annotations/kubectl.kubernetes.io~1default-container",
+                "/metadata/labels/weft.dev~1control-plane-ns",
+                "/spec/initContainers",
+                "/spec/initContainers/0",
+                "/spec/containers/0",
+                "/spec/volumes",
+                "/spec/volumes/-",
+                "/metadata/annotations/weft.dev~1inject-status",
+            ]
+        );
+        let status = InjectStatus::parse(
+            patch
+                .0
+                .last()
+                .map(|op| match op {
+                    PatchOperation::Add(add) => add.value.as_str().unwrap(),
+                    _ => panic!("only add operations"),
+                })
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            status.parents,
+            [
+                "/metadata/annotations",
+                "/metadata/labels",
+                "/spec/initContainers",
+                "/spec/volumes"
+            ]
+        );
+    }
+
+    #[test]
+    fn present_parents_are_not_replaced_and_native_sidecars_go_after_weft_init() {
+        let pod = json!({
+            "metadata": {"annotations": {}, "labels": {}},
+            "spec": {"containers": [], "initContainers": [{"name": "m"}], "volumes": []},
+        });
+        let config = ProxyConfig {
+            native_sidecar: true,
+            ..ProxyConfig::default()
+        };
+        let patch = build_for(&pod, &config);
+        let paths = paths(&patch);
+        assert!(!paths.iter().any(|p| p == "/metadata/annotations"
+            || p == "/spec/initContainers"
+            || p == "/spec/volumes"));
+        assert!(paths.contains(&"/spec/initContainers/1".to_string()));
+        assert!(!paths.iter().any(|p| p.starts_with("/spec/containers")));
+        assert!(
+            !paths.iter().any(|p| p.contains("default-container")),
+            "no default-container for native sidecars"
+        );
+    }
+
+    #[test]
+    fn the_patch_does_not_grow_with_the_pod() {
+        let env: Vec<Value> = (0..5000)
+            .map(|i| json!({"name": format!("VAR_{i}"), "value": "x"}))
+            .collect();
+        let small = json!({"metadata": {}, "spec": {"containers": [{"name": "app"}]}});
+        let huge = json!({"metadata": {}, "spec": {"containers": [{"name": "app", "env": env}]}});
+        let config = ProxyConfig::default();
+        let small_len = serde_json::to_vec(&build_for(&small, &config))
+            .unwrap()
+            .len();
+        let huge_len = serde_json::to_vec(&build_for(&huge, &config))
+            .unwrap()
+            .len();
+        assert_eq!(small_len, huge_len);
+    }
+}
