@@ -11,7 +11,7 @@ use crate::{
 };
 use kube::core::{
     admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation},
-    DynamicObject,
+    DynamicObject, Status,
 };
 use std::collections::BTreeMap;
 
@@ -141,8 +141,7 @@ pub fn respond(
         }
         Err(rejection) => {
             let mut response = response.deny(&rejection.message);
-            response.result.code = 400;
-            response.result.reason = "BadRequest".to_string();
+            response.result = Status::failure(&rejection.message, "BadRequest").with_code(400);
             finish(response, Outcome::Rejected(rejection.reason), Vec::new())
         }
     }

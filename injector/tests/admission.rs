@@ -120,6 +120,8 @@ fn rejections_are_400_with_the_message() {
     assert_eq!(outcome.reason(), "invalid_annotation");
     assert_eq!(response["allowed"], false);
     assert_eq!(response["status"]["code"], 400);
+    assert_eq!(response["status"]["status"], "Failure");
+    assert_eq!(response["status"]["reason"], "BadRequest");
     let message = response["status"]["message"].as_str().unwrap();
     assert!(
         message.starts_with("config.weft.dev/skip-inbound-ports: \"80-20\""),
