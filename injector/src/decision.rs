@@ -215,7 +215,7 @@ pub(crate) fn precheck(
         Some("disabled") => return Ok(Precheck::Skip(SkipReason::Disabled)),
         Some(other) => {
             return Err(Rejection {
-                reason: crate::RejectReason::InvalidAnnotation,
+                reason: RejectReason::InvalidAnnotation,
                 message: format!(
                 "{INJECT_ANNOTATION}: {other:?} is not valid (accepted: \"enabled\", \"disabled\")"
             ),
