@@ -16,6 +16,7 @@ use crate::{
     patch,
     pod_view::{container_name, container_ports, PodView},
     sidecar::{self, INIT_NAME, PROXY_NAME, PROXY_PORTS},
+    values::quoted,
 };
 use std::{collections::BTreeMap, fmt};
 
@@ -173,7 +174,8 @@ impl Injector {
             Some(v) if v == "disabled" => false,
             Some(v) => {
                 warnings.push(format!(
-                    "namespace {namespace}: {INJECT_ANNOTATION}: {v:?} is not valid (accepted: \"enabled\", \"disabled\"); the namespace counts as not enabled"
+                    "namespace {namespace}: {INJECT_ANNOTATION}: {} is not valid (accepted: \"enabled\", \"disabled\"); the namespace counts as not enabled",
+                    quoted(v)
                 ));
                 false
             }
@@ -217,8 +219,9 @@ pub(crate) fn precheck(
             return Err(Rejection {
                 reason: RejectReason::InvalidAnnotation,
                 message: format!(
-                "{INJECT_ANNOTATION}: {other:?} is not valid (accepted: \"enabled\", \"disabled\")"
-            ),
+                    "{INJECT_ANNOTATION}: {} is not valid (accepted: \"enabled\", \"disabled\")",
+                    quoted(other)
+                ),
             })
         }
     };

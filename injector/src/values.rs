@@ -20,9 +20,20 @@ impl InvalidValue {
     }
 }
 
+/// Longest value quoted in a message; longer values are cut so messages and warnings stay short.
+const MAX_QUOTED: usize = 64;
+
+/// `value` in double quotes, escaped, cut after [`MAX_QUOTED`] characters.
+pub fn quoted(value: &str) -> String {
+    match value.char_indices().nth(MAX_QUOTED) {
+        None => format!("{value:?}"),
+        Some((cut, _)) => format!("{:?}...", &value[..cut]),
+    }
+}
+
 impl fmt::Display for InvalidValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?} {}", self.value, self.problem)
+        write!(f, "{} {}", quoted(&self.value), self.problem)
     }
 }
 
@@ -372,6 +383,17 @@ mod tests {
         assert_eq!(quantity_value(&parse_quantity("250m").unwrap()), 0.25);
         assert_eq!(quantity_value(&parse_quantity("1Ki").unwrap()), 1024.0);
         assert_eq!(quantity_value(&parse_quantity("2e3").unwrap()), 2000.0);
+    }
+
+    #[test]
+    fn long_values_are_cut_in_messages() {
+        let long = "x".repeat(10_000);
+        let message = parse_quantity(&long).unwrap_err().to_string();
+        assert!(message.len() < 200, "{message}");
+        assert!(
+            message.starts_with(&format!("\"{}\"...", "x".repeat(64))),
+            "{message}"
+        );
     }
 
     #[test]
