@@ -8,6 +8,7 @@ mod admission;
 mod args;
 pub mod metrics;
 pub mod namespaces;
+pub mod policy;
 pub mod sync_gate;
 
 pub use self::{

@@ -1,4 +1,5 @@
-//! Prometheus metrics of the policy index (all named `weft_policy_*`).
+//! Prometheus metrics of the policy index (`weft_policy_index_*` when registered in the
+//! controller's `weft` sub-registry).
 
 use prometheus_client::{
     metrics::{counter::Counter, gauge::Gauge},
@@ -17,10 +18,11 @@ pub struct IndexMetrics {
 }
 
 impl IndexMetrics {
-    /// Creates the metrics and registers them under the `weft_policy_` prefix.
+    /// Creates the metrics and registers them as `policy_index_*` in `registry`. Pass the
+    /// controller's `weft` sub-registry so they are exported as `weft_policy_index_*`.
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = Self::default();
-        let reg = registry.sub_registry_with_prefix("weft_policy");
+        let reg = registry.sub_registry_with_prefix("policy");
         reg.register(
             "index_pods",
             "Pods in the policy index",
