@@ -3,6 +3,8 @@
   _chart_check.py render MODE FILE NAMESPACE RELEASE   check a `helm template` output (MODE: default|ha|cert-manager)
   _chart_check.py split FILE OUTDIR                     write crds.yaml, objects.yaml, webhooks.yaml; print CRD names
   _chart_check.py pick FILE NAME                        print the documents of FILE named NAME
+  _chart_check.py args FILE                             print the controller container's args, one per line
+  _chart_check.py readme VALUES README                  every value in VALUES is documented in README's table
   _chart_check.py installed-tls STATE.json              check the TLS of an installed release (see state_of below)
   _chart_check.py same-tls BEFORE.json AFTER.json       the Secret and caBundles did not change across an upgrade
 
@@ -298,6 +300,48 @@ def pick(path, name):
     yaml.safe_dump_all(docs, sys.stdout, sort_keys=False)
 
 
+def controller_args(path):
+    deploys = [d for d in load_docs(path) if d.get("kind") == "Deployment"]
+    if len(deploys) != 1:
+        sys.exit(f"chart-check: error: expected one Deployment in {path}, found {len(deploys)}")
+    for ctr in deploys[0]["spec"]["template"]["spec"]["containers"]:
+        if ctr.get("name") == "weft-controller":
+            for arg in ctr.get("args", []):
+                if "\n" in arg:
+                    sys.exit(f"chart-check: error: controller arg contains a newline: {arg!r}")
+                print(arg)
+            return
+    sys.exit(f"chart-check: error: no weft-controller container in {path}")
+
+
+# Values whose content is free-form Kubernetes YAML: documented as a whole, not key by key.
+FREE_FORM_VALUES = {"controller.resources", "podAnnotations", "podLabels", "nodeSelector"}
+
+
+def readme_lists_values(values_path, readme_path):
+    c = Checker()
+    with open(values_path, encoding="utf-8") as f:
+        values = yaml.safe_load(f)
+    with open(readme_path, encoding="utf-8") as f:
+        rows = {line.split("|")[1].strip().strip("`") for line in f if line.startswith("| `")}
+
+    def leaves(node, prefix):
+        for key, value in node.items():
+            path = f"{prefix}{key}"
+            if isinstance(value, dict) and value and path not in FREE_FORM_VALUES:
+                yield from leaves(value, path + ".")
+            else:
+                yield path
+
+    documented = set()
+    for path in leaves(values, ""):
+        documented.add(path)
+        c.check(path in rows, f"README.md has no row for value {path}")
+    for row in sorted(rows - documented):
+        c.check(False, f"README.md documents {row}, which values.yaml does not have")
+    c.finish(f"README documents all {len(documented)} values")
+
+
 def installed_tls(state_path):
     """STATE.json: {"secret": <Secret>, "mutating": <MWC>, "validating": <VWC>, "service": <name>, "namespace": <ns>}"""
     c = Checker()
@@ -336,6 +380,8 @@ def main(argv):
         "render": (check_render, 4),
         "split": (split, 2),
         "pick": (pick, 2),
+        "args": (controller_args, 1),
+        "readme": (readme_lists_values, 2),
         "installed-tls": (installed_tls, 1),
         "same-tls": (same_tls, 2),
     }
