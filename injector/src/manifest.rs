@@ -125,16 +125,21 @@ fn process(input: &str, f: &mut TemplateFn<'_>) -> Result<Processed, ManifestErr
     Ok(Processed { yaml, report })
 }
 
-/// The path from the object to its pod template, by kind; `None` for kinds that pass through.
-fn template_path(kind: &str) -> Option<&'static [&'static str]> {
-    match kind {
-        "Pod" => Some(&[]),
-        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" => {
-            Some(&["spec", "template"])
-        }
-        "CronJob" => Some(&["spec", "jobTemplate", "spec", "template"]),
+/// The path from the object to its pod template, by API group and kind; `None` for objects that pass through
+/// (including custom resources that reuse a kind name, such as another group's `Job`).
+fn template_path(group: &str, kind: &str) -> Option<&'static [&'static str]> {
+    match (group, kind) {
+        ("", "Pod") => Some(&[]),
+        ("apps" | "extensions", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet")
+        | ("batch", "Job") => Some(&["spec", "template"]),
+        ("batch", "CronJob") => Some(&["spec", "jobTemplate", "spec", "template"]),
         _ => None,
     }
+}
+
+/// The API group of an `apiVersion` (`apps/v1` → `apps`, `v1` → the core group `""`).
+fn api_group(api_version: &str) -> &str {
+    api_version.split_once('/').map_or("", |(group, _)| group)
 }
 
 fn visit(
@@ -174,6 +179,12 @@ fn visit(
             "missing or not a string",
         ));
     };
+    let api_version = map
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("v1")
+        .to_string();
+    let group = api_group(&api_version);
     let name = map
         .get("metadata")
         .and_then(|m| m.get("name").or_else(|| m.get("generateName")))
@@ -188,7 +199,7 @@ fn visit(
         .to_string();
     let label = format!(" ({object_name})");
 
-    if kind == "List" {
+    if kind == "List" && group.is_empty() {
         let Some(items) = object.get_mut("items").and_then(Value::as_array_mut) else {
             return Err(field_error(
                 label,
@@ -201,9 +212,9 @@ fn visit(
         }
         return Ok(());
     }
-    let Some(path) = template_path(&kind) else {
+    let Some(path) = template_path(group, &kind) else {
         report.push(format!(
-            "{object_name}: unchanged (kind {kind} has no pod template)"
+            "{object_name}: unchanged ({api_version} {kind} has no pod template)"
         ));
         return Ok(());
     };
