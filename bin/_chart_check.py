@@ -7,6 +7,7 @@
   _chart_check.py readme VALUES README                  every value in VALUES is documented in README's table
   _chart_check.py installed-tls STATE.json              check the TLS of an installed release (see state_of below)
   _chart_check.py same-tls BEFORE.json AFTER.json       the Secret and caBundles did not change across an upgrade
+  _chart_check.py new-tls BEFORE.json AFTER.json        the Secret was regenerated (the DNS names changed)
 
 Every failure names the object and field; the exit status is 1 on any failure.
 """
@@ -105,8 +106,8 @@ def verify_cert(ca_pem, cert_pem, key_pem, dns_names, c, label):
         c.check(bool(pub_cert) and pub_cert == pub_key, f"{label}: tls.key does not belong to tls.crt")
 
 
-def dns_names_for(service, namespace):
-    return [service, f"{service}.{namespace}", f"{service}.{namespace}.svc", f"{service}.{namespace}.svc.cluster.local"]
+def dns_names_for(service, namespace, domain="cluster.local"):
+    return [service, f"{service}.{namespace}", f"{service}.{namespace}.svc", f"{service}.{namespace}.svc.{domain}"]
 
 
 def check_render(mode, path, namespace, release):
@@ -343,7 +344,8 @@ def readme_lists_values(values_path, readme_path):
 
 
 def installed_tls(state_path):
-    """STATE.json: {"secret": <Secret>, "mutating": <MWC>, "validating": <VWC>, "service": <name>, "namespace": <ns>}"""
+    """STATE.json: {"service": <name>, "namespace": <ns>, "clusterDomain": <domain>, "secret": <Secret>,
+    "mutating": <MWC>, "validating": <VWC>}"""
     c = Checker()
     with open(state_path, encoding="utf-8") as f:
         state = json.load(f)
@@ -353,10 +355,23 @@ def installed_tls(state_path):
         c.eq(bundle, data.get("ca.crt"), f"stored {key} webhook caBundle equals the Secret's ca.crt")
     if all(k in data for k in ("ca.crt", "tls.crt", "tls.key")):
         verify_cert(*(base64.b64decode(data[k]) for k in ("ca.crt", "tls.crt", "tls.key")),
-                    dns_names_for(state["service"], state["namespace"]), c, "installed Secret")
+                    dns_names_for(state["service"], state["namespace"], state["clusterDomain"]), c, "installed Secret")
     else:
         c.check(False, f"installed Secret lacks ca.crt/tls.crt/tls.key: {sorted(data)}")
     c.finish("installed TLS")
+
+
+def new_tls(before_path, after_path):
+    """The opposite of same_tls: after a change of DNS names, every piece of TLS material was replaced."""
+    c = Checker()
+    with open(before_path, encoding="utf-8") as f:
+        before = json.load(f)
+    with open(after_path, encoding="utf-8") as f:
+        after = json.load(f)
+    for key in ("ca.crt", "tls.crt", "tls.key"):
+        c.check(before["secret"]["data"].get(key) != after["secret"]["data"].get(key),
+                f"Secret {key} was reused although the certificate's DNS names changed")
+    c.finish("TLS regenerated for new DNS names")
 
 
 def same_tls(before_path, after_path):
@@ -384,6 +399,7 @@ def main(argv):
         "readme": (readme_lists_values, 2),
         "installed-tls": (installed_tls, 1),
         "same-tls": (same_tls, 2),
+        "new-tls": (new_tls, 2),
     }
     if len(argv) < 2 or argv[1] not in commands or len(argv) - 2 != commands[argv[1]][1]:
         sys.exit(__doc__)
