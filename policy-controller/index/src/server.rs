@@ -80,7 +80,10 @@ impl Index {
         if old.is_none() {
             self.metrics.servers.inc();
         }
-        let old_selector = old.map(|s| s.pod_selector);
+        // When only the port or protocol changed, the selected pods are the same: scan once.
+        let old_selector = old
+            .map(|s| s.pod_selector)
+            .filter(|old| *old != new_selector);
         self.update_pods_where(namespace, |pod| {
             new_selector.matches(&pod.meta.labels)
                 || old_selector
