@@ -106,8 +106,7 @@ impl Index {
         self.update_servers_of(namespace, [Some(old)]);
     }
 
-    /// Recomputes the pods with a port currently described by a Server that any of `authzs`
-    /// targets.
+    /// Recomputes the pods selected by any Server that any of `authzs` targets.
     fn update_servers_of<const N: usize>(
         &mut self,
         namespace: &str,
@@ -116,20 +115,14 @@ impl Index {
         let Some(ns) = self.namespaces.get(namespace) else {
             return;
         };
-        let servers: BTreeSet<String> = ns
+        let affected: BTreeSet<String> = ns
             .servers
             .values()
             .filter(|server| authzs.iter().flatten().any(|a| a.targets(server)))
-            .map(|server| server.name.clone())
+            .flat_map(|server| ns.selected.get(&server.name).into_iter().flatten())
+            .cloned()
             .collect();
-        if servers.is_empty() {
-            return;
-        }
-        self.update_pods_where(namespace, |pod| {
-            pod.ports.lock().values().any(|watch| {
-                matches!(&watch.tx.borrow().server, crate::ServerRef::Server { name } if servers.contains(name))
-            })
-        });
+        self.update_pods(namespace, &affected);
     }
 }
 

@@ -2,7 +2,7 @@
 
 use parking_lot::RwLock;
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
     sync::Arc,
 };
 use tokio::sync::watch;
@@ -29,6 +29,9 @@ pub(crate) struct NamespaceIndex {
     pub(crate) default_override: PolicyOverride,
     pub(crate) pods: HashMap<String, PodIndex>,
     pub(crate) servers: HashMap<String, ServerInfo>,
+    /// For each Server, the pods its selector matches, so that a change to a Server (or to the
+    /// authorizations of a Server) touches only those pods.
+    pub(crate) selected: HashMap<String, HashSet<String>>,
     /// Sorted by name, so policies list authorizations in a stable order.
     pub(crate) authorizations: BTreeMap<String, AuthorizationInfo>,
 }
@@ -104,11 +107,11 @@ impl Index {
             .expect("the namespace entry was just ensured")
     }
 
-    /// Recomputes the pods of `namespace` for which `affected` is true (all ports of each).
-    pub(crate) fn update_pods_where(
+    /// Recomputes the named pods of `namespace`; unknown names are ignored.
+    pub(crate) fn update_pods<'n>(
         &mut self,
         namespace: &str,
-        mut affected: impl FnMut(&PodIndex) -> bool,
+        names: impl IntoIterator<Item = &'n String>,
     ) {
         let Some(ns) = self.namespaces.get_mut(namespace) else {
             return;
@@ -118,6 +121,7 @@ impl Index {
             pods,
             servers,
             authorizations,
+            ..
         } = ns;
         let resolver = Resolver {
             namespace,
@@ -127,36 +131,11 @@ impl Index {
             authorizations,
             namespace_override: default_override,
         };
-        for (name, pod) in pods.iter_mut() {
-            if affected(pod) {
+        for name in names {
+            if let Some(pod) = pods.get_mut(name) {
                 resolver.update_pod(name, pod);
             }
         }
-    }
-
-    /// Recomputes a single pod.
-    pub(crate) fn update_pod(&mut self, namespace: &str, pod_name: &str) {
-        let Some(ns) = self.namespaces.get_mut(namespace) else {
-            return;
-        };
-        let NamespaceIndex {
-            default_override,
-            pods,
-            servers,
-            authorizations,
-        } = ns;
-        let Some(pod) = pods.get_mut(pod_name) else {
-            return;
-        };
-        Resolver {
-            namespace,
-            cluster: &self.cluster,
-            metrics: &self.metrics,
-            servers,
-            authorizations,
-            namespace_override: default_override,
-        }
-        .update_pod(pod_name, pod);
     }
 }
 

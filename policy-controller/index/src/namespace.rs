@@ -23,7 +23,8 @@ impl Index {
             return;
         }
         ns.default_override = parsed;
-        self.update_pods_where(namespace, |_| true);
+        let all: Vec<String> = ns.pods.keys().cloned().collect();
+        self.update_pods(namespace, &all);
     }
 }
 

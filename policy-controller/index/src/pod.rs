@@ -119,7 +119,20 @@ impl IndexNamespacedResource<Pod> for Index {
                 self.metrics.pods.inc();
             }
         }
-        self.update_pod(&namespace, &name);
+        let ns = self.namespace_mut(&namespace);
+        if let Some(pod) = ns.pods.get(&name) {
+            for (server_name, server) in &ns.servers {
+                if server.selects(&pod.meta) {
+                    ns.selected
+                        .entry(server_name.clone())
+                        .or_default()
+                        .insert(name.clone());
+                } else if let Some(pods) = ns.selected.get_mut(server_name) {
+                    pods.remove(&name);
+                }
+            }
+        }
+        self.update_pods(&namespace, [&name]);
     }
 
     fn delete(&mut self, namespace: String, name: String) {
@@ -129,6 +142,9 @@ impl IndexNamespacedResource<Pod> for Index {
         let Some(mut pod) = ns.pods.remove(&name) else {
             return;
         };
+        for pods in ns.selected.values_mut() {
+            pods.remove(&name);
+        }
         self.metrics.pods.dec();
         let conflicted = pod
             .ports

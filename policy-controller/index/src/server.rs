@@ -3,7 +3,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{core::DeserializeGuard, ResourceExt};
 use kubert::index::IndexNamespacedResource;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use weft_policy_k8s_api::{LabelSelector, Port, ProxyProtocol, Server};
 
 use crate::{pod::PodMeta, Index};
@@ -75,33 +75,47 @@ impl Index {
         if ns.servers.get(&server.name) == Some(&server) {
             return;
         }
-        let new_selector = server.pod_selector.clone();
-        let old = ns.servers.insert(server.name.clone(), server);
-        if old.is_none() {
+        let name = server.name.clone();
+        let selector_unchanged = ns
+            .servers
+            .get(&name)
+            .is_some_and(|old| old.pod_selector == server.pod_selector);
+        let affected: Vec<String> = if selector_unchanged {
+            // Only the port or protocol changed: the same pods, no scan.
+            ns.selected
+                .get(&name)
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect()
+        } else {
+            let now: HashSet<String> = ns
+                .pods
+                .iter()
+                .filter(|(_, pod)| server.selects(&pod.meta))
+                .map(|(pod_name, _)| pod_name.clone())
+                .collect();
+            let before = ns.selected.insert(name.clone(), now.clone());
+            now.into_iter()
+                .chain(before.into_iter().flatten())
+                .collect()
+        };
+        if ns.servers.insert(name, server).is_none() {
             self.metrics.servers.inc();
         }
-        // When only the port or protocol changed, the selected pods are the same: scan once.
-        let old_selector = old
-            .map(|s| s.pod_selector)
-            .filter(|old| *old != new_selector);
-        self.update_pods_where(namespace, |pod| {
-            new_selector.matches(&pod.meta.labels)
-                || old_selector
-                    .as_ref()
-                    .is_some_and(|s| s.matches(&pod.meta.labels))
-        });
+        self.update_pods(namespace, &affected);
     }
 
     fn remove_server(&mut self, namespace: &str, name: &str) {
-        let Some(old) = self
-            .namespaces
-            .get_mut(namespace)
-            .and_then(|ns| ns.servers.remove(name))
-        else {
+        let Some(ns) = self.namespaces.get_mut(namespace) else {
             return;
         };
+        if ns.servers.remove(name).is_none() {
+            return;
+        }
+        let affected = ns.selected.remove(name).unwrap_or_default();
         self.metrics.servers.dec();
-        self.update_pods_where(namespace, |pod| old.selects(&pod.meta));
+        self.update_pods(namespace, &affected);
     }
 }
 
