@@ -342,3 +342,89 @@ fn udp_ports_are_not_policy_ports() {
         default_ref(DefaultPolicy::Deny)
     );
 }
+
+#[test]
+fn protocol_only_updates_reach_exactly_the_currently_selected_pods() {
+    let mut index = mk_index(DefaultPolicy::Deny);
+    apply_pod(
+        &mut index,
+        mk_pod("ns", "p", &[("app", "web")], &[(None, 80)]),
+    );
+    apply_server(
+        &mut index,
+        mk_server("ns", "s", &[("app", "web")], json!(80), "HTTP/1", 1),
+    );
+    let mut rx = watch(&index, "ns", "p", 80);
+    assert_eq!(protocol(&rx), ProxyProtocol::Http1);
+
+    // The pod leaves the Server; a later protocol change must not reach it.
+    apply_pod(
+        &mut index,
+        mk_pod("ns", "p", &[("app", "api")], &[(None, 80)]),
+    );
+    assert_eq!(server_of(&rx), default_ref(DefaultPolicy::Deny));
+    rx.mark_unchanged();
+    apply_server(
+        &mut index,
+        mk_server("ns", "s", &[("app", "web")], json!(80), "HTTP/2", 1),
+    );
+    assert!(!rx.has_changed().unwrap());
+
+    // It comes back and sees the current protocol; further changes reach it.
+    apply_pod(
+        &mut index,
+        mk_pod("ns", "p", &[("app", "web")], &[(None, 80)]),
+    );
+    assert_eq!(
+        (server_of(&rx), protocol(&rx)),
+        (named("s"), ProxyProtocol::Http2)
+    );
+    apply_server(
+        &mut index,
+        mk_server("ns", "s", &[("app", "web")], json!(80), "gRPC", 1),
+    );
+    assert_eq!(protocol(&rx), ProxyProtocol::Grpc);
+
+    // A pod deleted and re-created under the same name is selected again.
+    IndexNamespacedResource::<Pod>::delete(&mut index, "ns".into(), "p".into());
+    apply_pod(
+        &mut index,
+        mk_pod("ns", "p", &[("app", "web")], &[(None, 80)]),
+    );
+    let rx = watch(&index, "ns", "p", 80);
+    apply_server(
+        &mut index,
+        mk_server("ns", "s", &[("app", "web")], json!(80), "opaque", 1),
+    );
+    assert_eq!(protocol(&rx), ProxyProtocol::Opaque);
+
+    // After a selector change, protocol changes follow the new selection.
+    apply_pod(
+        &mut index,
+        mk_pod("ns", "q", &[("app", "api")], &[(None, 80)]),
+    );
+    apply_server(
+        &mut index,
+        mk_server("ns", "s", &[("app", "api")], json!(80), "opaque", 1),
+    );
+    let rx_q = watch(&index, "ns", "q", 80);
+    assert_eq!(server_of(&rx), default_ref(DefaultPolicy::Deny));
+    apply_server(
+        &mut index,
+        mk_server("ns", "s", &[("app", "api")], json!(80), "TLS", 1),
+    );
+    assert_eq!(protocol(&rx_q), ProxyProtocol::Tls);
+    assert_eq!(server_of(&rx), default_ref(DefaultPolicy::Deny));
+
+    // Authorization changes follow the selection too.
+    apply_authz(
+        &mut index,
+        mk_authz(
+            "ns",
+            "a",
+            json!({"server": {"name": "s"}, "client": {"unauthenticated": true}}),
+        ),
+    );
+    assert_eq!(rx_q.borrow().authorizations.len(), 1);
+    assert!(rx.borrow().authorizations.is_empty());
+}
