@@ -10,10 +10,12 @@ use crate::{
     Injector,
 };
 use kube::core::{
-    admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation},
+    admission::{AdmissionRequest, AdmissionResponse, Operation},
     DynamicObject, Status,
 };
 use std::collections::BTreeMap;
+
+mod wire;
 
 /// A body that is not an AdmissionReview with a request. `Display` is one plain line, fit for an HTTP 400.
 #[derive(Debug, thiserror::Error)]
@@ -65,13 +67,29 @@ pub struct Reviewed {
 }
 
 /// Parses a request body.
+///
+/// The request's `object` keeps only what injection reads: its type, its metadata's name, generateName,
+/// namespace, uid, annotations and labels, and in `data` the pod's `spec.hostNetwork` and the names, ports and
+/// restart policies of its containers, init containers and the names of its volumes. Everything else in the
+/// pod is skipped while parsing, so a large pod costs the scan over its bytes only. `old_object` is not read
+/// (only CREATE is mutated) and is always `None`.
 pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, BadReview> {
-    let review: AdmissionReview<DynamicObject> = serde_json::from_slice(body).map_err(|e| {
+    let review: wire::ReviewIn = serde_json::from_slice(body).map_err(|e| {
         let mut msg = e.to_string();
-        msg.truncate(200);
+        truncate_at_char_boundary(&mut msg, 200);
         BadReview::NotAReview(msg)
     })?;
-    review.try_into().map_err(|_| BadReview::NoRequest)
+    review.into_request().ok_or(BadReview::NoRequest)
+}
+
+fn truncate_at_char_boundary(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
 }
 
 fn is_pod_create(request: &AdmissionRequest<DynamicObject>) -> bool {
@@ -151,10 +169,8 @@ fn finish(mut response: AdmissionResponse, outcome: Outcome, warnings: Vec<Strin
     if !warnings.is_empty() {
         response.warnings = Some(warnings.clone());
     }
-    let review = serde_json::to_vec(&response.into_review())
-        .expect("an AdmissionReview response of strings and bytes always serializes");
     Reviewed {
-        review,
+        review: wire::review_bytes(&response),
         outcome,
         warnings,
     }

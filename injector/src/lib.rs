@@ -10,6 +10,7 @@ pub mod manifest;
 mod overrides;
 mod patch;
 mod pod_view;
+mod pruned;
 pub mod sidecar;
 pub mod status;
 pub mod uninject;

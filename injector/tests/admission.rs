@@ -87,7 +87,7 @@ fn only_pod_creates_are_mutated() {
         None,
     );
     assert_eq!(outcome, Outcome::Injected);
-    assert!(response["patch"].is_array());
+    assert!(response["patch"].is_string(), "patch is base64: {response}");
     for (op, resource, sub) in [
         ("UPDATE", "pods", None),
         ("DELETE", "pods", None),
@@ -158,13 +158,7 @@ fn invalid_namespace_values_warn_instead_of_blocking() {
     );
     assert!(response["warnings"].is_array());
     // The valid namespace override still applies, the invalid one is ignored.
-    let patch: Vec<u8> = response["patch"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b.as_u64().unwrap() as u8)
-        .collect();
-    let patch = String::from_utf8(patch).unwrap();
+    let patch = patch_text(&response);
     assert!(
         patch.contains(r#""WEFT_PROXY_LOG_LEVEL","value":"debug""#),
         "{patch}"
@@ -187,13 +181,7 @@ fn pod_overrides_beat_namespace_overrides() {
     ]);
     let (outcome, response, _) = run(&body, Some(&namespace));
     assert_eq!(outcome, Outcome::Injected);
-    let patch: Vec<u8> = response["patch"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b.as_u64().unwrap() as u8)
-        .collect();
-    let patch = String::from_utf8(patch).unwrap();
+    let patch = patch_text(&response);
     assert!(
         patch.contains(r#""WEFT_PROXY_LOG_LEVEL","value":"trace""#),
         "{patch}"
@@ -231,4 +219,14 @@ fn control_plane_namespace_is_never_injected() {
     let (outcome, response, _) = run(&body, Some(&ns(&[("weft.dev/inject", "enabled")])));
     assert_eq!(outcome, Outcome::Skipped(SkipReason::ControlPlaneNamespace));
     assert!(response.get("patch").is_none());
+}
+
+/// The response's patch (a base64 string, as the API defines `[]byte`) as text.
+fn patch_text(response: &Value) -> String {
+    use base64::Engine as _;
+    let encoded = response["patch"].as_str().unwrap();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .unwrap();
+    String::from_utf8(bytes).unwrap()
 }

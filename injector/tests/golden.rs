@@ -156,8 +156,11 @@ fn run_webhook(case: &Case, pod: &Value) -> (Result<Value, String>, Outcome) {
         return (Err(message), reviewed.outcome);
     }
     let mut patched = pod.clone();
-    if let Some(bytes) = response.get("patch").and_then(Value::as_array) {
-        let bytes: Vec<u8> = bytes.iter().map(|b| b.as_u64().unwrap() as u8).collect();
+    if let Some(encoded) = response.get("patch") {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(encoded.as_str().expect("the patch is a base64 string"))
+            .unwrap();
         let patch: json_patch::Patch = serde_json::from_slice(&bytes).unwrap();
         json_patch::patch(&mut patched, &patch).unwrap();
     }
