@@ -5,7 +5,7 @@
 //! `status.code: 400` and a message naming the annotation or port.
 
 use crate::{
-    decision::{precheck, Decision, Precheck, RejectReason, SkipReason},
+    decision::{precheck, Planned, Precheck, RejectReason, SkipReason},
     pod_view::PodView,
     Injector,
 };
@@ -147,14 +147,16 @@ pub fn respond(
         Some(object) if is_pod_create(request) => object,
         _ => return finish(response, Outcome::Allowed, Vec::new()),
     };
-    match injector.decide(&view(object), namespace_of(request), namespace_annotations) {
-        Ok(Decision::Inject { patch, warnings }) => {
-            let response = response
-                .with_patch(patch)
-                .expect("a JSON patch of JSON values always serializes");
+    match injector.plan(&view(object), namespace_of(request), namespace_annotations) {
+        Ok(Planned::Inject { plan, warnings }) => {
+            let mut patch = Vec::with_capacity(4096);
+            plan.write_json(&mut patch, injector.rendered());
+            let mut response = response;
+            // `finish` writes `patchType: JSONPatch` with every patch.
+            response.patch = Some(patch);
             finish(response, Outcome::Injected, warnings)
         }
-        Ok(Decision::Skip { reason, warnings }) => {
+        Ok(Planned::Skip { reason, warnings }) => {
             finish(response, Outcome::Skipped(reason), warnings)
         }
         Err(rejection) => {

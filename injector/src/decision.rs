@@ -13,12 +13,13 @@
 use crate::{
     config::ProxyConfig,
     overrides::{effective_config, not_a_string},
-    patch,
+    patch::{self, PatchPlan},
     pod_view::{container_name, container_ports, PodView},
+    rendered::RenderedSidecars,
     sidecar::{self, INIT_NAME, PROXY_NAME, PROXY_PORTS},
     values::quoted,
 };
-use std::{collections::BTreeMap, fmt};
+use std::{collections::BTreeMap, fmt, sync::Arc};
 
 /// The annotation, on a namespace or a pod, that opts into injection.
 pub const INJECT_ANNOTATION: &str = "weft.dev/inject";
@@ -124,6 +125,21 @@ impl RejectReason {
 #[derive(Clone, Debug)]
 pub struct Injector {
     config: ProxyConfig,
+    /// The sidecar objects rendered once for `config` (shared by clones).
+    rendered: Option<Arc<RenderedSidecars>>,
+}
+
+/// A decision whose patch is still a plan (see [`PatchPlan`]).
+#[derive(Debug)]
+pub(crate) enum Planned {
+    Inject {
+        plan: Box<PatchPlan>,
+        warnings: Vec<String>,
+    },
+    Skip {
+        reason: SkipReason,
+        warnings: Vec<String>,
+    },
 }
 
 /// The outcome of the checks that do not depend on the namespace.
@@ -138,7 +154,15 @@ pub(crate) enum Precheck {
 
 impl Injector {
     pub fn new(config: ProxyConfig) -> Self {
-        Self { config }
+        Self {
+            rendered: RenderedSidecars::new(&config).map(Arc::new),
+            config,
+        }
+    }
+
+    /// The sidecar objects rendered for the flag configuration, for [`PatchPlan::write_json`].
+    pub(crate) fn rendered(&self) -> Option<&RenderedSidecars> {
+        self.rendered.as_deref()
     }
 
     pub fn config(&self) -> &ProxyConfig {
@@ -162,10 +186,26 @@ impl Injector {
         namespace: &str,
         namespace_annotations: Option<&BTreeMap<String, String>>,
     ) -> Result<Decision, Rejection> {
+        Ok(match self.plan(pod, namespace, namespace_annotations)? {
+            Planned::Inject { plan, warnings } => Decision::Inject {
+                patch: plan.into_patch(),
+                warnings,
+            },
+            Planned::Skip { reason, warnings } => Decision::Skip { reason, warnings },
+        })
+    }
+
+    /// Decides; an injection is returned as a plan, which the webhook writes as JSON directly.
+    pub(crate) fn plan(
+        &self,
+        pod: &PodView<'_>,
+        namespace: &str,
+        namespace_annotations: Option<&BTreeMap<String, String>>,
+    ) -> Result<Planned, Rejection> {
         let mut warnings = Vec::new();
         let control_plane = Some(self.config.control_plane_namespace.as_str());
         let pod_enabled = match precheck(pod, namespace, control_plane)? {
-            Precheck::Skip(reason) => return Ok(Decision::Skip { reason, warnings }),
+            Precheck::Skip(reason) => return Ok(Planned::Skip { reason, warnings }),
             Precheck::Continue { pod_enabled } => pod_enabled,
         };
         let namespace_enabled = match namespace_annotations.and_then(|a| a.get(INJECT_ANNOTATION)) {
@@ -181,7 +221,7 @@ impl Injector {
             }
         };
         if !pod_enabled.unwrap_or(namespace_enabled) {
-            return Ok(Decision::Skip {
+            return Ok(Planned::Skip {
                 reason: SkipReason::NotEnabled,
                 warnings,
             });
@@ -190,8 +230,8 @@ impl Injector {
             effective_config(&self.config, namespace, namespace_annotations, pod)?;
         warnings.extend(ns_warnings);
         check_port_conflicts(pod)?;
-        let patch = patch::build(pod, &config)?;
-        Ok(Decision::Inject { patch, warnings })
+        let plan = Box::new(patch::build(pod, config)?);
+        Ok(Planned::Inject { plan, warnings })
     }
 }
 

@@ -11,6 +11,7 @@ mod overrides;
 mod patch;
 mod pod_view;
 mod pruned;
+mod rendered;
 pub mod sidecar;
 pub mod status;
 pub mod uninject;

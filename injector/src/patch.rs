@@ -7,6 +7,7 @@ use crate::{
     config::{ProxyConfig, CREATED_BY},
     overrides::not_a_string,
     pod_view::{container_name, container_ports, is_native_sidecar, PodView},
+    rendered::RenderedSidecars,
     sidecar,
     status::{InjectStatus, STATUS_ANNOTATION},
     Rejection,
@@ -22,17 +23,99 @@ pub const CONTROL_PLANE_NS_LABEL: &str = "weft.dev/control-plane-ns";
 /// the proxy goes first in `containers` and the pod does not set it already.
 pub const DEFAULT_CONTAINER_ANNOTATION: &str = "kubectl.kubernetes.io/default-container";
 
+/// What an operation adds: plain JSON, or one of the objects of [`sidecar`], which depend only on the effective
+/// configuration (and the inbound ports) and are produced when the plan is turned into a patch or JSON.
+#[derive(Debug)]
+enum AddValue {
+    Json(Value),
+    InitContainer,
+    ProxyContainer { inbound_ports: Vec<u16> },
+    TokenVolume,
+}
+
+/// The `add` operations that inject one pod, with the effective configuration they were planned for.
+#[derive(Debug)]
+pub(crate) struct PatchPlan {
+    config: ProxyConfig,
+    ops: Vec<(PointerBuf, AddValue)>,
+}
+
+impl PatchPlan {
+    /// The RFC 6902 patch.
+    pub(crate) fn into_patch(self) -> Patch {
+        let config = self.config;
+        Patch(
+            self.ops
+                .into_iter()
+                .map(|(path, value)| {
+                    let value = match value {
+                        AddValue::Json(value) => value,
+                        AddValue::InitContainer => sidecar::init_container(&config),
+                        AddValue::ProxyContainer { inbound_ports } => {
+                            sidecar::proxy_container(&config, &inbound_ports, config.native_sidecar)
+                        }
+                        AddValue::TokenVolume => sidecar::token_volume(),
+                    };
+                    PatchOperation::Add(AddOperation { path, value })
+                })
+                .collect(),
+        )
+    }
+
+    /// Appends the patch as JSON to `out`, the same document `serde_json::to_vec(&self.into_patch())` gives.
+    /// `rendered` is used when it was made for the plan's configuration.
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>, rendered: Option<&RenderedSidecars>) {
+        fn json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+            serde_json::to_writer(out, value).expect("JSON values and strings always serialize");
+        }
+        let rendered = rendered.and_then(|r| r.for_config(&self.config));
+        out.push(b'[');
+        for (i, (path, value)) in self.ops.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(br#"{"op":"add","path":"#);
+            json(out, path.as_str());
+            out.extend_from_slice(br#","value":"#);
+            match (value, rendered) {
+                (AddValue::Json(value), _) => json(out, value),
+                (AddValue::InitContainer, Some(r)) => r.write_init_container(out),
+                (AddValue::ProxyContainer { inbound_ports }, Some(r)) => {
+                    r.write_proxy_container(out, inbound_ports)
+                }
+                (AddValue::TokenVolume, Some(r)) => r.write_token_volume(out),
+                (AddValue::InitContainer, None) => {
+                    json(out, &sidecar::init_container(&self.config))
+                }
+                (AddValue::ProxyContainer { inbound_ports }, None) => json(
+                    out,
+                    &sidecar::proxy_container(
+                        &self.config,
+                        inbound_ports,
+                        self.config.native_sidecar,
+                    ),
+                ),
+                (AddValue::TokenVolume, None) => json(out, &sidecar::token_volume()),
+            }
+            out.push(b'}');
+        }
+        out.push(b']');
+    }
+}
+
 struct Ops {
-    ops: Vec<PatchOperation>,
+    ops: Vec<(PointerBuf, AddValue)>,
     status: InjectStatus,
 }
 
 impl Ops {
-    fn add(&mut self, tokens: &[&str], value: Value) {
-        self.ops.push(PatchOperation::Add(AddOperation {
-            path: PointerBuf::from_tokens(tokens.iter().copied()),
-            value,
-        }));
+    fn add(&mut self, tokens: &[&str], value: AddValue) {
+        self.ops
+            .push((PointerBuf::from_tokens(tokens.iter().copied()), value));
+    }
+
+    fn add_json(&mut self, tokens: &[&str], value: Value) {
+        self.add(tokens, AddValue::Json(value));
     }
 
     /// Adds `tokens` as an empty object or array when it is absent, recording it as created.
@@ -40,13 +123,13 @@ impl Ops {
         if !present {
             let path = PointerBuf::from_tokens(tokens.iter().copied());
             self.status.parents.push(path.to_string());
-            self.add(tokens, empty);
+            self.ops.push((path, AddValue::Json(empty)));
         }
     }
 }
 
 /// The patch for a pod that passed every check, with the effective configuration.
-pub(crate) fn build(pod: &PodView<'_>, config: &ProxyConfig) -> Result<Patch, Rejection> {
+pub(crate) fn build(pod: &PodView<'_>, config: ProxyConfig) -> Result<PatchPlan, Rejection> {
     let mut ops = Ops {
         ops: Vec::with_capacity(16),
         status: InjectStatus::default(),
@@ -90,7 +173,7 @@ pub(crate) fn build(pod: &PodView<'_>, config: &ProxyConfig) -> Result<Patch, Re
         ops.status
             .annotations
             .insert(key.to_string(), previous.map(str::to_string));
-        ops.add(&["metadata", "annotations", key], value.into());
+        ops.add_json(&["metadata", "annotations", key], value.into());
     }
     let previous = pod
         .label(CONTROL_PLANE_NS_LABEL)
@@ -99,7 +182,7 @@ pub(crate) fn build(pod: &PodView<'_>, config: &ProxyConfig) -> Result<Patch, Re
         CONTROL_PLANE_NS_LABEL.to_string(),
         previous.map(str::to_string),
     );
-    ops.add(
+    ops.add_json(
         &["metadata", "labels", CONTROL_PLANE_NS_LABEL],
         config.control_plane_namespace.clone().into(),
     );
@@ -110,8 +193,8 @@ pub(crate) fn build(pod: &PodView<'_>, config: &ProxyConfig) -> Result<Patch, Re
         .filter(|(c, init)| !init || is_native_sidecar(c))
         .flat_map(|(c, _)| container_ports(c))
         .filter_map(|p| Some((p.port?, p.tcp)));
-    let inbound = sidecar::inbound_ports(declared, &config.skip_inbound_ports);
-    let proxy = sidecar::proxy_container(config, &inbound, native);
+    let inbound_ports = sidecar::inbound_ports(declared, &config.skip_inbound_ports);
+    let proxy = AddValue::ProxyContainer { inbound_ports };
 
     ops.ensure_parent(
         pod.spec.is_some(),
@@ -126,10 +209,7 @@ pub(crate) fn build(pod: &PodView<'_>, config: &ProxyConfig) -> Result<Patch, Re
         &["spec", "initContainers"],
         Value::Array(Vec::new()),
     );
-    ops.add(
-        &["spec", "initContainers", "0"],
-        sidecar::init_container(config),
-    );
+    ops.add(&["spec", "initContainers", "0"], AddValue::InitContainer);
     ops.status
         .init_containers
         .push(sidecar::INIT_NAME.to_string());
@@ -152,16 +232,19 @@ pub(crate) fn build(pod: &PodView<'_>, config: &ProxyConfig) -> Result<Patch, Re
         &["spec", "volumes"],
         Value::Array(Vec::new()),
     );
-    ops.add(&["spec", "volumes", "-"], sidecar::token_volume());
+    ops.add(&["spec", "volumes", "-"], AddValue::TokenVolume);
     ops.status.volumes.push(sidecar::TOKEN_VOLUME.to_string());
 
     // the record of all of the above, last
     let status = ops.status.to_annotation_value();
-    ops.add(
+    ops.add_json(
         &["metadata", "annotations", STATUS_ANNOTATION],
         status.into(),
     );
-    Ok(Patch(ops.ops))
+    Ok(PatchPlan {
+        config,
+        ops: ops.ops,
+    })
 }
 
 #[cfg(test)]
@@ -175,7 +258,9 @@ mod tests {
     }
 
     fn build_for(pod: &Value, config: &ProxyConfig) -> Patch {
-        build(&PodView::from_json(pod), config).unwrap()
+        build(&PodView::from_json(pod), config.clone())
+            .unwrap()
+            .into_patch()
     }
 
     #[test]
@@ -242,6 +327,34 @@ mod tests {
             !paths.iter().any(|p| p.contains("default-container")),
             "no default-container for native sidecars"
         );
+    }
+
+    #[test]
+    fn written_json_is_the_patch_with_or_without_renderings() {
+        let pod = json!({
+            "metadata": {"annotations": {"a/b~c": "x"}},
+            "spec": {"containers": [{"name": "app", "ports": [{"containerPort": 8080}, {"containerPort": 53, "protocol": "UDP"}]}]},
+        });
+        for native in [false, true] {
+            let config = ProxyConfig {
+                native_sidecar: native,
+                ..ProxyConfig::default()
+            };
+            let expected = serde_json::to_value(build_for(&pod, &config)).unwrap();
+            let rendered = RenderedSidecars::new(&config).unwrap();
+            let other = RenderedSidecars::new(&ProxyConfig {
+                log_level: "trace".into(),
+                ..config.clone()
+            })
+            .unwrap();
+            for rendered in [None, Some(&rendered), Some(&other)] {
+                let plan = build(&PodView::from_json(&pod), config.clone()).unwrap();
+                let mut out = Vec::new();
+                plan.write_json(&mut out, rendered);
+                let written: Value = serde_json::from_slice(&out).unwrap();
+                assert_eq!(written, expected, "native {native}, {rendered:?}");
+            }
+        }
     }
 
     #[test]

@@ -106,11 +106,27 @@ fn value_env(name: &str, value: String) -> Value {
 
 /// The proxy container. `inbound_ports` are the app's TCP container ports, which the proxy serves.
 pub fn proxy_container(config: &ProxyConfig, inbound_ports: &[u16], native_sidecar: bool) -> Value {
-    let inbound = inbound_ports
-        .iter()
-        .map(u16::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
+    proxy_container_with(config, inbound_list(inbound_ports), native_sidecar)
+}
+
+/// The value of `WEFT_PROXY_INBOUND_PORTS`: the ports, comma-separated.
+pub(crate) fn inbound_list(inbound_ports: &[u16]) -> String {
+    let mut list = String::with_capacity(inbound_ports.len() * 6);
+    for (i, port) in inbound_ports.iter().enumerate() {
+        if i > 0 {
+            list.push(',');
+        }
+        list.push_str(&port.to_string());
+    }
+    list
+}
+
+/// The proxy container with `inbound` as the value of `WEFT_PROXY_INBOUND_PORTS` (see [`inbound_list`]).
+pub(crate) fn proxy_container_with(
+    config: &ProxyConfig,
+    inbound: String,
+    native_sidecar: bool,
+) -> Value {
     let env = vec![
         field_env("WEFT_PROXY_POD_NAME", "metadata.name"),
         field_env("WEFT_PROXY_POD_NAMESPACE", "metadata.namespace"),

@@ -12,11 +12,10 @@ use base64::Engine as _;
 use k8s_openapi::{api::authentication::v1::UserInfo, apimachinery::pkg::runtime::RawExtension};
 use kube::core::{
     admission::{AdmissionRequest, AdmissionResponse, Operation},
-    DynamicObject, GroupVersionKind, GroupVersionResource, ObjectMeta, Status, TypeMeta,
+    DynamicObject, GroupVersionKind, GroupVersionResource, ObjectMeta, TypeMeta,
 };
-use serde::{de::DeserializeSeed, Deserialize, Deserializer, Serialize, Serializer};
+use serde::{de::DeserializeSeed, Deserialize, Deserializer, Serialize};
 use serde_json::Value;
-use std::collections::HashMap;
 
 /// The parts of a pod's metadata the webhook reads (the decision and the log).
 const METADATA: Shape = Shape::Fields(&[
@@ -148,67 +147,102 @@ impl<'de> Deserialize<'de> for PrunedObject {
     }
 }
 
-/// `admission.k8s.io/v1` AdmissionReview with a response, as a webhook answers.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ReviewOut<'a> {
-    api_version: &'a str,
-    kind: &'a str,
-    response: ResponseOut<'a>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ResponseOut<'a> {
-    uid: &'a str,
-    allowed: bool,
-    status: &'a Status,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patch: Option<Base64<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patch_type: Option<&'static str>,
-    #[serde(skip_serializing_if = "HashMap::is_empty")]
-    audit_annotations: &'a HashMap<String, String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    warnings: Option<&'a [String]>,
-}
-
-/// Bytes written as a standard base64 string (how Kubernetes encodes `[]byte` in JSON).
-struct Base64<'a>(&'a [u8]);
-
-impl Serialize for Base64<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(self.0))
-    }
-}
-
-/// Serializes the review answering with `response`. Its `types` come from the request; a missing type
-/// (only for responses not built from a request) falls back to `admission.k8s.io/v1`.
+/// Serializes the `admission.k8s.io/v1` AdmissionReview answering with `response`:
+/// `{"apiVersion", "kind", "response": {"uid", "allowed", "status", "patch", "patchType", "auditAnnotations",
+/// "warnings"}}`, the last four only when set. `patch` is written as base64 straight into the output (base64
+/// needs no JSON escaping). The review's type comes from the request; a response not built from a request
+/// gets `admission.k8s.io/v1`.
 pub(super) fn review_bytes(response: &AdmissionResponse) -> Vec<u8> {
-    let types = &response.types;
-    let review = ReviewOut {
-        api_version: if types.api_version.is_empty() {
-            "admission.k8s.io/v1"
+    fn json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+        serde_json::to_writer(out, value)
+            .expect("strings, maps and kube's Status always serialize");
+    }
+    fn or<'a>(value: &'a str, default: &'a str) -> &'a str {
+        if value.is_empty() {
+            default
         } else {
-            &types.api_version
-        },
-        kind: if types.kind.is_empty() {
-            "AdmissionReview"
-        } else {
-            &types.kind
-        },
-        response: ResponseOut {
-            uid: &response.uid,
-            allowed: response.allowed,
-            status: &response.result,
-            patch: response.patch.as_deref().map(Base64),
-            patch_type: response.patch.as_ref().map(|_| "JSONPatch"),
-            audit_annotations: &response.audit_annotations,
-            warnings: response.warnings.as_deref(),
-        },
-    };
-    let mut out = Vec::with_capacity(512 + response.patch.as_ref().map_or(0, |p| p.len() * 4 / 3));
-    serde_json::to_writer(&mut out, &review)
-        .expect("an AdmissionReview response of strings and bytes always serializes");
+            value
+        }
+    }
+    let patch_len = response.patch.as_ref().map_or(0, |p| p.len() * 4 / 3 + 4);
+    let mut out = Vec::with_capacity(512 + patch_len);
+    out.extend_from_slice(br#"{"apiVersion":"#);
+    json(
+        &mut out,
+        or(&response.types.api_version, "admission.k8s.io/v1"),
+    );
+    out.extend_from_slice(br#","kind":"#);
+    json(&mut out, or(&response.types.kind, "AdmissionReview"));
+    out.extend_from_slice(br#","response":{"uid":"#);
+    json(&mut out, &response.uid);
+    out.extend_from_slice(br#","allowed":"#);
+    out.extend_from_slice(if response.allowed { b"true" } else { b"false" });
+    out.extend_from_slice(br#","status":"#);
+    json(&mut out, &response.result);
+    if let Some(patch) = &response.patch {
+        out.extend_from_slice(br#","patch":""#);
+        let start = out.len();
+        let encoded = base64::encoded_len(patch.len(), true)
+            .expect("a patch in memory has a base64 length that fits in memory");
+        out.resize(start + encoded, 0);
+        base64::engine::general_purpose::STANDARD
+            .encode_slice(patch, &mut out[start..])
+            .expect("the output was sized with base64::encoded_len");
+        out.extend_from_slice(br#"","patchType":"JSONPatch""#);
+    }
+    if !response.audit_annotations.is_empty() {
+        out.extend_from_slice(br#","auditAnnotations":"#);
+        json(&mut out, &response.audit_annotations);
+    }
+    if let Some(warnings) = &response.warnings {
+        out.extend_from_slice(br#","warnings":"#);
+        json(&mut out, warnings);
+    }
+    out.extend_from_slice(b"}}");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reviews_are_json_with_a_base64_patch() {
+        let mut response = AdmissionResponse::invalid("x");
+        response.uid = "u\"1".into();
+        response.allowed = true;
+        response.patch = Some(br#"[{"op":"add","path":"/a","value":1}]"#.to_vec());
+        response.warnings = Some(vec!["w\n".into()]);
+        response.audit_annotations.insert("k".into(), "v".into());
+        let review: Value = serde_json::from_slice(&review_bytes(&response)).unwrap();
+        assert_eq!(review["apiVersion"], "admission.k8s.io/v1beta1");
+        assert_eq!(review["kind"], "AdmissionReview");
+        let r = &review["response"];
+        assert_eq!(r["uid"], "u\"1");
+        assert_eq!(r["allowed"], true);
+        assert_eq!(
+            r["patch"], "W3sib3AiOiJhZGQiLCJwYXRoIjoiL2EiLCJ2YWx1ZSI6MX1d",
+            "standard base64 with padding"
+        );
+        assert_eq!(r["patchType"], "JSONPatch");
+        assert_eq!(r["warnings"], json!(["w\n"]));
+        assert_eq!(r["auditAnnotations"], json!({"k": "v"}));
+        assert_eq!(r["status"]["message"], "x");
+    }
+
+    #[test]
+    fn optional_fields_are_omitted() {
+        let mut response = AdmissionResponse::invalid("x");
+        response.types = TypeMeta::default();
+        let review: Value = serde_json::from_slice(&review_bytes(&response)).unwrap();
+        assert_eq!(review["apiVersion"], "admission.k8s.io/v1");
+        let r = review["response"].as_object().unwrap();
+        assert_eq!(
+            r.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["uid", "allowed", "status"]
+        );
+        assert_eq!(r["allowed"], false);
+    }
 }
