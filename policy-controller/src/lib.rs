@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod namespaces;
 pub mod policy;
 pub mod sync_gate;
+pub mod tls_server;
 
 pub use self::{
     admission::{AdmissionService, MAX_BODY_BYTES},
