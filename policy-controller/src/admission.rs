@@ -176,12 +176,39 @@ impl AdmissionService {
 
     fn validate(&self, body: &[u8], start: Instant) -> Response<Body> {
         let metrics = &self.inner.metrics;
-        let _ = body;
-        metrics.record(Webhook::Validate, "error", "not_found", start.elapsed());
-        plain(
-            StatusCode::NOT_FOUND,
-            "the validating webhook is not available in this build".to_string(),
-        )
+        let request = match inject::parse_review(body) {
+            Ok(request) => request,
+            Err(error) => {
+                metrics.record(Webhook::Validate, "error", "bad_request", start.elapsed());
+                return plain(StatusCode::BAD_REQUEST, error.to_string());
+            }
+        };
+        let response = weft_policy_k8s_api::validate::review(&request);
+        let (result, reason) = if response.allowed {
+            ("allowed", "")
+        } else {
+            ("denied", "invalid")
+        };
+        metrics.record(Webhook::Validate, result, reason, start.elapsed());
+        tracing::debug!(
+            uid = %request.uid,
+            namespace = request.namespace.as_deref().unwrap_or(""),
+            name = %request.name,
+            kind = %request.kind.kind,
+            result,
+            message = %response.result.message,
+            "Answered validation review",
+        );
+        match serde_json::to_vec(&response.into_review()) {
+            Ok(body) => json(body),
+            Err(error) => {
+                metrics.record(Webhook::Validate, "error", "serialize", start.elapsed());
+                plain(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("could not serialize the admission response: {error}"),
+                )
+            }
+        }
     }
 
     /// The namespace's annotations from the index; a namespace the index does not know yet (it was

@@ -3,15 +3,19 @@
 use crate::{
     admission::AdmissionService,
     metrics::AdmissionMetrics,
-    namespaces::{NamespaceIndex, NamespaceMetrics},
+    namespaces::{NamespaceFanout, NamespaceIndex, NamespaceMetrics},
+    policy::{serve_api, ApiMetrics},
     sync_gate::SyncGate,
 };
 use anyhow::{Context, Result};
-use k8s_openapi::api::core::v1::Namespace;
-use kube::runtime::watcher;
+use ipnet::IpNet;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::{core::DeserializeGuard, runtime::watcher};
 use prometheus_client::registry::Registry;
-use std::time::Duration;
+use std::{net::SocketAddr, time::Duration};
 use weft_injector::{config::ProxyArgs, Injector};
+use weft_policy_index::{ClusterInfo, DefaultPolicy, Index, IndexMetrics};
+use weft_policy_k8s_api::{Server, ServerAuthorization};
 
 /// The Weft controller: injects the Weft proxy into pods at admission, indexes inbound policy for
 /// the proxies, and serves /live, /ready and /metrics.
@@ -35,6 +39,25 @@ pub struct Args {
     #[command(flatten)]
     server: kubert::ServerArgs,
 
+    /// Address of the policy API (plain HTTP, JSON) that the proxies query
+    #[arg(long, default_value = "0.0.0.0:8090")]
+    policy_addr: SocketAddr,
+
+    /// Inbound policy of ports that no Server describes, unless a namespace or pod overrides it
+    /// with `config.weft.dev/default-inbound-policy`: all-unauthenticated, all-authenticated,
+    /// cluster-unauthenticated, cluster-authenticated or deny
+    #[arg(long, default_value = "all-unauthenticated")]
+    default_policy: DefaultPolicy,
+
+    /// The cluster's pod and node networks (comma-separated CIDRs): what the `cluster-*` default
+    /// policies admit
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16,fd00::/8"
+    )]
+    cluster_networks: Vec<IpNet>,
+
     #[command(flatten)]
     proxy: ProxyArgs,
 }
@@ -48,6 +71,9 @@ impl Args {
             client,
             admin,
             server,
+            policy_addr,
+            default_policy,
+            cluster_networks,
             proxy,
         } = self;
 
@@ -58,6 +84,8 @@ impl Args {
         let weft = registry.sub_registry_with_prefix("weft");
         let admission_metrics = AdmissionMetrics::register(weft);
         let namespace_metrics = NamespaceMetrics::register(weft);
+        let index_metrics = IndexMetrics::register(weft);
+        let api_metrics = ApiMetrics::register(weft);
         let runtime_metrics =
             kubert::RuntimeMetrics::register(registry.sub_registry_with_prefix("kube"));
 
@@ -72,11 +100,49 @@ impl Args {
             .await
             .context("failed to start the controller runtime")?;
 
-        // Namespaces: the injection webhook reads their annotations from this index.
+        // The policy API listens before the runtime starts, so a taken port fails start-up.
+        let policy_listener = tokio::net::TcpListener::bind(policy_addr)
+            .await
+            .with_context(|| format!("failed to listen on --policy-addr {policy_addr}"))?;
+
+        // Namespaces feed both the injection webhook's namespace index and the policy index
+        // (default-policy overrides) from one watch.
         let namespaces = NamespaceIndex::shared(namespace_metrics);
-        let namespace_events = runtime.watch_all::<Namespace>(watcher::Config::default());
-        let gate = SyncGate::new(namespaces.clone(), runtime.initialized_handle());
-        tokio::spawn(kubert::index::cluster(gate, namespace_events));
+        let policy = Index::shared(
+            ClusterInfo {
+                default_policy,
+                cluster_networks,
+            },
+            index_metrics,
+        );
+        let fanout = NamespaceFanout::shared(namespaces.clone(), policy.clone());
+        let events = runtime.watch_all::<Namespace>(watcher::Config::default());
+        let gate = SyncGate::new(fanout, runtime.initialized_handle());
+        tokio::spawn(kubert::index::cluster(gate, events));
+
+        // Pods and the policy resources feed the policy index. Each watch holds readiness until
+        // its first full list has been indexed. Malformed policy objects are skipped, not fatal.
+        let events = runtime.watch_all::<Pod>(watcher::Config::default());
+        let gate = SyncGate::new(policy.clone(), runtime.initialized_handle());
+        tokio::spawn(kubert::index::namespaced(gate, events));
+        let events = runtime.watch_all::<DeserializeGuard<Server>>(watcher::Config::default());
+        let gate = SyncGate::new(policy.clone(), runtime.initialized_handle());
+        tokio::spawn(kubert::index::namespaced(gate, events));
+        let events =
+            runtime.watch_all::<DeserializeGuard<ServerAuthorization>>(watcher::Config::default());
+        let gate = SyncGate::new(policy.clone(), runtime.initialized_handle());
+        tokio::spawn(kubert::index::namespaced(gate, events));
+
+        let shutdown = runtime.shutdown_handle();
+        tokio::spawn(async move {
+            let stopped = serve_api(policy_listener, policy, api_metrics, async move {
+                drop(shutdown.signaled().await);
+            });
+            if let Err(error) = stopped.await {
+                tracing::error!(%error, "The policy API server failed");
+            }
+        });
+        tracing::info!(%policy_addr, "Serving the policy API on HTTP");
 
         let admission = AdmissionService::new(
             injector,

@@ -116,6 +116,41 @@ impl IndexClusterResource<Namespace> for NamespaceIndex {
     }
 }
 
+/// Feeds one namespace watch to both the namespace index and the policy index.
+#[derive(Debug)]
+pub struct NamespaceFanout {
+    namespaces: SharedNamespaces,
+    policy: weft_policy_index::SharedIndex,
+}
+
+impl NamespaceFanout {
+    pub fn shared(
+        namespaces: SharedNamespaces,
+        policy: weft_policy_index::SharedIndex,
+    ) -> Arc<RwLock<Self>> {
+        Arc::new(RwLock::new(Self { namespaces, policy }))
+    }
+}
+
+impl IndexClusterResource<Namespace> for NamespaceFanout {
+    fn apply(&mut self, namespace: Namespace) {
+        self.policy.write().apply(namespace.clone());
+        self.namespaces.write().apply(namespace);
+    }
+
+    fn delete(&mut self, name: String) {
+        IndexClusterResource::<Namespace>::delete(&mut *self.policy.write(), name.clone());
+        IndexClusterResource::<Namespace>::delete(&mut *self.namespaces.write(), name);
+    }
+
+    fn reset(&mut self, namespaces: Vec<Namespace>, removed: ClusterRemoved) {
+        self.policy
+            .write()
+            .reset(namespaces.clone(), removed.clone());
+        self.namespaces.write().reset(namespaces, removed);
+    }
+}
+
 // === impl NamespaceMetrics ===
 
 impl NamespaceMetrics {

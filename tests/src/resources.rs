@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use k8s_openapi::{
-    api::core::v1::{Namespace, Pod},
+    api::core::v1::{Namespace, Pod, ServiceAccount},
     apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
 };
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
@@ -29,7 +29,30 @@ pub async fn namespace(
         .create(&PostParams::default(), &ns)
         .await
         .with_context(|| format!("creating namespace {name}"))?;
+    default_service_account(client, &name).await?;
     Ok(name)
+}
+
+/// Creates the namespace's `default` ServiceAccount, which kube-controller-manager would create
+/// in a full cluster (the local one has none); the ServiceAccount admission plugin requires it.
+pub async fn default_service_account(client: &kube::Client, namespace: &str) -> Result<()> {
+    let sa = ServiceAccount {
+        metadata: ObjectMeta {
+            name: Some("default".to_string()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    match Api::<ServiceAccount>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &sa)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+        Err(error) => {
+            Err(error).with_context(|| format!("creating ServiceAccount {namespace}/default"))
+        }
+    }
 }
 
 pub async fn annotate_namespace(

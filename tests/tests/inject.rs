@@ -122,6 +122,7 @@ fn disabled_host_network_and_system_pods_are_not_injected(h: &Harness) -> Result
         // kube-system is never injected, even when a pod asks for it. (The test webhook does not
         // exclude kube-system by selector, so this exercises the controller's own guard.)
         let name = format!("e2e-system-{}", weft_e2e::unique_suffix());
+        resources::default_service_account(&client, "kube-system").await?;
         let pods = Api::<Pod>::namespaced(client.clone(), "kube-system");
         pods.create(
             &post,
