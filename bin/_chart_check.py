@@ -158,7 +158,8 @@ def check_render(mode, path, namespace, release):
                      "--server-addr=0.0.0.0:9443", "--admin-addr=0.0.0.0:8080", "--policy-addr=0.0.0.0:8090",
                      "--server-tls-key=/var/run/weft/tls/tls.key", "--server-tls-certs=/var/run/weft/tls/tls.crt",
                      "--default-policy=all-unauthenticated", "--log-format=plain", "--proxy-uid=2102",
-                     "--opaque-ports=25,587,3306,4444,5432,6379,9300,11211"):
+                     "--opaque-ports=25,587,3306,4444,5432,6379,9300,11211",
+                     "--cluster-networks=10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16,fd00::/8"):
         c.check(expected in args, f"controller args lack {expected}: {args}")
     flags = [a.split("=", 1)[0] for a in args]
     c.eq(len(flags), len(set(flags)), "controller flags are unique")
