@@ -5,6 +5,9 @@
   _chart_check.py pick FILE NAME                        print the documents of FILE named NAME
   _chart_check.py args FILE                             print the controller container's args, one per line
   _chart_check.py readme VALUES README                  every value in VALUES is documented in README's table
+  _chart_check.py host-args DEPLOY.json TLSDIR          the installed Deployment's controller args, rewritten to run
+                                                        on this host: loopback ports (printed first, one per line:
+                                                        admin, server, policy) and the TLS files in TLSDIR
   _chart_check.py installed-tls STATE.json              check the TLS of an installed release (see state_of below)
   _chart_check.py same-tls BEFORE.json AFTER.json       the Secret and caBundles did not change across an upgrade
   _chart_check.py new-tls BEFORE.json AFTER.json        the Secret was regenerated (the DNS names changed)
@@ -344,6 +347,41 @@ def readme_lists_values(values_path, readme_path):
     c.finish(f"README documents all {len(documented)} values")
 
 
+def host_args(deploy_path, tls_dir):
+    import socket
+
+    with open(deploy_path, encoding="utf-8") as f:
+        deploy = json.load(f)
+    ctr = next(x for x in deploy["spec"]["template"]["spec"]["containers"] if x["name"] == "weft-controller")
+    socks = []
+    for _ in range(3):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        socks.append(sock)
+    admin, server, policy = (sock.getsockname()[1] for sock in socks)
+    for sock in socks:
+        sock.close()
+    overrides = {
+        "--admin-addr": f"127.0.0.1:{admin}",
+        "--server-addr": f"127.0.0.1:{server}",
+        "--policy-addr": f"127.0.0.1:{policy}",
+        "--server-tls-key": os.path.join(tls_dir, "tls.key"),
+        "--server-tls-certs": os.path.join(tls_dir, "tls.crt"),
+    }
+    print(admin, server, policy, sep="\n")
+    seen = set()
+    for arg in ctr["args"]:
+        flag = arg.split("=", 1)[0]
+        if flag in overrides:
+            seen.add(flag)
+            print(f"{flag}={overrides[flag]}")
+        else:
+            print(arg)
+    missing = set(overrides) - seen
+    if missing:
+        sys.exit(f"chart-check: error: the Deployment lacks {sorted(missing)}")
+
+
 def installed_tls(state_path):
     """STATE.json: {"service": <name>, "namespace": <ns>, "clusterDomain": <domain>, "secret": <Secret>,
     "mutating": <MWC>, "validating": <VWC>}"""
@@ -398,6 +436,7 @@ def main(argv):
         "pick": (pick, 2),
         "args": (controller_args, 1),
         "readme": (readme_lists_values, 2),
+        "host-args": (host_args, 2),
         "installed-tls": (installed_tls, 1),
         "same-tls": (same_tls, 2),
         "new-tls": (new_tls, 2),
