@@ -176,11 +176,12 @@ impl AdmissionService {
 
     fn validate(&self, body: &[u8], start: Instant) -> Response<Body> {
         let metrics = &self.inner.metrics;
-        let request = match inject::parse_review(body) {
+        // The whole object, not the injection webhook's pruned parse: validation reads all of it.
+        let request = match parse_full_review(body) {
             Ok(request) => request,
-            Err(error) => {
+            Err(message) => {
                 metrics.record(Webhook::Validate, "error", "bad_request", start.elapsed());
-                return plain(StatusCode::BAD_REQUEST, error.to_string());
+                return plain(StatusCode::BAD_REQUEST, message);
             }
         };
         let response = weft_policy_k8s_api::validate::review(&request);
@@ -241,6 +242,17 @@ impl AdmissionService {
             }
         }
     }
+}
+
+fn parse_full_review(
+    body: &[u8],
+) -> Result<kube::core::admission::AdmissionRequest<kube::core::DynamicObject>, String> {
+    let review: kube::core::admission::AdmissionReview<kube::core::DynamicObject> =
+        serde_json::from_slice(body)
+            .map_err(|error| format!("the body is not an AdmissionReview: {error}"))?;
+    review
+        .try_into()
+        .map_err(|_| "the AdmissionReview has no request".to_string())
 }
 
 /// Reads at most [`MAX_BODY_BYTES`], within [`BODY_TIMEOUT`].

@@ -5,6 +5,7 @@
 //! cluster from `bin/cluster` unless `WEFT_E2E_KUBECONFIG` names another one.
 
 mod inject;
+mod policy;
 mod resilience;
 
 use anyhow::{Context, Result};
@@ -96,7 +97,8 @@ fn main() -> ExitCode {
     // Some tests stop the API server: run the tests one at a time.
     args.test_threads = Some(1);
 
-    let tests: Vec<(&'static str, TestFn)> = [inject::TESTS, resilience::TESTS].concat();
+    let tests: Vec<(&'static str, TestFn)> =
+        [inject::TESTS, policy::TESTS, resilience::TESTS].concat();
     if args.list {
         let trials = tests
             .into_iter()

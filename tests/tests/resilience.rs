@@ -4,7 +4,11 @@
 use crate::{block_on, Harness};
 use anyhow::{bail, ensure, Context, Result};
 use std::time::{Duration, Instant};
-use weft_e2e::{controller::Controller, gate_proxy::GateProxy, resources};
+use weft_e2e::{
+    controller::{http_get, Controller},
+    gate_proxy::GateProxy,
+    resources,
+};
 
 pub const TESTS: &[(&str, crate::TestFn)] = &[
     (
@@ -129,11 +133,38 @@ fn relists_after_losing_the_api_server(h: &Harness) -> Result<()> {
         )
         .await?;
 
-        // Cut the controller off, change the namespace behind its back, reconnect.
+        // A pod whose port starts with the default policy.
+        kube::Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), &changed)
+            .create(&Default::default(), &resources::pod("web", &[]))
+            .await?;
+        let path = format!("/v1/inbound/{changed}/web/8080");
+        eventually(
+            "the controller indexed the pod",
+            Duration::from_secs(10),
+            async || {
+                let (status, body) = http_get(controller.policy_addr, &path).await?;
+                Ok(status == 200 && body.contains(r#""kind":"default""#))
+            },
+        )
+        .await?;
+
+        // Cut the controller off, change the namespace and add a Server behind its back, reconnect.
         gate.close();
         resources::annotate_namespace(&client, &changed, "weft.dev/inject", "disabled").await?;
+        crate::policy::create_server(&client, &changed, "web-http", "http", "HTTP/1").await?;
         tokio::time::sleep(Duration::from_secs(1)).await;
         gate.open();
+
+        eventually(
+            "the re-listed policy index serves the new Server",
+            Duration::from_secs(30),
+            async || {
+                let (status, body) = http_get(controller.policy_addr, &path).await?;
+                Ok(status == 200 && body.contains(r#""name":"web-http""#))
+            },
+        )
+        .await
+        .context("after reconnecting")?;
 
         eventually(
             "the controller re-listed and sees the namespace disabled",
