@@ -1,21 +1,17 @@
-//! The HTTPS admission service served by kubert's server: `POST /inject` (mutating, pods) and
-//! `POST /validate` (validating, policy resources).
-//!
-//! Everything here is plumbing: read a bounded body, hand it to the pure admission code, count the
-//! outcome, write the answer. No API call is made per request; the namespace comes from the
-//! namespace index, and only a namespace the index does not know yet is fetched once.
+//! The HTTPS admission service: routes `POST /inject` (mutating, pods; see `inject.rs`) and
+//! `POST /validate` (validating, policy resources; see `validate.rs`), reads bounded bodies and
+//! writes plain-text errors.
 
 use crate::{
-    metrics::{AdmissionMetrics, Webhook},
-    namespaces::{Annotations, SharedNamespaces},
+    admin::{AdmissionMetrics, Webhook},
+    index::SharedNamespaces,
 };
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
-use k8s_openapi::api::core::v1::Namespace;
 use std::{convert::Infallible, sync::Arc, time::Duration};
 use tokio::time::Instant;
-use weft_injector::{admission as inject, Injector};
+use weft_injector::Injector;
 
 /// The largest admission request body accepted; larger bodies get `413 Payload Too Large`.
 pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -23,23 +19,20 @@ pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 /// How long a client may take to send a request body before it gets `408 Request Timeout`.
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long a namespace the index does not know yet may take to fetch from the API.
-const NAMESPACE_LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
-
 /// Answers admission reviews; cheap to clone (one per connection).
 #[derive(Clone, Debug)]
 pub struct AdmissionService {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    injector: Injector,
-    namespaces: SharedNamespaces,
-    client: Option<kube::Client>,
-    metrics: AdmissionMetrics,
+pub(crate) struct Inner {
+    pub(crate) injector: Injector,
+    pub(crate) namespaces: SharedNamespaces,
+    pub(crate) client: Option<kube::Client>,
+    pub(crate) metrics: AdmissionMetrics,
 }
 
-type Body = Full<Bytes>;
+pub(crate) type Body = Full<Bytes>;
 
 impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -130,129 +123,6 @@ impl AdmissionService {
             Webhook::Validate => self.validate(&body, start),
         }
     }
-
-    async fn inject(&self, body: &[u8], start: Instant) -> Response<Body> {
-        let metrics = &self.inner.metrics;
-        let request = match inject::parse_review(body) {
-            Ok(request) => request,
-            Err(error) => {
-                metrics.record(Webhook::Inject, "error", "bad_request", start.elapsed());
-                tracing::debug!(%error, "Rejected a body that is not an AdmissionReview");
-                return plain(StatusCode::BAD_REQUEST, error.to_string());
-            }
-        };
-
-        let namespace_annotations = match request.namespace.as_deref() {
-            Some(ns) if inject::uses_namespace(&request) => self.namespace_annotations(ns).await,
-            _ => None,
-        };
-        let reviewed = inject::respond(
-            &self.inner.injector,
-            &request,
-            namespace_annotations.as_deref(),
-        );
-        let outcome = reviewed.outcome;
-        if !reviewed.warnings.is_empty() {
-            metrics.record_warnings(Webhook::Inject);
-        }
-        metrics.record(
-            Webhook::Inject,
-            outcome.result(),
-            outcome.reason(),
-            start.elapsed(),
-        );
-        tracing::debug!(
-            uid = %request.uid,
-            namespace = request.namespace.as_deref().unwrap_or(""),
-            name = %request.name,
-            operation = ?request.operation,
-            result = outcome.result(),
-            reason = outcome.reason(),
-            warnings = ?reviewed.warnings,
-            "Answered injection review",
-        );
-        json(reviewed.review)
-    }
-
-    fn validate(&self, body: &[u8], start: Instant) -> Response<Body> {
-        let metrics = &self.inner.metrics;
-        // The whole object, not the injection webhook's pruned parse: validation reads all of it.
-        let request = match parse_full_review(body) {
-            Ok(request) => request,
-            Err(message) => {
-                metrics.record(Webhook::Validate, "error", "bad_request", start.elapsed());
-                return plain(StatusCode::BAD_REQUEST, message);
-            }
-        };
-        let response = weft_policy_k8s_api::validate::review(&request);
-        let (result, reason) = if response.allowed {
-            ("allowed", "")
-        } else {
-            ("denied", "invalid")
-        };
-        metrics.record(Webhook::Validate, result, reason, start.elapsed());
-        tracing::debug!(
-            uid = %request.uid,
-            namespace = request.namespace.as_deref().unwrap_or(""),
-            name = %request.name,
-            kind = %request.kind.kind,
-            result,
-            message = %response.result.message,
-            "Answered validation review",
-        );
-        match serde_json::to_vec(&response.into_review()) {
-            Ok(body) => json(body),
-            Err(error) => {
-                metrics.record(Webhook::Validate, "error", "serialize", start.elapsed());
-                plain(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("could not serialize the admission response: {error}"),
-                )
-            }
-        }
-    }
-
-    /// The namespace's annotations from the index; a namespace the index does not know yet (it was
-    /// created moments ago) is fetched once from the API.
-    async fn namespace_annotations(&self, namespace: &str) -> Option<Annotations> {
-        if let Some(annotations) = self.inner.namespaces.read().annotations(namespace) {
-            return Some(annotations);
-        }
-        let client = self.inner.client.clone()?;
-        let api = kube::Api::<Namespace>::all(client);
-        let metrics = &self.inner.metrics;
-        match tokio::time::timeout(NAMESPACE_LOOKUP_TIMEOUT, api.get_opt(namespace)).await {
-            Ok(Ok(Some(ns))) => {
-                metrics.record_namespace_lookup("found");
-                Some(Arc::new(ns.metadata.annotations.unwrap_or_default()))
-            }
-            Ok(Ok(None)) => {
-                metrics.record_namespace_lookup("not_found");
-                None
-            }
-            Ok(Err(error)) => {
-                metrics.record_namespace_lookup("error");
-                tracing::warn!(%namespace, %error, "Could not fetch a namespace the index does not know; its pods count as not enabled");
-                None
-            }
-            Err(_) => {
-                metrics.record_namespace_lookup("timeout");
-                tracing::warn!(%namespace, "Timed out fetching a namespace the index does not know; its pods count as not enabled");
-                None
-            }
-        }
-    }
-}
-
-fn parse_full_review(
-    body: &[u8],
-) -> Result<kube::core::admission::AdmissionRequest<kube::core::DynamicObject>, String> {
-    let review: kube::core::admission::AdmissionReview<kube::core::DynamicObject> =
-        serde_json::from_slice(body)
-            .map_err(|error| format!("the body is not an AdmissionReview: {error}"))?;
-    review
-        .try_into()
-        .map_err(|_| "the AdmissionReview has no request".to_string())
 }
 
 /// Reads at most [`MAX_BODY_BYTES`], within [`BODY_TIMEOUT`].
@@ -293,7 +163,7 @@ where
     }
 }
 
-fn plain(status: StatusCode, message: String) -> Response<Body> {
+pub(crate) fn plain(status: StatusCode, message: String) -> Response<Body> {
     let mut rsp = Response::new(Full::new(Bytes::from(message + "\n")));
     *rsp.status_mut() = status;
     rsp.headers_mut().insert(
@@ -303,7 +173,7 @@ fn plain(status: StatusCode, message: String) -> Response<Body> {
     rsp
 }
 
-fn json(body: Vec<u8>) -> Response<Body> {
+pub(crate) fn json(body: Vec<u8>) -> Response<Body> {
     let mut rsp = Response::new(Full::new(Bytes::from(body)));
     rsp.headers_mut().insert(
         header::CONTENT_TYPE,

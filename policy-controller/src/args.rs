@@ -1,11 +1,10 @@
 //! Command-line arguments and the wiring of the controller's parts on kubert's runtime.
 
 use crate::{
+    admin::AdmissionMetrics,
     admission::AdmissionService,
-    metrics::AdmissionMetrics,
-    namespaces::{NamespaceFanout, NamespaceIndex, NamespaceMetrics},
+    index::{NamespaceFanout, NamespaceIndex, NamespaceMetrics, SyncGate},
     policy::{serve_api, ApiMetrics},
-    sync_gate::SyncGate,
 };
 use anyhow::{Context, Result};
 use ipnet::IpNet;

@@ -4,13 +4,14 @@
 //! Pure logic lives elsewhere: injection in `weft-injector`, policy indexing in `weft-policy-index`,
 //! resource types and validation in `weft-policy-k8s-api`. The modules here only connect pieces.
 
+pub mod admin;
 mod admission;
 mod args;
-pub mod metrics;
-pub mod namespaces;
+pub mod index;
+mod inject;
 pub mod policy;
-pub mod sync_gate;
 pub mod tls_server;
+mod validate;
 
 pub use self::{
     admission::{AdmissionService, MAX_BODY_BYTES},

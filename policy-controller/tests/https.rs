@@ -9,8 +9,8 @@ use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair,
 use std::{net::SocketAddr, path::Path, sync::Arc};
 use tokio_rustls::rustls::{self, pki_types::ServerName};
 use weft_policy_controller::{
-    metrics::AdmissionMetrics,
-    namespaces::{NamespaceIndex, NamespaceMetrics},
+    admin::AdmissionMetrics,
+    index::{NamespaceIndex, NamespaceMetrics},
     AdmissionService, MAX_BODY_BYTES,
 };
 

@@ -1,4 +1,5 @@
-//! Prometheus metrics of the admission webhooks.
+//! What the admin server exports beyond kubert's own metrics: the admission webhooks' metrics.
+//! (`/live`, `/ready` and `/metrics` themselves are served by kubert's admin server.)
 
 use prometheus_client::{
     encoding::EncodeLabelSet,

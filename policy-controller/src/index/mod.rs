@@ -1,0 +1,13 @@
+//! The indexes the controller keeps from its watches: namespaces (for the injection webhook) and,
+//! through `weft-policy-index`, inbound policy; plus the gate that holds readiness until each
+//! watch's first full list has been indexed.
+
+pub mod namespaces;
+pub mod sync_gate;
+
+pub use self::{
+    namespaces::{
+        Annotations, NamespaceFanout, NamespaceIndex, NamespaceMetrics, SharedNamespaces,
+    },
+    sync_gate::SyncGate,
+};

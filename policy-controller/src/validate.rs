@@ -1,0 +1,61 @@
+//! `POST /validate`: the validating webhook for Server and ServerAuthorization. The checks are the
+//! pure `weft_policy_k8s_api::validate`; this only parses, counts and answers.
+
+use crate::{
+    admin::Webhook,
+    admission::{json, plain, AdmissionService, Body},
+};
+use http::{Response, StatusCode};
+use kube::core::{
+    admission::{AdmissionRequest, AdmissionReview},
+    DynamicObject,
+};
+use tokio::time::Instant;
+
+impl AdmissionService {
+    pub(crate) fn validate(&self, body: &[u8], start: Instant) -> Response<Body> {
+        let metrics = &self.inner.metrics;
+        // The whole object, not the injection webhook's pruned parse: validation reads all of it.
+        let request = match parse_full_review(body) {
+            Ok(request) => request,
+            Err(message) => {
+                metrics.record(Webhook::Validate, "error", "bad_request", start.elapsed());
+                return plain(StatusCode::BAD_REQUEST, message);
+            }
+        };
+        let response = weft_policy_k8s_api::validate::review(&request);
+        let (result, reason) = if response.allowed {
+            ("allowed", "")
+        } else {
+            ("denied", "invalid")
+        };
+        metrics.record(Webhook::Validate, result, reason, start.elapsed());
+        tracing::debug!(
+            uid = %request.uid,
+            namespace = request.namespace.as_deref().unwrap_or(""),
+            name = %request.name,
+            kind = %request.kind.kind,
+            result,
+            message = %response.result.message,
+            "Answered validation review",
+        );
+        match serde_json::to_vec(&response.into_review()) {
+            Ok(body) => json(body),
+            Err(error) => {
+                metrics.record(Webhook::Validate, "error", "serialize", start.elapsed());
+                plain(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("could not serialize the admission response: {error}"),
+                )
+            }
+        }
+    }
+}
+
+fn parse_full_review(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, String> {
+    let review: AdmissionReview<DynamicObject> = serde_json::from_slice(body)
+        .map_err(|error| format!("the body is not an AdmissionReview: {error}"))?;
+    review
+        .try_into()
+        .map_err(|_| "the AdmissionReview has no request".to_string())
+}
