@@ -5,13 +5,14 @@ use crate::{
     admission::AdmissionService,
     index::{NamespaceFanout, NamespaceIndex, NamespaceMetrics, SyncGate},
     policy::{serve_api, ApiMetrics},
+    tls_server,
 };
 use anyhow::{Context, Result};
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::{core::DeserializeGuard, runtime::watcher};
 use prometheus_client::registry::Registry;
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use weft_injector::{config::ProxyArgs, Injector};
 use weft_policy_index::{ClusterInfo, DefaultPolicy, Index, IndexMetrics};
 use weft_policy_k8s_api::{Server, ServerAuthorization};
@@ -36,7 +37,7 @@ pub struct Args {
     admin: kubert::AdminArgs,
 
     #[command(flatten)]
-    server: kubert::ServerArgs,
+    server: ServerArgs,
 
     /// Address of the policy API (plain HTTP, JSON) that the proxies query
     #[arg(long, default_value = "0.0.0.0:8090")]
@@ -59,6 +60,23 @@ pub struct Args {
 
     #[command(flatten)]
     proxy: ProxyArgs,
+}
+
+/// The HTTPS server of the admission webhooks.
+#[derive(Debug, clap::Args)]
+struct ServerArgs {
+    /// Address of the HTTPS server of the admission webhooks (`POST /inject`, `POST /validate`)
+    #[arg(long, default_value = "0.0.0.0:443")]
+    server_addr: SocketAddr,
+
+    /// PEM file with the webhook server's private key (PKCS#8, PKCS#1 or SEC1); re-read when it
+    /// changes, so rotated credentials need no restart
+    #[arg(long)]
+    server_tls_key: PathBuf,
+
+    /// PEM file with the webhook server's certificate chain, leaf first; re-read when it changes
+    #[arg(long)]
+    server_tls_certs: PathBuf,
 }
 
 impl Args {
@@ -94,12 +112,20 @@ impl Args {
             .with_client(client)
             .with_metrics(runtime_metrics)
             .with_fixed_delay_on_error(Duration::from_secs(1))
-            .with_server(server)
             .build()
             .await
             .context("failed to start the controller runtime")?;
 
-        // The policy API listens before the runtime starts, so a taken port fails start-up.
+        // Both servers listen, and the webhook's credentials load, before anything is watched, so
+        // a taken port or an unusable key fails start-up with a clear error.
+        tls_server::TlsCredentials::load(
+            server.server_tls_key.clone(),
+            server.server_tls_certs.clone(),
+        )
+        .context("the webhook server's TLS credentials cannot be used")?;
+        let webhook_listener = tokio::net::TcpListener::bind(server.server_addr)
+            .await
+            .with_context(|| format!("failed to listen on --server-addr {}", server.server_addr))?;
         let policy_listener = tokio::net::TcpListener::bind(policy_addr)
             .await
             .with_context(|| format!("failed to listen on --policy-addr {policy_addr}"))?;
@@ -149,9 +175,22 @@ impl Args {
             Some(runtime.client()),
             admission_metrics,
         );
-        let server_addr = runtime.server_addr();
-        let runtime = runtime.spawn_server(admission.into_service());
-        tracing::info!(%server_addr, "Serving admission webhooks on HTTPS");
+        let shutdown = runtime.shutdown_handle();
+        tokio::spawn(async move {
+            let served = tls_server::serve(
+                webhook_listener,
+                server.server_tls_key,
+                server.server_tls_certs,
+                admission.into_service(),
+                async move {
+                    drop(shutdown.signaled().await);
+                },
+            );
+            if let Err(error) = served.await {
+                tracing::error!(%error, "The admission webhook server failed");
+            }
+        });
+        tracing::info!(server_addr = %server.server_addr, "Serving admission webhooks on HTTPS");
 
         runtime
             .run()

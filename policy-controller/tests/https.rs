@@ -1,5 +1,5 @@
-//! The admission service over real TLS sockets: kubert's HTTPS server with test certificates and a
-//! hyper client posting AdmissionReviews, as kube-apiserver does.
+//! The admission service over real TLS sockets: the controller's HTTPS server with test
+//! certificates and a hyper client posting AdmissionReviews, as kube-apiserver does.
 
 #![allow(clippy::unwrap_used)]
 
@@ -72,7 +72,8 @@ fn rustls_pemfile_ca(pem: &str) -> rustls::pki_types::CertificateDer<'static> {
 struct TestServer {
     addr: SocketAddr,
     dir: tempfile::TempDir,
-    _drain: drain::Signal,
+    /// Dropped with the test: the server shuts down.
+    _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
 async fn start_server(pki: &TestPki, namespaces: &[(&str, &str)]) -> TestServer {
@@ -97,32 +98,23 @@ async fn start_server(pki: &TestPki, namespaces: &[(&str, &str)]) -> TestServer 
     let injector = weft_injector::Injector::new(weft_injector::config::ProxyConfig::default());
     let service = AdmissionService::new(injector, index, None, AdmissionMetrics::default());
 
-    let args = kubert::ServerArgs {
-        server_addr: "127.0.0.1:0".parse().unwrap(),
-        server_tls_key: Some(
-            dir.path()
-                .join("tls.key")
-                .to_str()
-                .unwrap()
-                .parse()
-                .unwrap(),
-        ),
-        server_tls_certs: Some(
-            dir.path()
-                .join("tls.crt")
-                .to_str()
-                .unwrap()
-                .parse()
-                .unwrap(),
-        ),
-    };
-    let bound = args.bind().await.expect("server binds with valid certs");
-    let (signal, watch) = drain::channel();
-    let server = bound.spawn(service.into_service(), watch);
+    // The server weft-controller runs: credentials cached, re-read when the files change.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(weft_policy_controller::tls_server::serve(
+        listener,
+        dir.path().join("tls.key"),
+        dir.path().join("tls.crt"),
+        service.into_service(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     TestServer {
-        addr: server.local_addr(),
+        addr,
         dir,
-        _drain: signal,
+        _shutdown: shutdown,
     }
 }
 
