@@ -37,7 +37,24 @@ enum AddValue {
 #[derive(Debug)]
 pub(crate) struct PatchPlan {
     config: ProxyConfig,
-    ops: Vec<(PointerBuf, AddValue)>,
+    /// Each operation's path, an RFC 6901 JSON pointer, and what it adds.
+    ops: Vec<(String, AddValue)>,
+}
+
+/// The JSON pointer of `tokens`, each escaped per RFC 6901 (`~` → `~0`, `/` → `~1`).
+fn pointer(tokens: &[&str]) -> String {
+    let mut path = String::with_capacity(tokens.iter().map(|t| t.len() + 1).sum());
+    for token in tokens {
+        path.push('/');
+        for c in token.chars() {
+            match c {
+                '~' => path.push_str("~0"),
+                '/' => path.push_str("~1"),
+                c => path.push(c),
+            }
+        }
+    }
+    path
 }
 
 impl PatchPlan {
@@ -56,6 +73,8 @@ impl PatchPlan {
                         }
                         AddValue::TokenVolume => sidecar::token_volume(),
                     };
+                    let path =
+                        PointerBuf::parse(path).expect("paths are built from escaped tokens");
                     PatchOperation::Add(AddOperation { path, value })
                 })
                 .collect(),
@@ -75,7 +94,7 @@ impl PatchPlan {
                 out.push(b',');
             }
             out.extend_from_slice(br#"{"op":"add","path":"#);
-            json(out, path.as_str());
+            json(out, path);
             out.extend_from_slice(br#","value":"#);
             match (value, rendered) {
                 (AddValue::Json(value), _) => json(out, value),
@@ -104,14 +123,13 @@ impl PatchPlan {
 }
 
 struct Ops {
-    ops: Vec<(PointerBuf, AddValue)>,
+    ops: Vec<(String, AddValue)>,
     status: InjectStatus,
 }
 
 impl Ops {
     fn add(&mut self, tokens: &[&str], value: AddValue) {
-        self.ops
-            .push((PointerBuf::from_tokens(tokens.iter().copied()), value));
+        self.ops.push((pointer(tokens), value));
     }
 
     fn add_json(&mut self, tokens: &[&str], value: Value) {
@@ -121,8 +139,8 @@ impl Ops {
     /// Adds `tokens` as an empty object or array when it is absent, recording it as created.
     fn ensure_parent(&mut self, present: bool, tokens: &[&str], empty: Value) {
         if !present {
-            let path = PointerBuf::from_tokens(tokens.iter().copied());
-            self.status.parents.push(path.to_string());
+            let path = pointer(tokens);
+            self.status.parents.push(path.clone());
             self.ops.push((path, AddValue::Json(empty)));
         }
     }
@@ -327,6 +345,20 @@ mod tests {
             !paths.iter().any(|p| p.contains("default-container")),
             "no default-container for native sidecars"
         );
+    }
+
+    #[test]
+    fn pointers_are_escaped_as_jsonptr_escapes_them() {
+        for tokens in [
+            &["metadata", "annotations", "a/b~c/~1"][..],
+            &["spec", "containers", "0"],
+            &["x~0y", "", "/"],
+        ] {
+            assert_eq!(
+                pointer(tokens),
+                PointerBuf::from_tokens(tokens.iter().copied()).to_string()
+            );
+        }
     }
 
     #[test]
