@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use serde_json::{json, Value};
-use std::{collections::BTreeMap, path::PathBuf, time::Instant};
+use std::{collections::BTreeMap, path::PathBuf};
 use weft_injector::{
     admission::{parse_review, respond, uses_namespace, Outcome},
     config::ProxyConfig,
@@ -44,10 +44,8 @@ struct Answer {
 fn answer(injector: &Injector, body: &[u8], ns: Namespace) -> Answer {
     let request = parse_review(body).unwrap();
     let annotations = ns.annotations();
-    let started = Instant::now();
+    // Speed is measured by the benchmarks (BENCHMARKS.md), never asserted here.
     let reviewed = respond(injector, &request, annotations.as_ref());
-    let elapsed = started.elapsed();
-    assert!(elapsed.as_millis() < 500, "answering took {elapsed:?}");
     let review: Value = serde_json::from_slice(&reviewed.review).unwrap();
     assert_eq!(review["apiVersion"], "admission.k8s.io/v1");
     assert_eq!(review["kind"], "AdmissionReview");
