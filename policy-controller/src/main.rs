@@ -2,6 +2,11 @@
 
 use clap::Parser;
 
+// The webhook's hot path allocates many small, short-lived objects (parsed fields, the patch,
+// the response); jemalloc serves them with less CPU than the system allocator (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     weft_policy_controller::Args::parse().run().await
