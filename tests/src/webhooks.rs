@@ -44,6 +44,27 @@ pub fn pods_create() -> Vec<RuleWithOperations> {
     }]
 }
 
+/// A mutating webhook for pod creation, configured as the chart configures Weft's: `Fail`,
+/// `reinvocationPolicy: IfNeeded`, 10 s timeout.
+pub fn pod_webhook(
+    name: &str,
+    client_config: WebhookClientConfig,
+    namespace_selector: LabelSelector,
+) -> MutatingWebhook {
+    MutatingWebhook {
+        name: name.to_string(),
+        client_config,
+        rules: Some(pods_create()),
+        namespace_selector: Some(namespace_selector),
+        side_effects: "None".to_string(),
+        admission_review_versions: vec!["v1".to_string()],
+        failure_policy: Some("Fail".to_string()),
+        reinvocation_policy: Some("IfNeeded".to_string()),
+        timeout_seconds: Some(10),
+        ..Default::default()
+    }
+}
+
 /// Weft's mutating webhook for pods at `https://{addr}/inject`.
 pub fn inject_configuration(
     name: &str,
@@ -55,18 +76,11 @@ pub fn inject_configuration(
             name: Some(name.to_string()),
             ..Default::default()
         },
-        webhooks: Some(vec![MutatingWebhook {
-            name: "inject.weft.dev".to_string(),
-            client_config: client_config(format!("https://{addr}/inject"), ca_bundle),
-            rules: Some(pods_create()),
-            namespace_selector: Some(not_opted_out()),
-            side_effects: "None".to_string(),
-            admission_review_versions: vec!["v1".to_string()],
-            failure_policy: Some("Fail".to_string()),
-            reinvocation_policy: Some("IfNeeded".to_string()),
-            timeout_seconds: Some(10),
-            ..Default::default()
-        }]),
+        webhooks: Some(vec![pod_webhook(
+            "inject.weft.dev",
+            client_config(format!("https://{addr}/inject"), ca_bundle),
+            not_opted_out(),
+        )]),
     }
 }
 

@@ -191,8 +191,9 @@ fn invalid_override_is_refused_with_weft_message(h: &Harness) -> Result<()> {
 }
 
 fn reinvocation_keeps_exactly_one_proxy(h: &Harness) -> Result<()> {
-    use k8s_openapi::api::admissionregistration::v1::{
-        MutatingWebhook, MutatingWebhookConfiguration,
+    use k8s_openapi::{
+        api::admissionregistration::v1::MutatingWebhookConfiguration,
+        apimachinery::pkg::apis::meta::v1::LabelSelector,
     };
     use weft_e2e::{
         extra_webhook::{ExtraWebhook, EXTRA_CONTAINER},
@@ -210,26 +211,14 @@ fn reinvocation_keeps_exactly_one_proxy(h: &Harness) -> Result<()> {
                 name: Some(name.clone()),
                 ..Default::default()
             },
-            webhooks: Some(vec![MutatingWebhook {
-                name: "extra.e2e.weft.dev".to_string(),
-                client_config: webhooks::client_config(
-                    format!("https://{}/", extra.addr),
-                    extra.pki.ca_bundle(),
-                ),
-                rules: Some(webhooks::pods_create()),
-                namespace_selector: Some(
-                    k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
-                        match_labels: Some(resources::to_map(&[label])),
-                        ..Default::default()
-                    },
-                ),
-                side_effects: "None".to_string(),
-                admission_review_versions: vec!["v1".to_string()],
-                failure_policy: Some("Fail".to_string()),
-                reinvocation_policy: Some("IfNeeded".to_string()),
-                timeout_seconds: Some(10),
-                ..Default::default()
-            }]),
+            webhooks: Some(vec![webhooks::pod_webhook(
+                "extra.e2e.weft.dev",
+                webhooks::client_config(format!("https://{}/", extra.addr), extra.pki.ca_bundle()),
+                LabelSelector {
+                    match_labels: Some(resources::to_map(&[label])),
+                    ..Default::default()
+                },
+            )]),
         };
         webhooks::apply(&client, &config).await?;
         let result = async {
