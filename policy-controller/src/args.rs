@@ -118,7 +118,7 @@ impl Args {
 
         // Both servers listen, and the webhook's credentials load, before anything is watched, so
         // a taken port or an unusable key fails start-up with a clear error.
-        tls_server::TlsCredentials::load(
+        let credentials = tls_server::TlsCredentials::load(
             server.server_tls_key.clone(),
             server.server_tls_certs.clone(),
         )
@@ -176,20 +176,14 @@ impl Args {
             admission_metrics,
         );
         let shutdown = runtime.shutdown_handle();
-        tokio::spawn(async move {
-            let served = tls_server::serve(
-                webhook_listener,
-                server.server_tls_key,
-                server.server_tls_certs,
-                admission.into_service(),
-                async move {
-                    drop(shutdown.signaled().await);
-                },
-            );
-            if let Err(error) = served.await {
-                tracing::error!(%error, "The admission webhook server failed");
-            }
-        });
+        tokio::spawn(tls_server::serve_loaded(
+            webhook_listener,
+            credentials,
+            admission.into_service(),
+            async move {
+                drop(shutdown.signaled().await);
+            },
+        ));
         tracing::info!(server_addr = %server.server_addr, "Serving admission webhooks on HTTPS");
 
         runtime

@@ -234,6 +234,27 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let credentials = TlsCredentials::load(key, certs)?;
+    serve_loaded(listener, credentials, service, shutdown).await;
+    Ok(())
+}
+
+/// [`serve`] with credentials the caller has already loaded (e.g. to fail start-up early).
+pub async fn serve_loaded<S, B>(
+    listener: TcpListener,
+    credentials: TlsCredentials,
+    service: S,
+    shutdown: impl Future<Output = ()>,
+) where
+    S: tower::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>>
+        + Clone
+        + Send
+        + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::Future: Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -288,7 +309,6 @@ where
     {
         tracing::warn!("Connections still open after the shutdown grace period were dropped");
     }
-    Ok(())
 }
 
 #[cfg(test)]
