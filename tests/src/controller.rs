@@ -139,21 +139,14 @@ impl Controller {
 
     /// Posts a request to the controller's HTTPS server, as the API server does.
     pub async fn post(&self, path: &str, body: Vec<u8>) -> Result<(u16, bytes::Bytes)> {
-        use http_body_util::{BodyExt, Full};
-        use tokio_rustls::rustls::pki_types::ServerName;
-        let tcp = tokio::net::TcpStream::connect(self.server_addr).await?;
-        let tls = tokio_rustls::TlsConnector::from(self.pki.client_config()?)
-            .connect(ServerName::try_from("localhost")?, tcp)
-            .await?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await?;
-        tokio::spawn(conn);
-        let req = http::Request::post(format!("https://localhost{path}"))
-            .header("content-type", "application/json")
-            .body(Full::new(bytes::Bytes::from(body)))?;
-        let rsp = sender.send_request(req).await?;
-        let status = rsp.status().as_u16();
-        Ok((status, rsp.into_body().collect().await?.to_bytes()))
+        https_post(
+            self.server_addr,
+            self.pki.client_config()?,
+            "localhost",
+            path,
+            body,
+        )
+        .await
     }
 
     pub fn log_tail(&self) -> String {
@@ -177,6 +170,31 @@ impl Drop for Controller {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// POSTs JSON over HTTPS/1.1 to `addr`, verifying the server as `server_name` with `tls`.
+pub async fn https_post(
+    addr: SocketAddr,
+    tls: std::sync::Arc<tokio_rustls::rustls::ClientConfig>,
+    server_name: &str,
+    path: &str,
+    body: Vec<u8>,
+) -> Result<(u16, bytes::Bytes)> {
+    use http_body_util::{BodyExt, Full};
+    use tokio_rustls::rustls::pki_types::ServerName;
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let tls = tokio_rustls::TlsConnector::from(tls)
+        .connect(ServerName::try_from(server_name.to_string())?, tcp)
+        .await?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await?;
+    tokio::spawn(conn);
+    let req = http::Request::post(format!("https://{server_name}{path}"))
+        .header("content-type", "application/json")
+        .body(Full::new(bytes::Bytes::from(body)))?;
+    let rsp = sender.send_request(req).await?;
+    let status = rsp.status().as_u16();
+    Ok((status, rsp.into_body().collect().await?.to_bytes()))
 }
 
 /// A plain-HTTP GET (the admin and policy API servers).

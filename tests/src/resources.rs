@@ -55,6 +55,15 @@ pub async fn default_service_account(client: &kube::Client, namespace: &str) -> 
     }
 }
 
+/// Deletes a namespace the test created (in the background: the namespace controller finishes).
+pub async fn delete_namespace(client: &kube::Client, name: &str) -> Result<()> {
+    Api::<Namespace>::all(client.clone())
+        .delete(name, &Default::default())
+        .await
+        .with_context(|| format!("deleting namespace {name}"))?;
+    Ok(())
+}
+
 pub async fn annotate_namespace(
     client: &kube::Client,
     name: &str,
@@ -90,6 +99,26 @@ pub fn pod(name: &str, annotations: &[(&str, &str)]) -> Pod {
         },
     }))
     .expect("the literal pod is a valid Pod")
+}
+
+/// An AdmissionReview for creating a plain pod in `namespace`, as the API server would send.
+pub fn pod_review(namespace: &str) -> Vec<u8> {
+    let pod = pod("probe", &[]);
+    serde_json::to_vec(&serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "e2e-probe",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": namespace,
+            "operation": "CREATE",
+            "userInfo": {"username": "e2e"},
+            "object": pod,
+            "dryRun": true,
+        }
+    }))
+    .expect("a review serializes")
 }
 
 pub fn container_names(pod: &Pod) -> (Vec<String>, Vec<String>) {

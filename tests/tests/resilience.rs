@@ -25,30 +25,12 @@ pub const TESTS: &[(&str, crate::TestFn)] = &[
     ),
 ];
 
-/// An AdmissionReview for creating a plain pod in `namespace`, as the API server would send.
-fn review(namespace: &str) -> Vec<u8> {
-    let pod = resources::pod("probe", &[]);
-    serde_json::to_vec(&serde_json::json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "e2e-probe",
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "namespace": namespace,
-            "operation": "CREATE",
-            "userInfo": {"username": "e2e"},
-            "object": pod,
-            "dryRun": true,
-        }
-    }))
-    .expect("a review serializes")
-}
-
 /// Whether the controller would inject a plain pod in `namespace`, i.e. its view of the
 /// namespace's `weft.dev/inject` annotation.
 async fn would_inject(controller: &Controller, namespace: &str) -> Result<bool> {
-    let (status, body) = controller.post("/inject", review(namespace)).await?;
+    let (status, body) = controller
+        .post("/inject", resources::pod_review(namespace))
+        .await?;
     ensure!(status == 200, "/inject answered {status}");
     let review: serde_json::Value = serde_json::from_slice(&body)?;
     Ok(review["response"].get("patch").is_some())
