@@ -3,7 +3,7 @@
 use crate::{
     admin::AdmissionMetrics,
     admission::AdmissionService,
-    index::{NamespaceFanout, NamespaceIndex, NamespaceMetrics, SyncGate},
+    index::{crd_check, NamespaceFanout, NamespaceIndex, NamespaceMetrics, SyncGate},
     policy::{serve_api, ApiMetrics},
     tls_server,
 };
@@ -150,13 +150,24 @@ impl Args {
         let events = runtime.watch_all::<Pod>(watcher::Config::default());
         let gate = SyncGate::new(policy.clone(), runtime.initialized_handle());
         tokio::spawn(kubert::index::namespaced(gate, events));
+        // The policy watches start once their CRD is installed (a watch is lazy: nothing is
+        // requested, and readiness is held, until it is first polled). Until then the controller
+        // logs one clear error every 30s instead of a 404 per retry.
+        let client = runtime.client();
         let events = runtime.watch_all::<DeserializeGuard<Server>>(watcher::Config::default());
         let gate = SyncGate::new(policy.clone(), runtime.initialized_handle());
-        tokio::spawn(kubert::index::namespaced(gate, events));
+        tokio::spawn(async move {
+            crd_check::wait_until_served::<Server>(client).await;
+            kubert::index::namespaced(gate, events).await
+        });
+        let client = runtime.client();
         let events =
             runtime.watch_all::<DeserializeGuard<ServerAuthorization>>(watcher::Config::default());
         let gate = SyncGate::new(policy.clone(), runtime.initialized_handle());
-        tokio::spawn(kubert::index::namespaced(gate, events));
+        tokio::spawn(async move {
+            crd_check::wait_until_served::<ServerAuthorization>(client).await;
+            kubert::index::namespaced(gate, events).await
+        });
 
         let shutdown = runtime.shutdown_handle();
         tokio::spawn(async move {
