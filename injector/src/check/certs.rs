@@ -164,7 +164,7 @@ pub fn expiry(what: &str, cert: &CertInfo, now: i64, fix: &str) -> Check {
         );
     }
     let message = format!(
-        "{what} is valid for {} more (until {})",
+        "{what} is valid for another {} (until {})",
         days(left),
         cert.not_after_text
     );

@@ -2,7 +2,7 @@
 //! binary was built with (`weft_policy_k8s_api::crds()`, which `weft-crdgen` writes to
 //! `charts/weft/crds/`).
 
-use super::{Check, Fetched, Installation};
+use super::{Check, Fetched};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, CustomResourceDefinitionVersion,
 };
@@ -10,16 +10,12 @@ use serde_json::Value;
 
 /// Checks one CRD that this binary expects against what the API server has.
 pub fn check(
-    inst: &Installation,
     expected: &CustomResourceDefinition,
     live: &Fetched<CustomResourceDefinition>,
 ) -> Check {
     let name = expected.metadata.name.as_deref().unwrap_or("(unnamed CRD)");
-    let fix = format!(
-        "kubectl apply -f charts/weft/crds/ (Helm installs CRDs only on the first install, so \
-         `{}` does not update them)",
-        inst.helm_upgrade()
-    );
+    let fix = "kubectl apply -f charts/weft/crds/ (`helm upgrade` does not update CRDs: Helm \
+               applies the chart's crds/ only on the first install)";
     let live = match live {
         Fetched::Found(live) => live,
         Fetched::NotFound => {
@@ -151,10 +147,6 @@ mod tests {
     use super::*;
     use crate::check::Status;
 
-    fn inst() -> Installation {
-        Installation::new("weft", "weft", None)
-    }
-
     fn established(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
         crd.status = serde_json::from_value(serde_json::json!({
             "conditions": [{"type": "Established", "status": "True"}],
@@ -177,7 +169,7 @@ mod tests {
         ))
         .unwrap();
         let live = established(serde_norway::from_str(&yaml).unwrap());
-        let check = check(&inst(), &expected, &Fetched::Found(live));
+        let check = check(&expected, &Fetched::Found(live));
         assert_eq!(
             check,
             Check::ok(
@@ -189,7 +181,7 @@ mod tests {
     #[test]
     fn missing_unestablished_and_unreadable_crds_fail() {
         let expected = server_crd();
-        let missing = check(&inst(), &expected, &Fetched::NotFound);
+        let missing = check(&expected, &Fetched::NotFound);
         assert_eq!(missing.status, Status::Fail);
         assert_eq!(
             missing.message,
@@ -200,11 +192,11 @@ mod tests {
             .unwrap()
             .starts_with("kubectl apply -f charts/weft/crds/"));
 
-        let new = check(&inst(), &expected, &Fetched::Found(server_crd()));
+        let new = check(&expected, &Fetched::Found(server_crd()));
         assert_eq!(new.status, Status::Fail);
         assert!(new.message.contains("not established"), "{}", new.message);
 
-        let forbidden = check(&inst(), &expected, &Fetched::Failed("403 Forbidden".into()));
+        let forbidden = check(&expected, &Fetched::Failed("403 Forbidden".into()));
         assert_eq!(forbidden.status, Status::Fail);
         assert!(forbidden.message.contains("403 Forbidden"));
     }
@@ -214,7 +206,7 @@ mod tests {
         let expected = server_crd();
         let mut live = established(server_crd());
         live.spec.versions[0].name = "v1alpha1".into();
-        let stale = check(&inst(), &expected, &Fetched::Found(live));
+        let stale = check(&expected, &Fetched::Found(live));
         assert_eq!(stale.status, Status::Fail);
         assert_eq!(
             stale.message,
@@ -232,7 +224,7 @@ mod tests {
         assert!(port.is_object(), "the fixture has spec.port");
         port["description"] = "an older description".into();
         let live: CustomResourceDefinition = serde_json::from_value(live).unwrap();
-        let stale = check(&inst(), &expected, &Fetched::Found(live));
+        let stale = check(&expected, &Fetched::Found(live));
         assert_eq!(stale.status, Status::Fail);
         assert_eq!(
             stale.message,

@@ -40,7 +40,7 @@ pub async fn run(args: &CheckArgs) -> Vec<Group> {
     let mut checks = vec![];
     for expected in weft_policy_k8s_api::crds() {
         let name = expected.metadata.name.clone().unwrap_or_default();
-        checks.push(crds::check(&inst, &expected, &get(&crd_api, &name).await));
+        checks.push(crds::check(&expected, &get(&crd_api, &name).await));
     }
     groups.push(Group {
         title: "CRDs",

@@ -481,7 +481,7 @@ mod tests {
         assert_eq!(checks[0].status, Status::Warn);
         assert!(checks[0]
             .message
-            .starts_with("the webhook serving certificate is valid for 10 days"));
+            .starts_with("the webhook serving certificate is valid for another 10 days"));
         assert!(checks[0]
             .fix
             .as_deref()
