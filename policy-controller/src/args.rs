@@ -152,21 +152,24 @@ impl Args {
         tokio::spawn(kubert::index::namespaced(gate, events));
         // The policy watches start once their CRD is installed (a watch is lazy: nothing is
         // requested, and readiness is held, until it is first polled). Until then the controller
-        // logs one clear error every 30s instead of a 404 per retry.
-        let client = runtime.client();
+        // logs one clear error every 30s instead of a 404 per retry. A shutdown while waiting
+        // drops the unpolled watch, so it does not hold shutdown up.
+        let (client, shutdown) = (runtime.client(), runtime.shutdown_handle());
         let events = runtime.watch_all::<DeserializeGuard<Server>>(watcher::Config::default());
         let gate = SyncGate::new(policy.clone(), runtime.initialized_handle());
         tokio::spawn(async move {
-            crd_check::wait_until_served::<Server>(client).await;
-            kubert::index::namespaced(gate, events).await
+            if crd_check::served_before_shutdown::<Server>(client, shutdown).await {
+                kubert::index::namespaced(gate, events).await
+            }
         });
-        let client = runtime.client();
+        let (client, shutdown) = (runtime.client(), runtime.shutdown_handle());
         let events =
             runtime.watch_all::<DeserializeGuard<ServerAuthorization>>(watcher::Config::default());
         let gate = SyncGate::new(policy.clone(), runtime.initialized_handle());
         tokio::spawn(async move {
-            crd_check::wait_until_served::<ServerAuthorization>(client).await;
-            kubert::index::namespaced(gate, events).await
+            if crd_check::served_before_shutdown::<ServerAuthorization>(client, shutdown).await {
+                kubert::index::namespaced(gate, events).await
+            }
         });
 
         let shutdown = runtime.shutdown_handle();

@@ -269,7 +269,14 @@ fn says_clearly_when_a_crd_is_missing_and_waits_for_it(h: &Harness) -> Result<()
         resources::delete_crds(&client).await?;
         let result = async {
             let mut controller = Controller::start(&h.controller_bin, &h.cluster.kubeconfig, &[])?;
+            // A second one is stopped while it waits: the wait must not hold shutdown up.
+            let mut stopped = Controller::start(&h.controller_bin, &h.cluster.kubeconfig, &[])?;
             tokio::time::sleep(Duration::from_secs(5)).await;
+            let status = stopped.terminate(Duration::from_secs(10))?;
+            ensure!(
+                status.success(),
+                "a controller waiting for CRDs must shut down cleanly on SIGTERM, got {status}"
+            );
             let (ready, _) = controller.admin_get("/ready").await?;
             ensure!(
                 ready != 200,

@@ -125,6 +125,22 @@ impl CrdWait {
     }
 }
 
+/// Returns `true` once the API server serves `T` (see [`wait_until_served`]), or `false` when
+/// shutdown begins first. The caller then drops its unpolled watch, which releases the watch's
+/// shutdown handle: an unpolled watch never sees the signal, and would hold shutdown up forever.
+pub async fn served_before_shutdown<T>(
+    client: kube::Client,
+    shutdown: kubert::shutdown::Watch,
+) -> bool
+where
+    T: Resource<DynamicType = ()> + CustomResourceExt,
+{
+    tokio::select! {
+        () = wait_until_served::<T>(client) => true,
+        _release = shutdown.signaled() => false,
+    }
+}
+
 /// Returns once the API server serves `T` (its CRD is installed), logging as [`CrdWait`] decides
 /// while it does not.
 pub async fn wait_until_served<T>(client: kube::Client)
