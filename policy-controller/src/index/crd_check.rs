@@ -48,6 +48,11 @@ impl Probe {
             Probe::Served
         } else if status == http::StatusCode::NOT_FOUND {
             Probe::Missing
+        } else if status == http::StatusCode::FORBIDDEN {
+            Probe::Unavailable(format!(
+                "the API server answered {status}: the controller's RBAC does not allow listing \
+                 the resource (the chart's ClusterRole grants get, list and watch)"
+            ))
         } else {
             Probe::Unavailable(format!("the API server answered {status}"))
         }
