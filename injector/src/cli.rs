@@ -1,5 +1,6 @@
 //! Command-line interface of `weft`: argument definitions and the pure step from input text to output text.
-//! Reading files and writing to stdout/stderr happens in `src/bin/weft.rs`.
+//! Reading files and writing to stdout/stderr happens in `src/bin/weft.rs`; `weft check` runs in
+//! [`crate::check`].
 
 use crate::{
     config::{ConfigError, ProxyArgs},
@@ -7,7 +8,8 @@ use crate::{
     Injector,
 };
 
-/// Offline tools for the Weft service mesh.
+/// The Weft service mesh's command line: inject and uninject manifests offline, and check an
+/// installation in a cluster.
 #[derive(Debug, clap::Parser)]
 #[command(name = "weft", version)]
 pub struct Cli {
@@ -22,6 +24,43 @@ pub enum Command {
     Inject(Box<InjectArgs>),
     /// Remove what injection added. Reads multi-document YAML and writes it to stdout.
     Uninject(UninjectArgs),
+    /// Check a Weft installation in the cluster of the current kubeconfig
+    ///
+    /// Checks the policy CRDs (installed and current), the webhook configurations and that their
+    /// caBundle verifies the serving certificate, the controller Deployment (Available, all
+    /// replicas ready), the certificate's expiry (a warning under 30 days) and the RBAC the
+    /// controller needs. Prints one line per check, [ok], [warn] or [FAIL], with a fix under each
+    /// problem.
+    ///
+    /// Exit status: 0 when no check failed (warnings do not fail), 1 when one did or the cluster
+    /// cannot be reached, 2 for a usage error.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// Kubeconfig file to use (default: $KUBECONFIG, else ~/.kube/config, else the in-cluster
+    /// service account)
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<std::path::PathBuf>,
+
+    /// Kubeconfig context to use (default: the current context)
+    #[arg(long)]
+    pub context: Option<String>,
+
+    /// Namespace Weft is installed in
+    #[arg(short = 'n', long, default_value = "weft")]
+    pub namespace: String,
+
+    /// Helm release name of the installation; object names derive from it as the chart's do
+    /// (release `weft` -> `weft`, `weft-proxy-injector`, ...; release `mesh` -> `mesh-weft`, ...)
+    #[arg(long, default_value = "weft")]
+    pub release: String,
+
+    /// The chart's `fullnameOverride`, if the installation set one: the prefix of every object
+    /// name (wins over --release)
+    #[arg(long, value_name = "NAME")]
+    pub fullname: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -47,11 +86,12 @@ pub struct UninjectArgs {
 }
 
 impl Command {
-    /// The file the command reads (`-` for stdin).
-    pub fn file(&self) -> &str {
+    /// The manifest file the command reads (`-` for stdin); `None` for `check`, which reads none.
+    pub fn file(&self) -> Option<&str> {
         match self {
-            Command::Inject(args) => &args.file,
-            Command::Uninject(args) => &args.file,
+            Command::Inject(args) => Some(&args.file),
+            Command::Uninject(args) => Some(&args.file),
+            Command::Check(_) => None,
         }
     }
 }
@@ -62,9 +102,11 @@ pub enum CliError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Manifest(#[from] ManifestError),
+    #[error("`weft check` reads no manifest: run it with weft_injector::check::fetch::run")]
+    NotAManifestCommand,
 }
 
-/// Runs a command on the input text; nothing is written anywhere.
+/// Runs a manifest command (`inject`, `uninject`) on the input text; nothing is written anywhere.
 pub fn execute(command: &Command, input: &str) -> Result<Processed, CliError> {
     match command {
         Command::Inject(args) => {
@@ -77,5 +119,6 @@ pub fn execute(command: &Command, input: &str) -> Result<Processed, CliError> {
             Ok(manifest::inject(input, &injector, mode)?)
         }
         Command::Uninject(_) => Ok(manifest::uninject_manifest(input)?),
+        Command::Check(_) => Err(CliError::NotAManifestCommand),
     }
 }

@@ -1,8 +1,10 @@
 //! Weft proxy injection: the pure decision whether a pod gets the proxy, the JSON patch that adds it, the
 //! webhook's request/response handling, and the offline manifest processing behind the `weft` CLI.
-//! No I/O happens here.
+//! No I/O happens here, except in `check::fetch`, which reads an installation from the API server
+//! for `weft check` (the checks themselves are pure, in `check`).
 
 pub mod admission;
+pub mod check;
 pub mod cli;
 pub mod config;
 mod decision;

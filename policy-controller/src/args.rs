@@ -3,7 +3,7 @@
 use crate::{
     admin::AdmissionMetrics,
     admission::AdmissionService,
-    index::{NamespaceFanout, NamespaceIndex, NamespaceMetrics, SyncGate},
+    index::{crd_check, NamespaceFanout, NamespaceIndex, NamespaceMetrics, SyncGate},
     policy::{serve_api, ApiMetrics},
     tls_server,
 };
@@ -150,13 +150,27 @@ impl Args {
         let events = runtime.watch_all::<Pod>(watcher::Config::default());
         let gate = SyncGate::new(policy.clone(), runtime.initialized_handle());
         tokio::spawn(kubert::index::namespaced(gate, events));
+        // The policy watches start once their CRD is installed (a watch is lazy: nothing is
+        // requested, and readiness is held, until it is first polled). Until then the controller
+        // logs one clear error every 30s instead of a 404 per retry. A shutdown while waiting
+        // drops the unpolled watch, so it does not hold shutdown up.
+        let (client, shutdown) = (runtime.client(), runtime.shutdown_handle());
         let events = runtime.watch_all::<DeserializeGuard<Server>>(watcher::Config::default());
         let gate = SyncGate::new(policy.clone(), runtime.initialized_handle());
-        tokio::spawn(kubert::index::namespaced(gate, events));
+        tokio::spawn(async move {
+            if crd_check::served_before_shutdown::<Server>(client, shutdown).await {
+                kubert::index::namespaced(gate, events).await
+            }
+        });
+        let (client, shutdown) = (runtime.client(), runtime.shutdown_handle());
         let events =
             runtime.watch_all::<DeserializeGuard<ServerAuthorization>>(watcher::Config::default());
         let gate = SyncGate::new(policy.clone(), runtime.initialized_handle());
-        tokio::spawn(kubert::index::namespaced(gate, events));
+        tokio::spawn(async move {
+            if crd_check::served_before_shutdown::<ServerAuthorization>(client, shutdown).await {
+                kubert::index::namespaced(gate, events).await
+            }
+        });
 
         let shutdown = runtime.shutdown_handle();
         tokio::spawn(async move {

@@ -10,6 +10,7 @@ pub mod node;
 pub mod pki;
 pub mod resources;
 pub mod webhooks;
+pub mod weft_cli;
 
 /// The repository root (the parent of this crate).
 pub fn repo_root() -> std::path::PathBuf {

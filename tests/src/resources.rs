@@ -133,11 +133,10 @@ pub fn container_names(pod: &Pod) -> (Vec<String>, Vec<String>) {
     (init, containers)
 }
 
-/// Installs the policy CRDs from `charts/weft/crds/` and waits until they are established.
-pub async fn install_crds(client: &kube::Client) -> Result<()> {
+/// The policy CRDs in `charts/weft/crds/`, with their names.
+fn chart_crds() -> Result<Vec<(String, CustomResourceDefinition)>> {
     let dir = crate::repo_root().join("charts/weft/crds");
-    let api = Api::<CustomResourceDefinition>::all(client.clone());
-    let mut names = vec![];
+    let mut crds = vec![];
     for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
         let path = entry?.path();
         if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
@@ -146,14 +145,28 @@ pub async fn install_crds(client: &kube::Client) -> Result<()> {
         let text = std::fs::read_to_string(&path)?;
         let crd: CustomResourceDefinition =
             serde_norway::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-        let name = crd.metadata.name.clone().context("a CRD without a name")?;
+        let name = crd
+            .metadata
+            .name
+            .clone()
+            .with_context(|| format!("{} has no name", path.display()))?;
+        crds.push((name, crd));
+    }
+    Ok(crds)
+}
+
+/// Installs the policy CRDs from `charts/weft/crds/` and waits until they are established.
+pub async fn install_crds(client: &kube::Client) -> Result<()> {
+    let api = Api::<CustomResourceDefinition>::all(client.clone());
+    let mut names = vec![];
+    for (name, crd) in chart_crds()? {
         api.patch(
             &name,
             &PatchParams::apply(crate::webhooks::FIELD_MANAGER).force(),
             &Patch::Apply(&crd),
         )
         .await
-        .with_context(|| format!("applying {}", path.display()))?;
+        .with_context(|| format!("applying CRD {name}"))?;
         names.push(name);
     }
     for name in names {
@@ -165,6 +178,31 @@ pub async fn install_crds(client: &kube::Client) -> Result<()> {
         tokio::time::timeout(Duration::from_secs(30), established)
             .await
             .with_context(|| format!("CRD {name} was not established within 30s"))??;
+    }
+    Ok(())
+}
+
+/// Deletes the policy CRDs (and with them every Server and ServerAuthorization) and waits until
+/// they are gone.
+pub async fn delete_crds(client: &kube::Client) -> Result<()> {
+    let api = Api::<CustomResourceDefinition>::all(client.clone());
+    let names: Vec<String> = chart_crds()?.into_iter().map(|(name, _)| name).collect();
+    for name in &names {
+        match api.delete(name, &Default::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(error) => return Err(error).with_context(|| format!("deleting CRD {name}")),
+        }
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    for name in &names {
+        while api.get_opt(name).await?.is_some() {
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "CRD {name} was not deleted within 60s"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
     Ok(())
 }

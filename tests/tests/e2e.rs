@@ -4,6 +4,7 @@
 //! API server. Run with `cargo test -p weft-e2e` (see the README); the harness starts the local
 //! cluster from `bin/cluster` unless `WEFT_E2E_KUBECONFIG` names another one.
 
+mod check;
 mod inject;
 mod policy;
 mod resilience;
@@ -97,8 +98,13 @@ fn main() -> ExitCode {
     // Some tests stop the API server: run the tests one at a time.
     args.test_threads = Some(1);
 
-    let tests: Vec<(&'static str, TestFn)> =
-        [inject::TESTS, policy::TESTS, resilience::TESTS].concat();
+    let tests: Vec<(&'static str, TestFn)> = [
+        inject::TESTS,
+        policy::TESTS,
+        check::TESTS,
+        resilience::TESTS,
+    ]
+    .concat();
     if args.list {
         let trials = tests
             .into_iter()

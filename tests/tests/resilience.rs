@@ -23,6 +23,10 @@ pub const TESTS: &[(&str, crate::TestFn)] = &[
         "resilience::survives_an_api_server_restart",
         survives_an_api_server_restart,
     ),
+    (
+        "resilience::says_clearly_when_a_crd_is_missing_and_waits_for_it",
+        says_clearly_when_a_crd_is_missing_and_waits_for_it,
+    ),
 ];
 
 /// Whether the controller would inject a plain pod in `namespace`, i.e. its view of the
@@ -221,5 +225,107 @@ fn survives_an_api_server_restart(h: &Harness) -> Result<()> {
             "the answers must come from the index, not from API fallbacks"
         );
         Ok(())
+    })
+}
+
+/// Lines of the controller's log that contain every one of `needles`.
+fn log_lines(controller: &Controller, needles: &[&str]) -> Result<Vec<String>> {
+    let log = std::fs::read_to_string(&controller.log)
+        .with_context(|| format!("reading {}", controller.log.display()))?;
+    Ok(log
+        .lines()
+        .filter(|line| needles.iter().all(|n| line.contains(n)))
+        .map(str::to_string)
+        .collect())
+}
+
+fn says_clearly_when_a_crd_is_missing_and_waits_for_it(h: &Harness) -> Result<()> {
+    if !h.cluster.local {
+        eprintln!(
+            "skipped: the test deletes the policy CRDs, which it does only on its own cluster"
+        );
+        return Ok(());
+    }
+    block_on(async {
+        let client = h.cluster.client().await?;
+        resources::delete_crds(&client).await?;
+        let result = async {
+            let mut controller = Controller::start(&h.controller_bin, &h.cluster.kubeconfig, &[])?;
+            // A second one is stopped while it waits: the wait must not hold shutdown up.
+            let mut stopped = Controller::start(&h.controller_bin, &h.cluster.kubeconfig, &[])?;
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            let status = stopped.terminate(Duration::from_secs(10))?;
+            ensure!(
+                status.success(),
+                "a controller waiting for CRDs must shut down cleanly on SIGTERM, got {status}"
+            );
+            let (ready, _) = controller.admin_get("/ready").await?;
+            ensure!(
+                ready != 200,
+                "/ready must not be 200 while the CRDs are missing"
+            );
+            for crd in [
+                "servers.policy.weft.dev",
+                "serverauthorizations.policy.weft.dev",
+            ] {
+                let errors = log_lines(
+                    &controller,
+                    &[
+                        "ERROR",
+                        &format!("The CRD {crd} is not installed"),
+                        "kubectl apply -f charts/weft/crds/",
+                    ],
+                )?;
+                ensure!(
+                    (1..=2).contains(&errors.len()),
+                    "in 5s the controller must log the error about {crd} once (at most twice), \
+                     got {} times",
+                    errors.len()
+                );
+            }
+            let retries = log_lines(&controller, &["404 page not found"])?;
+            ensure!(
+                retries.is_empty(),
+                "no stream of 404s while a CRD is missing, got:\n{}",
+                retries.join("\n")
+            );
+
+            // `weft check` says the same, and fails.
+            let run = weft_e2e::weft_cli::check(
+                &weft_e2e::weft_cli::build()?,
+                &h.cluster.kubeconfig,
+                &[],
+            )?;
+            ensure!(
+                run.code == Some(1)
+                    && run.has_line("[FAIL]", "CRD servers.policy.weft.dev is not installed")
+                    && run
+                        .stdout
+                        .contains("fix: kubectl apply -f charts/weft/crds/"),
+                "weft check must fail on the missing CRD with the fix (exit {:?}):\n{}",
+                run.code,
+                run.stdout
+            );
+
+            resources::install_crds(&client).await?;
+            controller.wait_ready(Duration::from_secs(30)).await?;
+            ensure!(
+                controller.is_running(),
+                "the controller must not have restarted"
+            );
+            ensure!(
+                !log_lines(
+                    &controller,
+                    &["The CRD servers.policy.weft.dev is installed now"]
+                )?
+                .is_empty(),
+                "the controller must say the CRD is installed now"
+            );
+            Ok(())
+        }
+        .await;
+        // The CRDs come back whatever happened, for the tests that follow.
+        let reinstalled = resources::install_crds(&client).await;
+        result.and(reinstalled)
     })
 }

@@ -1,20 +1,46 @@
-//! `weft`: offline injection and uninjection of Kubernetes manifests. See `weft --help`.
+//! `weft`: offline injection and uninjection of Kubernetes manifests, and `weft check` of an
+//! installation. See `weft --help`.
 
 use anyhow::Context;
 use clap::Parser;
-use std::io::{Read, Write};
-use weft_injector::cli::{execute, Cli};
+use std::{
+    io::{Read, Write},
+    process::ExitCode,
+};
+use weft_injector::{
+    check,
+    cli::{execute, CheckArgs, Cli, Command},
+};
 
-fn main() {
-    if let Err(error) = run() {
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Check(args) => run_check(args),
+        command => run_manifest(command).map(|()| ExitCode::SUCCESS),
+    };
+    result.unwrap_or_else(|error| {
         eprintln!("error: {error:#}");
-        std::process::exit(1);
-    }
+        ExitCode::FAILURE
+    })
 }
 
-fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let file = cli.command.file();
+/// Prints the report of `weft check`; exits 1 when a check failed.
+fn run_check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let groups = runtime.block_on(check::fetch::run(args));
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(check::render(&groups).as_bytes())
+        .and_then(|()| stdout.flush())
+        .context("cannot write to stdout")?;
+    Ok(ExitCode::from(check::exit_code(&groups)))
+}
+
+fn run_manifest(command: &Command) -> anyhow::Result<()> {
+    let file = command.file().unwrap_or("-");
     let input = if file == "-" {
         let mut text = String::new();
         std::io::stdin()
@@ -24,7 +50,7 @@ fn run() -> anyhow::Result<()> {
     } else {
         std::fs::read_to_string(file).with_context(|| format!("cannot read {file}"))?
     };
-    let processed = execute(&cli.command, &input)?;
+    let processed = execute(command, &input)?;
     let mut stderr = std::io::stderr().lock();
     for line in &processed.report {
         writeln!(stderr, "{line}").context("cannot write the report to stderr")?;

@@ -1,7 +1,8 @@
 //! The indexes the controller keeps from its watches: namespaces (for the injection webhook) and,
 //! through `weft-policy-index`, inbound policy; plus the gate that holds readiness until each
-//! watch's first full list has been indexed.
+//! watch's first full list has been indexed, and the wait for a CRD before its watch starts.
 
+pub mod crd_check;
 pub mod namespaces;
 pub mod sync_gate;
 

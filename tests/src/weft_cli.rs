@@ -1,0 +1,62 @@
+//! The real `weft` CLI binary, for `weft check` against the test cluster.
+
+use anyhow::{bail, Context, Result};
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+/// Builds `weft` (a no-op when it is up to date) and returns its path.
+pub fn build() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("WEFT_CLI_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "-p", "weft-injector", "--bin", "weft"])
+        .current_dir(crate::repo_root())
+        .status()
+        .context("running cargo build for weft")?;
+    if !status.success() {
+        bail!("cargo build -p weft-injector --bin weft failed");
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::repo_root().join("target"));
+    let path = target.join("debug/weft");
+    if !path.exists() {
+        bail!("weft was built but is not at {}", path.display());
+    }
+    Ok(path)
+}
+
+/// What `weft check` printed, and its exit code.
+#[derive(Debug)]
+pub struct CheckRun {
+    pub code: Option<i32>,
+    pub stdout: String,
+}
+
+impl CheckRun {
+    /// Whether a line of the report starts with `mark` (`[ok]`, `[warn]`, `[FAIL]`) and contains
+    /// `text`.
+    pub fn has_line(&self, mark: &str, text: &str) -> bool {
+        self.stdout
+            .lines()
+            .any(|line| line.starts_with(mark) && line.contains(text))
+    }
+}
+
+/// Runs `weft check --kubeconfig <kubeconfig> <args>`.
+pub fn check(binary: &Path, kubeconfig: &Path, args: &[&str]) -> Result<CheckRun> {
+    let output = Command::new(binary)
+        .arg("check")
+        .arg(format!("--kubeconfig={}", kubeconfig.display()))
+        .args(args)
+        .output()
+        .with_context(|| format!("running {} check", binary.display()))?;
+    Ok(CheckRun {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+    })
+}
