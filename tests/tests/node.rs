@@ -7,6 +7,7 @@
 //! (`bin/images`), installs `charts/weft` and waits until the controller Deployment is available.
 
 mod node_chart;
+mod node_check;
 mod node_workloads;
 
 use anyhow::{Context, Result};
@@ -82,8 +83,13 @@ fn main() -> ExitCode {
     // One node, one release: one test at a time (the HA test reinstalls the release).
     args.test_threads = Some(1);
 
-    let tests: Vec<(&'static str, TestFn)> =
-        [node_chart::TESTS, node_workloads::TESTS, node_chart::LAST].concat();
+    let tests: Vec<(&'static str, TestFn)> = [
+        node_chart::TESTS,
+        node_workloads::TESTS,
+        node_check::TESTS,
+        node_chart::LAST,
+    ]
+    .concat();
     if args.list {
         let trials = tests
             .into_iter()
