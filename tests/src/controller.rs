@@ -22,33 +22,11 @@ pub struct Controller {
 
 /// Builds `weft-controller` (a no-op when it is up to date) and returns its path.
 pub fn build() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os("WEFT_CONTROLLER_BIN") {
-        return Ok(PathBuf::from(path));
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "weft-policy-controller",
-            "--bin",
-            "weft-controller",
-        ])
-        .current_dir(crate::repo_root())
-        .status()
-        .context("running cargo build for weft-controller")?;
-    if !status.success() {
-        bail!("cargo build -p weft-policy-controller failed");
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| crate::repo_root().join("target"));
-    let path = target.join("debug/weft-controller");
-    if !path.exists() {
-        bail!("weft-controller was built but is not at {}", path.display());
-    }
-    Ok(path)
+    crate::cargo_binary(
+        "weft-policy-controller",
+        "weft-controller",
+        "WEFT_CONTROLLER_BIN",
+    )
 }
 
 pub fn free_addr() -> Result<SocketAddr> {

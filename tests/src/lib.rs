@@ -9,6 +9,7 @@ pub mod gate_proxy;
 pub mod node;
 pub mod pki;
 pub mod resources;
+pub mod suite;
 pub mod webhooks;
 pub mod weft_cli;
 
@@ -28,4 +29,34 @@ pub fn unique_suffix() -> String {
         .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32).rotate_left(7))
         .unwrap_or_default();
     format!("{:x}{:x}", nanos, std::process::id() & 0xfff)
+}
+
+/// Builds `bin` of `package` with cargo (a no-op when it is up to date) and returns its path, or
+/// the path in the environment variable `override_var` when it is set.
+pub fn cargo_binary(
+    package: &str,
+    bin: &str,
+    override_var: &str,
+) -> anyhow::Result<std::path::PathBuf> {
+    use anyhow::{bail, Context};
+    if let Some(path) = std::env::var_os(override_var) {
+        return Ok(std::path::PathBuf::from(path));
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "--quiet", "-p", package, "--bin", bin])
+        .current_dir(repo_root())
+        .status()
+        .with_context(|| format!("running cargo build for {bin}"))?;
+    if !status.success() {
+        bail!("cargo build -p {package} --bin {bin} failed");
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    let path = target.join("debug").join(bin);
+    if !path.exists() {
+        bail!("{bin} was built but is not at {}", path.display());
+    }
+    Ok(path)
 }

@@ -1,6 +1,6 @@
 //! The real `weft` CLI binary, for `weft check` against the test cluster.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::{
     path::{Path, PathBuf},
     process::Command,
@@ -8,26 +8,7 @@ use std::{
 
 /// Builds `weft` (a no-op when it is up to date) and returns its path.
 pub fn build() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os("WEFT_CLI_BIN") {
-        return Ok(PathBuf::from(path));
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let status = Command::new(cargo)
-        .args(["build", "--quiet", "-p", "weft-injector", "--bin", "weft"])
-        .current_dir(crate::repo_root())
-        .status()
-        .context("running cargo build for weft")?;
-    if !status.success() {
-        bail!("cargo build -p weft-injector --bin weft failed");
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| crate::repo_root().join("target"));
-    let path = target.join("debug/weft");
-    if !path.exists() {
-        bail!("weft was built but is not at {}", path.display());
-    }
-    Ok(path)
+    crate::cargo_binary("weft-injector", "weft", "WEFT_CLI_BIN")
 }
 
 /// What `weft check` printed, and its exit code.

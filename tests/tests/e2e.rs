@@ -9,13 +9,18 @@ mod inject;
 mod policy;
 mod resilience;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
 };
-use libtest_mimic::{Arguments, Failed, Trial};
-use std::{future::Future, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
-use weft_e2e::{cluster::Cluster, controller::Controller, resources, webhooks};
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+use weft_e2e::{
+    cluster::Cluster,
+    controller::Controller,
+    resources,
+    suite::{self, SuiteHarness},
+    webhooks,
+};
 
 /// What every test shares: the cluster, the controller and its webhook registrations.
 #[derive(Debug)]
@@ -60,7 +65,7 @@ impl Harness {
         Ok(harness)
     }
 
-    fn teardown(&self) {
+    fn remove_webhooks(&self) {
         let result = block_on(async {
             let client = self.cluster.client().await?;
             webhooks::delete::<MutatingWebhookConfiguration>(&client, &self.inject_webhook).await;
@@ -74,30 +79,21 @@ impl Harness {
     }
 }
 
-pub fn block_on<T>(future: impl Future<Output = Result<T>>) -> Result<T> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("building a tokio runtime")?
-        .block_on(future)
-}
+pub use weft_e2e::suite::block_on;
 
 type TestFn = fn(&Harness) -> Result<()>;
 
-fn trial(harness: &Arc<Harness>, name: &'static str, test: TestFn) -> Trial {
-    let harness = harness.clone();
-    Trial::test(name, move || {
-        test(&harness)
-            .map_err(|error| Failed::from(format!("{error:#}\n{}", harness.controller.log_tail())))
-    })
+impl SuiteHarness for Harness {
+    fn failure_context(&self) -> String {
+        self.controller.log_tail()
+    }
+
+    fn teardown(&self) {
+        self.remove_webhooks();
+    }
 }
 
 fn main() -> ExitCode {
-    let mut args = Arguments::from_args();
-    // Some tests stop the API server: run the tests one at a time.
-    args.test_threads = Some(1);
-
     let tests: Vec<(&'static str, TestFn)> = [
         inject::TESTS,
         policy::TESTS,
@@ -105,27 +101,5 @@ fn main() -> ExitCode {
         resilience::TESTS,
     ]
     .concat();
-    if args.list {
-        let trials = tests
-            .into_iter()
-            .map(|(name, _)| Trial::test(name, || Ok(())))
-            .collect();
-        return libtest_mimic::run(&args, trials).exit_code();
-    }
-
-    let harness = match Harness::setup() {
-        Ok(harness) => Arc::new(harness),
-        Err(error) => {
-            eprintln!("e2e: setting up the cluster and the controller failed: {error:#}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let trials = tests
-        .into_iter()
-        .map(|(name, test)| trial(&harness, name, test))
-        .collect();
-    let conclusion = libtest_mimic::run(&args, trials);
-    harness.teardown();
-    drop(harness);
-    conclusion.exit_code()
+    suite::run("e2e", tests, Harness::setup)
 }

@@ -10,12 +10,12 @@ mod node_chart;
 mod node_check;
 mod node_workloads;
 
-use anyhow::{Context, Result};
-use libtest_mimic::{Arguments, Failed, Trial};
-use std::{future::Future, process::ExitCode, sync::Arc, time::Duration};
+use anyhow::Result;
+use std::{process::ExitCode, time::Duration};
 use weft_e2e::{
     cluster::Cluster,
     node::{self, Images},
+    suite::{self, SuiteHarness},
 };
 
 #[derive(Debug)]
@@ -67,22 +67,17 @@ impl Harness {
     }
 }
 
-pub fn block_on<T>(future: impl Future<Output = Result<T>>) -> Result<T> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("building a tokio runtime")?
-        .block_on(future)
-}
+pub use weft_e2e::suite::block_on;
 
 type TestFn = fn(&Harness) -> Result<()>;
 
-fn main() -> ExitCode {
-    let mut args = Arguments::from_args();
-    // One node, one release: one test at a time (the HA test reinstalls the release).
-    args.test_threads = Some(1);
+impl SuiteHarness for Harness {
+    fn failure_context(&self) -> String {
+        format!("--- controller logs:\n{}", self.controller_logs())
+    }
+}
 
+fn main() -> ExitCode {
     let tests: Vec<(&'static str, TestFn)> = [
         node_chart::TESTS,
         node_workloads::TESTS,
@@ -90,36 +85,5 @@ fn main() -> ExitCode {
         node_chart::LAST,
     ]
     .concat();
-    if args.list {
-        let trials = tests
-            .into_iter()
-            .map(|(name, _)| Trial::test(name, || Ok(())))
-            .collect();
-        return libtest_mimic::run(&args, trials).exit_code();
-    }
-
-    let harness = match Harness::setup() {
-        Ok(harness) => Arc::new(harness),
-        Err(error) => {
-            eprintln!("node e2e: setting up the node, the images and the chart failed: {error:#}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let trials = tests
-        .into_iter()
-        .map(|(name, test)| {
-            let harness = harness.clone();
-            Trial::test(name, move || {
-                test(&harness).map_err(|error| {
-                    Failed::from(format!(
-                        "{error:#}\n--- controller logs:\n{}",
-                        harness.controller_logs()
-                    ))
-                })
-            })
-        })
-        .collect();
-    let conclusion = libtest_mimic::run(&args, trials);
-    drop(harness);
-    conclusion.exit_code()
+    suite::run("node e2e", tests, Harness::setup)
 }

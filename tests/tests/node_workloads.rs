@@ -73,14 +73,17 @@ fn deployment_in_enabled_namespace_is_stored_injected_and_scheduled(h: &Harness)
             .await?;
         // kube-controller-manager creates the pods (through the webhook), kube-scheduler binds
         // them to the node.
+        let web_pods = || async {
+            Api::<Pod>::namespaced(client.clone(), &ns)
+                .list(&kube::api::ListParams::default().labels("app=web"))
+                .await
+                .map(|list| list.items)
+        };
         let pods = node::wait_for(
             "two scheduled pods of the Deployment",
             Duration::from_secs(60),
             || async {
-                let pods = Api::<Pod>::namespaced(client.clone(), &ns)
-                    .list(&kube::api::ListParams::default().labels("app=web"))
-                    .await?
-                    .items;
+                let pods = web_pods().await?;
                 let scheduled = pods.iter().all(|p| {
                     p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some("weft-node")
                 });
@@ -113,10 +116,7 @@ fn deployment_in_enabled_namespace_is_stored_injected_and_scheduled(h: &Harness)
             "the kubelet reports the injected containers",
             Duration::from_secs(60),
             || async {
-                let pods = Api::<Pod>::namespaced(client.clone(), &ns)
-                    .list(&kube::api::ListParams::default().labels("app=web"))
-                    .await?
-                    .items;
+                let pods = web_pods().await?;
                 let reported = pods.iter().all(|p| {
                     p.status
                         .as_ref()

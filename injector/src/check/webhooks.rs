@@ -75,6 +75,16 @@ pub fn serving_cert(inst: &Installation, secret: &Fetched<Secret>) -> Result<Ser
     Ok(ServingCert { chain, ca })
 }
 
+/// The webhooks of a configuration, by name and client config (mutating and validating webhooks
+/// are different types with the same two fields).
+fn targets<'a>(
+    webhooks: impl Iterator<Item = (&'a String, &'a WebhookClientConfig)>,
+) -> Vec<Target<'a>> {
+    webhooks
+        .map(|(name, client)| Target { name, client })
+        .collect()
+}
+
 /// One webhook of a configuration, as the checks see it.
 #[derive(Clone, Debug, PartialEq)]
 struct Target<'a> {
@@ -101,26 +111,22 @@ pub fn check(
         Err(check) => check.clone(),
     }];
     let mutating_targets = mutating.map(|config| {
-        config
-            .webhooks
-            .iter()
-            .flatten()
-            .map(|w| Target {
-                name: &w.name,
-                client: &w.client_config,
-            })
-            .collect::<Vec<_>>()
+        targets(
+            config
+                .webhooks
+                .iter()
+                .flatten()
+                .map(|w| (&w.name, &w.client_config)),
+        )
     });
     let validating_targets = validating.map(|config| {
-        config
-            .webhooks
-            .iter()
-            .flatten()
-            .map(|w| Target {
-                name: &w.name,
-                client: &w.client_config,
-            })
-            .collect::<Vec<_>>()
+        targets(
+            config
+                .webhooks
+                .iter()
+                .flatten()
+                .map(|w| (&w.name, &w.client_config)),
+        )
     });
     for (kind, name, targets) in [
         (
