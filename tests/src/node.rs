@@ -34,9 +34,15 @@ impl Images {
             .find_map(|line| line.strip_prefix("export WEFT_REGISTRY="))
             .map(|v| v.trim_matches(['"', '\'']).to_string())
             .context("bin/cluster env printed no WEFT_REGISTRY: the cluster has no node")?;
-        let output = run(
-            Command::new(crate::repo_root().join("bin/images")).args(["--registry", &registry])
-        )?;
+        // The debug build the other suites already made (the same code; a release build of a
+        // fresh target dir costs CI ten minutes); WEFT_IMAGES_PROFILE=release for the release one.
+        let profile = std::env::var("WEFT_IMAGES_PROFILE").unwrap_or_else(|_| "debug".to_string());
+        let output = run(Command::new(crate::repo_root().join("bin/images")).args([
+            "--registry",
+            &registry,
+            "--profile",
+            &profile,
+        ]))?;
         let stdout = String::from_utf8_lossy(&output.stdout);
         let find = |name: &str| {
             stdout
