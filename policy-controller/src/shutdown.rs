@@ -3,9 +3,10 @@
 //!
 //! [`serve`] accepts connections until shutdown begins, then closes its listener (new connections
 //! are refused at once), tells every open connection to finish ([`Stopping`]: an HTTP/1 connection
-//! finishes the request in flight and closes, an idle one closes now, HTTP/2 sends GOAWAY and
-//! finishes its streams, a policy watch stream ends so the proxy reconnects elsewhere), and waits
-//! for them for up to [`GRACE`]; what is still open then is cut.
+//! finishes the request in flight and closes, an idle one closes now, one accepted but not yet read
+//! from gets up to [`FIRST_REQUEST_WAIT`] for its first request, HTTP/2 sends GOAWAY and finishes
+//! its streams, a policy watch stream ends so the proxy reconnects elsewhere), and waits for them
+//! for up to [`GRACE`]; what is still open then is cut.
 //!
 //! The shutdown future yields a guard that `serve` holds until the connections are drained: with
 //! kubert's `shutdown_handle().signaled()` the guard is the handle that keeps `Runtime::run` (and
@@ -13,9 +14,16 @@
 //! exit while requests are in flight. A second signal still ends the process at once (kubert
 //! aborts the drain).
 
-use hyper_util::server::graceful::GracefulConnection;
-use std::{future::Future, time::Duration};
+use hyper_util::{rt::TokioIo, server::graceful::GracefulConnection};
+use std::{
+    future::Future,
+    io,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
 use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
     sync::watch,
     task::JoinSet,
@@ -24,6 +32,10 @@ use tokio::{
 /// How long open connections may take to finish after shutdown begins before they are cut. Within
 /// Kubernetes' default termination grace period (30 s), and as long as the webhooks' body timeout.
 pub const GRACE: Duration = Duration::from_secs(10);
+
+/// How long a connection that has not sent anything yet when shutdown begins may take to send its
+/// first request (which is then answered).
+pub const FIRST_REQUEST_WAIT: Duration = Duration::from_secs(1);
 
 /// Tells a connection (and anything it serves, like a watch stream) that the server is stopping.
 #[derive(Clone, Debug)]
@@ -41,16 +53,91 @@ impl Stopping {
         let _ = self.0.wait_for(|stopping| *stopping).await;
     }
 
-    /// Drives a hyper connection to its end; once the server stops, lets it finish what is in
-    /// flight and close.
-    pub async fn serve<C: GracefulConnection>(mut self, connection: C) -> Result<(), C::Error> {
+    /// Serves `io` with the hyper connection `connect` makes of it, to its end. Once the server
+    /// stops, the connection finishes what is in flight and closes. A connection whose client has
+    /// sent nothing yet first gets up to [`FIRST_REQUEST_WAIT`] to send it: hyper closes a
+    /// connection that has read nothing at once, which would drop a request that was sent before
+    /// the signal but not read yet.
+    pub async fn serve<T, C>(
+        mut self,
+        io: T,
+        connect: impl FnOnce(TokioIo<FirstRead<T>>) -> C,
+    ) -> Result<(), C::Error>
+    where
+        C: GracefulConnection,
+    {
+        let (read, mut has_read) = watch::channel(false);
+        let connection = connect(TokioIo::new(FirstRead {
+            io,
+            read: Some(read),
+        }));
         tokio::pin!(connection);
         tokio::select! {
             result = connection.as_mut() => return result,
             () = self.stopped() => {}
         }
+        let first_read = tokio::time::timeout(FIRST_REQUEST_WAIT, has_read.wait_for(|read| *read));
+        tokio::select! {
+            result = connection.as_mut() => return result,
+            _ = first_read => {}
+        }
         connection.as_mut().graceful_shutdown();
         connection.await
+    }
+}
+
+/// A connection's transport that notes when its client first sends something.
+#[derive(Debug)]
+pub struct FirstRead<T> {
+    io: T,
+    /// Sent `true` at the first read that returns data, then dropped.
+    read: Option<watch::Sender<bool>>,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for FirstRead<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.io).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            if let Some(read) = self.read.take() {
+                let _ = read.send(true);
+            }
+        }
+        poll
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for FirstRead<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 
@@ -147,6 +234,8 @@ mod tests {
         released: oneshot::Receiver<()>,
         /// One message per request the handler has started on.
         requests: mpsc::UnboundedReceiver<()>,
+        /// One message per connection accepted.
+        accepted: mpsc::UnboundedReceiver<()>,
         task: tokio::task::JoinHandle<()>,
     }
 
@@ -156,11 +245,13 @@ mod tests {
         let (trigger, triggered) = oneshot::channel::<()>();
         let (guard, released) = oneshot::channel::<()>();
         let (started, requests) = mpsc::unbounded_channel();
+        let (accept, accepted) = mpsc::unbounded_channel();
         let shutdown = async move {
             let _ = triggered.await;
             guard
         };
         let connection = move |socket, stopping: Stopping| {
+            let _ = accept.send(());
             let started = started.clone();
             let service =
                 hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
@@ -171,10 +262,12 @@ mod tests {
                         Ok::<_, hyper::Error>(http::Response::new(Full::new(length)))
                     }
                 });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(socket), service);
             async move {
-                let _ = stopping.serve(connection).await;
+                let _ = stopping
+                    .serve(socket, |io| {
+                        hyper::server::conn::http1::Builder::new().serve_connection(io, service)
+                    })
+                    .await;
             }
         };
         let task = tokio::spawn(serve_with_grace(
@@ -185,6 +278,7 @@ mod tests {
             trigger,
             released,
             requests,
+            accepted,
             task,
         }
     }
@@ -255,6 +349,25 @@ mod tests {
             Err(oneshot::error::TryRecvError::Closed),
             "the guard is dropped once drained"
         );
+    }
+
+    #[tokio::test]
+    async fn a_request_sent_just_after_the_signal_on_a_new_connection_is_answered() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut server = start().await;
+        let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        server.accepted.recv().await.unwrap();
+
+        // Accepted before the signal, nothing read yet: as a request still on its way.
+        server.trigger.send(()).unwrap();
+        tokio::time::sleep(TEST_GRACE / 3).await;
+        tcp.write_all(b"POST / HTTP/1.1\r\nhost: test\r\ncontent-length: 2\r\n\r\nhi")
+            .await
+            .unwrap();
+        let mut response = String::new();
+        tcp.read_to_string(&mut response).await.unwrap();
+        assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response:?}");
+        assert!(response.ends_with("\r\n\r\n2"), "{response:?}");
     }
 
     #[tokio::test]

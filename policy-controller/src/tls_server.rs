@@ -9,11 +9,11 @@
 //! files (a key that does not match its certificate, say, while a Secret is half updated) keeps the previous
 //! credentials in use and is retried.
 //!
-//! HTTP/1.1 and HTTP/2 are both served (ALPN `h2`, `http/1.1`); kube-apiserver uses HTTP/1.1.
+//! HTTP/1.1 and HTTP/2 are both served, as ALPN chose (`h2`, else HTTP/1.1); kube-apiserver uses HTTP/1.1.
 
 use crate::shutdown;
 use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
+    rt::{TokioExecutor, TokioTimer},
     server::conn::auto,
     service::TowerToHyperService,
 };
@@ -272,15 +272,22 @@ pub async fn serve_loaded<S, B, G>(
                     return;
                 }
             };
-            let mut builder = auto::Builder::new(TokioExecutor::new());
+            // The protocol is the one ALPN chose, not sniffed from the first bytes: a connection
+            // still sniffing when shutdown begins is dropped unread, while an HTTP/1 connection
+            // answers the request its client has already sent.
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let mut builder = if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                builder.http2_only()
+            } else {
+                builder.http1_only()
+            };
             builder
                 .http1()
                 .header_read_timeout(HEADER_READ_TIMEOUT)
                 .timer(TokioTimer::new());
-            let connection = builder
-                .serve_connection(TokioIo::new(tls), TowerToHyperService::new(service))
-                .into_owned();
-            if let Err(error) = stopping.serve(connection).await {
+            let service = TowerToHyperService::new(service);
+            let connect = |io| builder.serve_connection(io, service);
+            if let Err(error) = stopping.serve(tls, connect).await {
                 tracing::debug!(%error, "Connection closed with an error");
             }
         }

@@ -320,9 +320,10 @@ async fn a_second_signal_exits_at_once() {
     controller.signal();
     controller.wait_refusing().await;
     tokio::time::sleep(HELD_AFTER_SIGNAL).await;
+    let exited = controller.exited();
     assert!(
-        controller.exited().is_none(),
-        "the controller must wait for the request in flight\n{}",
+        exited.is_none(),
+        "the controller must wait for the request in flight, but exited: {exited:?}\n{}",
         controller.log_tail()
     );
 

@@ -3,7 +3,6 @@
 use crate::shutdown::{self, Stopping};
 use http::{header, Request, Response, StatusCode};
 use hyper::{body::Incoming, service::service_fn};
-use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use std::{convert::Infallible, future::Future};
 use tokio::net::TcpListener;
@@ -34,10 +33,10 @@ pub async fn serve_api<G>(
             let response = handler.handle(&request);
             async move { Ok::<_, Infallible>(response) }
         });
-        let connection = hyper::server::conn::http1::Builder::new()
-            .serve_connection(TokioIo::new(stream), service);
         async move {
-            if let Err(error) = stopping.serve(connection).await {
+            let connect =
+                |io| hyper::server::conn::http1::Builder::new().serve_connection(io, service);
+            if let Err(error) = stopping.serve(stream, connect).await {
                 tracing::debug!(%error, "policy API connection ended with an error");
             }
         }
