@@ -8,6 +8,7 @@ mod check;
 mod inject;
 mod policy;
 mod resilience;
+mod shutdown;
 
 use anyhow::{Context, Result};
 use k8s_openapi::api::admissionregistration::v1::{
@@ -103,6 +104,7 @@ fn main() -> ExitCode {
         policy::TESTS,
         check::TESTS,
         resilience::TESTS,
+        shutdown::TESTS,
     ]
     .concat();
     if args.list {
