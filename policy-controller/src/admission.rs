@@ -320,6 +320,49 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn validate_denials_repeat_at_most_200_bytes_of_bad_input() {
+        let huge = "z".repeat(5_000_000);
+        let server = |port: Value, selector: Value| {
+            json!({
+                "apiVersion": "policy.weft.dev/v1beta1",
+                "kind": "Server",
+                "metadata": {"name": "web", "namespace": "shop"},
+                "spec": {"podSelector": selector, "port": port, "proxyProtocol": "HTTP/1"},
+            })
+        };
+        for (what, object, field) in [
+            ("a port name", server(json!(huge), json!({})), "spec.port"),
+            (
+                "a label value",
+                server(json!(8080), json!({"matchLabels": {"app": huge}})),
+                "spec.podSelector",
+            ),
+        ] {
+            let mut body = review();
+            body["request"]["kind"] =
+                json!({"group": "policy.weft.dev", "version": "v1beta1", "kind": "Server"});
+            body["request"]["resource"] =
+                json!({"group": "policy.weft.dev", "version": "v1beta1", "resource": "servers"});
+            body["request"]["namespace"] = json!("shop");
+            body["request"]["object"] = object;
+            let (status, answer) = post("/validate", &body).await;
+            assert_eq!(status, StatusCode::OK, "{what}: {}", short(&answer));
+            let review: Value = serde_json::from_str(&answer).unwrap();
+            let message = review["response"]["status"]["message"]
+                .as_str()
+                .unwrap_or("");
+            assert_eq!(review["response"]["allowed"], false, "{what}");
+            assert!(message.starts_with(field), "{what}: {}", short(message));
+            assert!(
+                message.matches('z').count() <= weft_injector::admission::MAX_ECHO_BYTES,
+                "{what}: a {} byte denial: {}",
+                message.len(),
+                short(message)
+            );
+        }
+    }
+
     /// The first characters of a long text, for assertion messages.
     fn short(text: &str) -> String {
         text.chars().take(300).collect()

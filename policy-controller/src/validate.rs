@@ -11,7 +11,7 @@ use kube::core::{
     DynamicObject,
 };
 use tokio::time::Instant;
-use weft_injector::admission::{check_review_type, BadReview};
+use weft_injector::admission::{check_review_type, echo, BadReview};
 
 impl AdmissionService {
     pub(crate) fn validate(&self, body: &[u8], start: Instant) -> Response<Body> {
@@ -25,7 +25,9 @@ impl AdmissionService {
                 return plain(StatusCode::BAD_REQUEST, error.to_string());
             }
         };
-        let response = weft_policy_k8s_api::validate::review(&request);
+        let mut response = weft_policy_k8s_api::validate::review(&request);
+        // A denial names the field and repeats its value: cut as the 400s are.
+        response.result.message = echo(&response.result.message);
         let (result, reason) = if response.allowed {
             ("allowed", "")
         } else {
