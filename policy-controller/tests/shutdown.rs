@@ -44,26 +44,38 @@ fn free_addr() -> SocketAddr {
         .unwrap()
 }
 
-/// A kubeconfig for an API server that refuses every connection.
+/// A kubeconfig for an API server that refuses every connection (nothing listens on port 1).
 fn unreachable_kubeconfig(dir: &Path) -> PathBuf {
     let path = dir.join("kubeconfig");
-    let server = free_addr();
     std::fs::write(
         &path,
-        format!(
-            "apiVersion: v1\nkind: Config\n\
-             clusters: [{{name: none, cluster: {{server: 'https://{server}'}}}}]\n\
-             users: [{{name: none, user: {{token: none}}}}]\n\
-             contexts: [{{name: none, context: {{cluster: none, user: none}}}}]\n\
-             current-context: none\n"
-        ),
+        "apiVersion: v1\nkind: Config\n\
+         clusters: [{name: none, cluster: {server: 'https://127.0.0.1:1'}}]\n\
+         users: [{name: none, user: {token: none}}]\n\
+         contexts: [{name: none, context: {cluster: none, user: none}}]\n\
+         current-context: none\n",
     )
     .unwrap();
     path
 }
 
+/// The tests run one at a time: each runs a controller on ports picked free a moment before.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 impl Controller {
+    /// Starts the controller on free ports; when a port was taken meanwhile (by another test
+    /// process), again on others.
     async fn start() -> Self {
+        for _ in 0..3 {
+            if let Some(controller) = Self::try_start().await {
+                return controller;
+            }
+        }
+        panic!("weft-controller could not listen on free ports three times");
+    }
+
+    /// `None` when a port was taken.
+    async fn try_start() -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
         let pki = TestPki::generate("shutdown");
         pki.write(dir.path());
@@ -100,13 +112,20 @@ impl Controller {
             log,
             _dir: dir,
         };
+        // Logged once both servers listen (the admin server listens before them).
         let deadline = Instant::now() + Duration::from_secs(30);
-        while tokio::net::TcpStream::connect(server_addr).await.is_err() {
-            assert!(
-                controller.exited().is_none(),
-                "weft-controller exited at start\n{}",
-                controller.log_tail()
-            );
+        while !std::fs::read_to_string(&controller.log)
+            .unwrap_or_default()
+            .contains("Serving admission webhooks on HTTPS")
+        {
+            if controller.exited().is_some() {
+                let log = controller.log_tail();
+                assert!(
+                    log.contains("failed to listen") || log.contains("Address already in use"),
+                    "weft-controller exited at start\n{log}"
+                );
+                return None;
+            }
             assert!(
                 Instant::now() < deadline,
                 "weft-controller did not listen within 30 s\n{}",
@@ -114,7 +133,7 @@ impl Controller {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        controller
+        Some(controller)
     }
 
     fn exited(&mut self) -> Option<ExitStatus> {
@@ -271,6 +290,7 @@ fn complete_response(bytes: &[u8]) -> Option<u16> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_in_flight_at_sigterm_are_answered_then_the_process_exits() {
+    let _serial = SERIAL.lock().await;
     let mut controller = Controller::start().await;
 
     // The server answers at all.
@@ -314,6 +334,7 @@ async fn requests_in_flight_at_sigterm_are_answered_then_the_process_exits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_signal_exits_at_once() {
+    let _serial = SERIAL.lock().await;
     let mut controller = Controller::start().await;
     let request = SlowRequest::start(&controller, 1).await;
 
