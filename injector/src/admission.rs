@@ -17,13 +17,83 @@ use std::collections::BTreeMap;
 
 mod wire;
 
-/// A body that is not an AdmissionReview with a request. `Display` is one plain line, fit for an HTTP 400.
+/// The `apiVersion` of the only AdmissionReview accepted (the webhooks are registered with
+/// `admissionReviewVersions: [v1]`).
+pub const REVIEW_API_VERSION: &str = "admission.k8s.io/v1";
+/// The `kind` of an AdmissionReview.
+pub const REVIEW_KIND: &str = "AdmissionReview";
+/// At most this many bytes of a client's input are repeated in an error message (see [`echo`]).
+pub const MAX_ECHO_BYTES: usize = 200;
+
+/// A body that is not an `admission.k8s.io/v1` AdmissionReview with a request. `Display` is one plain
+/// line, fit for an HTTP 400, and repeats at most [`MAX_ECHO_BYTES`] of the client's input.
 #[derive(Debug, thiserror::Error)]
 pub enum BadReview {
     #[error("the body is not an AdmissionReview: {0}")]
     NotAReview(String),
+    #[error("the AdmissionReview's {field} is {found:?}; the accepted {field} is {accepted:?}")]
+    UnsupportedType {
+        field: &'static str,
+        found: String,
+        accepted: &'static str,
+    },
     #[error("the AdmissionReview has no request")]
     NoRequest,
+}
+
+impl BadReview {
+    /// A body that does not parse as an AdmissionReview. The parser's message is cut with [`echo`],
+    /// keeping the position it names.
+    pub fn not_a_review(error: &serde_json::Error) -> Self {
+        let message = error.to_string();
+        let position = format!(" at line {} column {}", error.line(), error.column());
+        Self::NotAReview(match message.strip_suffix(&position) {
+            Some(what) if error.line() > 0 => echo(what) + &position,
+            _ => echo(&message),
+        })
+    }
+}
+
+/// Checks a review's `apiVersion` and `kind`: only [`REVIEW_API_VERSION`] [`REVIEW_KIND`] is answered.
+pub fn check_review_type(api_version: &str, kind: &str) -> Result<(), BadReview> {
+    for (field, found, accepted) in [
+        ("apiVersion", api_version, REVIEW_API_VERSION),
+        ("kind", kind, REVIEW_KIND),
+    ] {
+        if found != accepted {
+            return Err(BadReview::UnsupportedType {
+                field,
+                found: echo(found),
+                accepted,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `text` as an error message may repeat it: unchanged up to [`MAX_ECHO_BYTES`]; longer, its first
+/// and last bytes (at most [`MAX_ECHO_BYTES`] together, cut at character boundaries, the end kept
+/// because a parser's message ends with what it expected) around how much was left out.
+pub fn echo(text: &str) -> String {
+    /// How much of the end is kept.
+    const TAIL: usize = 80;
+    if text.len() <= MAX_ECHO_BYTES {
+        return text.to_string();
+    }
+    let mut head = MAX_ECHO_BYTES - TAIL;
+    while !text.is_char_boundary(head) {
+        head -= 1;
+    }
+    let mut tail = text.len() - TAIL;
+    while !text.is_char_boundary(tail) {
+        tail += 1;
+    }
+    format!(
+        "{}… ({} bytes left out) …{}",
+        &text[..head],
+        tail - head,
+        &text[tail..]
+    )
 }
 
 /// What the webhook did with one request (for logs and metrics).
@@ -66,7 +136,7 @@ pub struct Reviewed {
     pub warnings: Vec<String>,
 }
 
-/// Parses a request body.
+/// Parses a request body: an `admission.k8s.io/v1` AdmissionReview with a request.
 ///
 /// The request's `object` keeps only what injection reads: its type, its metadata's name, generateName,
 /// namespace, uid, annotations and labels, and in `data` the pod's `spec.hostNetwork` and the names, ports and
@@ -74,22 +144,11 @@ pub struct Reviewed {
 /// pod is skipped while parsing, so a large pod costs the scan over its bytes only. `old_object` is not read
 /// (only CREATE is mutated) and is always `None`.
 pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, BadReview> {
-    let review: wire::ReviewIn = serde_json::from_slice(body).map_err(|e| {
-        let mut msg = e.to_string();
-        truncate_at_char_boundary(&mut msg, 200);
-        BadReview::NotAReview(msg)
-    })?;
+    let review: wire::ReviewIn =
+        serde_json::from_slice(body).map_err(|e| BadReview::not_a_review(&e))?;
+    let (api_version, kind) = review.types();
+    check_review_type(api_version, kind)?;
     review.into_request().ok_or(BadReview::NoRequest)
-}
-
-fn truncate_at_char_boundary(text: &mut String, max: usize) {
-    if text.len() > max {
-        let mut end = max;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
 }
 
 fn is_pod_create(request: &AdmissionRequest<DynamicObject>) -> bool {
@@ -175,5 +234,82 @@ fn finish(mut response: AdmissionResponse, outcome: Outcome, warnings: Vec<Strin
         review: wire::review_bytes(&response),
         outcome,
         warnings,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echo_keeps_the_start_and_the_end_of_long_input() {
+        let a200 = "a".repeat(200);
+        let (head, tail) = ("h".repeat(120), "t".repeat(80));
+        for (input, expected) in [
+            (String::new(), String::new()),
+            ("short".to_string(), "short".to_string()),
+            (a200.clone(), a200.clone()),
+            (
+                format!("{head}m{tail}"),
+                format!("{head}… (1 bytes left out) …{tail}"),
+            ),
+            (
+                format!("{head}{}{tail}", "m".repeat(5_000_000)),
+                format!("{head}… (5000000 bytes left out) …{tail}"),
+            ),
+            // Cuts inside a character move outwards from the kept parts: 119 + 79 bytes are kept.
+            (
+                format!("{}é{}é{}", "h".repeat(119), "m".repeat(10), "t".repeat(79)),
+                format!(
+                    "{}… (14 bytes left out) …{}",
+                    "h".repeat(119),
+                    "t".repeat(79)
+                ),
+            ),
+        ] {
+            let got = echo(&input);
+            assert_eq!(got, expected, "input of {} bytes", input.len());
+        }
+    }
+
+    #[test]
+    fn review_types_other_than_v1_admission_review_are_refused() {
+        let cases = [
+            ("admission.k8s.io/v1", "AdmissionReview", None),
+            (
+                "admission.k8s.io/v1beta1",
+                "AdmissionReview",
+                Some(
+                    r#"the AdmissionReview's apiVersion is "admission.k8s.io/v1beta1"; the accepted apiVersion is "admission.k8s.io/v1""#,
+                ),
+            ),
+            (
+                "admission.k8s.io/v1",
+                "Foo",
+                Some(
+                    r#"the AdmissionReview's kind is "Foo"; the accepted kind is "AdmissionReview""#,
+                ),
+            ),
+            (
+                "v1",
+                "Pod",
+                Some(
+                    r#"the AdmissionReview's apiVersion is "v1"; the accepted apiVersion is "admission.k8s.io/v1""#,
+                ),
+            ),
+            (
+                "",
+                "",
+                Some(
+                    r#"the AdmissionReview's apiVersion is ""; the accepted apiVersion is "admission.k8s.io/v1""#,
+                ),
+            ),
+        ];
+        for (api_version, kind, expected) in cases {
+            let got = check_review_type(api_version, kind)
+                .err()
+                .map(|e| e.to_string());
+            assert_eq!(got.as_deref(), expected, "{api_version} {kind}");
+        }
     }
 }

@@ -80,6 +80,64 @@ fn bad_bodies_are_plain_errors() {
 }
 
 #[test]
+fn only_v1_admission_reviews_are_parsed() {
+    let body = review("CREATE", "pods", None, "shop", pod(json!({})));
+    let mut review: Value = serde_json::from_slice(&body).unwrap();
+    for (field, value, needle) in [
+        (
+            "apiVersion",
+            "admission.k8s.io/v1beta1",
+            r#"the accepted apiVersion is "admission.k8s.io/v1""#,
+        ),
+        ("kind", "Foo", r#"the accepted kind is "AdmissionReview""#),
+    ] {
+        let original = review[field].clone();
+        review[field] = value.into();
+        let err = parse_review(&serde_json::to_vec(&review).unwrap()).unwrap_err();
+        assert!(
+            matches!(err, BadReview::UnsupportedType { field: f, .. } if f == field),
+            "{err}"
+        );
+        assert!(err.to_string().contains(needle), "{err}");
+        review[field] = original;
+    }
+    assert!(parse_review(&serde_json::to_vec(&review).unwrap()).is_ok());
+}
+
+#[test]
+fn parse_errors_repeat_at_most_200_bytes_of_the_input_and_keep_what_was_expected() {
+    let huge = "z".repeat(5_000_000);
+    let body = review("CREATE", "pods", None, "shop", pod(json!({})));
+    let review: Value = serde_json::from_slice(&body).unwrap();
+    for (pointer, expected) in [
+        ("/request/operation", "expected one of `CREATE`"),
+        ("/request/dryRun", "expected a boolean"),
+        (
+            "/apiVersion",
+            r#"the accepted apiVersion is "admission.k8s.io/v1""#,
+        ),
+    ] {
+        let mut review = review.clone();
+        *review.pointer_mut(pointer).unwrap() = huge.clone().into();
+        let text = parse_review(&serde_json::to_vec(&review).unwrap())
+            .unwrap_err()
+            .to_string();
+        let echoed = text.matches('z').count();
+        assert!(
+            text.len() < 400 && echoed > 100 && echoed <= 200,
+            "{pointer}: a {} byte message repeating {echoed} bytes",
+            text.len()
+        );
+        assert!(text.contains("bytes left out"), "{pointer}: {text}");
+        assert!(text.contains(expected), "{pointer}: {text}");
+        if pointer.starts_with("/request") {
+            // A parse error still says where it happened.
+            assert!(text.contains(" at line 1 column "), "{pointer}: {text}");
+        }
+    }
+}
+
+#[test]
 fn only_pod_creates_are_mutated() {
     let enabled = pod(json!({"weft.dev/inject": "enabled"}));
     let (outcome, response, _) = run(

@@ -181,3 +181,190 @@ pub(crate) fn json(body: Vec<u8>) -> Response<Body> {
     );
     rsp
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::index::{NamespaceIndex, NamespaceMetrics};
+    use serde_json::{json, Value};
+
+    fn service() -> AdmissionService {
+        AdmissionService::new(
+            Injector::new(weft_injector::config::ProxyConfig::default()),
+            NamespaceIndex::shared(NamespaceMetrics::default()),
+            None,
+            AdmissionMetrics::default(),
+        )
+    }
+
+    /// A review of a pod in `kube-system`: both webhooks allow it (200) without any lookup.
+    fn review() -> Value {
+        json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": "u1",
+                "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                "resource": {"group": "", "version": "v1", "resource": "pods"},
+                "namespace": "kube-system",
+                "operation": "CREATE",
+                "userInfo": {"username": "test"},
+                "object": {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {"name": "p", "namespace": "kube-system"},
+                    "spec": {"containers": [{"name": "app", "image": "app"}]}
+                }
+            }
+        })
+    }
+
+    async fn post(path: &str, body: &Value) -> (StatusCode, String) {
+        let request = Request::post(path)
+            .body(Full::new(Bytes::from(serde_json::to_vec(body).unwrap())))
+            .unwrap();
+        let response = service().handle(request).await;
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn both_webhooks_answer_only_v1_admission_reviews() {
+        let huge = "x".repeat(5 * 1024 * 1024);
+        let cases: [(&str, &str, &str, &[&str]); 5] = [
+            ("apiVersion", "admission.k8s.io/v1", "200", &[]),
+            (
+                "apiVersion",
+                "admission.k8s.io/v1beta1",
+                "400",
+                &[
+                    r#"apiVersion is "admission.k8s.io/v1beta1""#,
+                    r#"the accepted apiVersion is "admission.k8s.io/v1""#,
+                ],
+            ),
+            (
+                "kind",
+                "Foo",
+                "400",
+                &[
+                    r#"kind is "Foo""#,
+                    r#"the accepted kind is "AdmissionReview""#,
+                ],
+            ),
+            (
+                "kind",
+                "",
+                "400",
+                &[r#"kind is """#, r#"the accepted kind is "AdmissionReview""#],
+            ),
+            (
+                "apiVersion",
+                &huge,
+                "400",
+                &[
+                    "apiVersion is \"xxx",
+                    "bytes left out",
+                    "admission.k8s.io/v1",
+                ],
+            ),
+        ];
+        for path in ["/inject", "/validate"] {
+            for (field, value, status, needles) in &cases {
+                let mut body = review();
+                body[*field] = json!(value);
+                let (got, message) = post(path, &body).await;
+                let shown = short(value);
+                assert_eq!(got.as_str(), *status, "{path} {field}={shown}: {message}");
+                for needle in *needles {
+                    assert!(
+                        message.contains(needle),
+                        "{path} {field}={shown}: {message:?} lacks {needle:?}"
+                    );
+                }
+                assert!(
+                    message.len() < 500,
+                    "{path}: a {} byte answer",
+                    message.len()
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn both_webhooks_repeat_at_most_200_bytes_of_bad_input() {
+        let huge = "é".repeat(2 * 1024 * 1024 + 1);
+        for path in ["/inject", "/validate"] {
+            for (field, what) in [
+                ("operation", "an unknown operation"),
+                ("dryRun", "a string for a boolean"),
+                ("userInfo", "a string for an object"),
+            ] {
+                let mut body = review();
+                body["request"][field] = json!(huge);
+                let (status, message) = post(path, &body).await;
+                assert_eq!(status, StatusCode::BAD_REQUEST, "{path} {what}: {message}");
+                let echoed = message.matches('é').count() * 'é'.len_utf8();
+                assert!(
+                    echoed > 0 && echoed <= weft_injector::admission::MAX_ECHO_BYTES,
+                    "{path} {what}: repeats {echoed} bytes of the input: {}",
+                    short(&message)
+                );
+                assert!(
+                    message.contains("bytes left out"),
+                    "{path} {what}: {}",
+                    short(&message)
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn validate_denials_repeat_at_most_200_bytes_of_bad_input() {
+        let huge = "z".repeat(5_000_000);
+        let server = |port: Value, selector: Value| {
+            json!({
+                "apiVersion": "policy.weft.dev/v1beta1",
+                "kind": "Server",
+                "metadata": {"name": "web", "namespace": "shop"},
+                "spec": {"podSelector": selector, "port": port, "proxyProtocol": "HTTP/1"},
+            })
+        };
+        for (what, object, field) in [
+            ("a port name", server(json!(huge), json!({})), "spec.port"),
+            (
+                "a label value",
+                server(json!(8080), json!({"matchLabels": {"app": huge}})),
+                "spec.podSelector",
+            ),
+        ] {
+            let mut body = review();
+            body["request"]["kind"] =
+                json!({"group": "policy.weft.dev", "version": "v1beta1", "kind": "Server"});
+            body["request"]["resource"] =
+                json!({"group": "policy.weft.dev", "version": "v1beta1", "resource": "servers"});
+            body["request"]["namespace"] = json!("shop");
+            body["request"]["object"] = object;
+            let (status, answer) = post("/validate", &body).await;
+            assert_eq!(status, StatusCode::OK, "{what}: {}", short(&answer));
+            let review: Value = serde_json::from_str(&answer).unwrap();
+            let message = review["response"]["status"]["message"]
+                .as_str()
+                .unwrap_or("");
+            assert_eq!(review["response"]["allowed"], false, "{what}");
+            assert!(message.starts_with(field), "{what}: {}", short(message));
+            assert!(
+                message.matches('z').count() <= weft_injector::admission::MAX_ECHO_BYTES,
+                "{what}: a {} byte denial: {}",
+                message.len(),
+                short(message)
+            );
+        }
+    }
+
+    /// The first characters of a long text, for assertion messages.
+    fn short(text: &str) -> String {
+        text.chars().take(300).collect()
+    }
+}

@@ -172,15 +172,14 @@ impl Args {
             }
         });
 
-        let shutdown = runtime.shutdown_handle();
-        tokio::spawn(async move {
-            let stopped = serve_api(policy_listener, policy, api_metrics, async move {
-                drop(shutdown.signaled().await);
-            });
-            if let Err(error) = stopped.await {
-                tracing::error!(%error, "The policy API server failed");
-            }
-        });
+        // Each server holds kubert's shutdown handle until it has drained, so the process exits
+        // only once the requests in flight at SIGTERM are answered (`crate::shutdown`).
+        tokio::spawn(serve_api(
+            policy_listener,
+            policy,
+            api_metrics,
+            runtime.shutdown_handle().signaled(),
+        ));
         tracing::info!(%policy_addr, "Serving the policy API on HTTP");
 
         let admission = AdmissionService::new(
@@ -189,14 +188,11 @@ impl Args {
             Some(runtime.client()),
             admission_metrics,
         );
-        let shutdown = runtime.shutdown_handle();
         tokio::spawn(tls_server::serve_loaded(
             webhook_listener,
             credentials,
             admission.into_service(),
-            async move {
-                drop(shutdown.signaled().await);
-            },
+            runtime.shutdown_handle().signaled(),
         ));
         tracing::info!(server_addr = %server.server_addr, "Serving admission webhooks on HTTPS");
 

@@ -10,6 +10,7 @@ mod args;
 pub mod index;
 mod inject;
 pub mod policy;
+pub mod shutdown;
 pub mod tls_server;
 mod validate;
 

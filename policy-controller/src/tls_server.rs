@@ -9,11 +9,12 @@
 //! files (a key that does not match its certificate, say, while a Secret is half updated) keeps the previous
 //! credentials in use and is retried.
 //!
-//! HTTP/1.1 and HTTP/2 are both served (ALPN `h2`, `http/1.1`); kube-apiserver uses HTTP/1.1.
+//! HTTP/1.1 and HTTP/2 are both served, as ALPN chose (`h2`, else HTTP/1.1); kube-apiserver uses HTTP/1.1.
 
+use crate::shutdown;
 use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::{conn::auto, graceful::GracefulShutdown},
+    rt::{TokioExecutor, TokioTimer},
+    server::conn::auto,
     service::TowerToHyperService,
 };
 use parking_lot::Mutex;
@@ -41,8 +42,6 @@ pub const CONTENT_RECHECK: Duration = Duration::from_secs(1);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an HTTP/1 client may take to send a request's headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long in-flight requests may take to finish after shutdown begins.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Credentials that cannot be used; the message names the file.
 #[derive(Debug, thiserror::Error)]
@@ -214,13 +213,14 @@ fn server_config(
 }
 
 /// Serves `service` over HTTPS on `listener` until `shutdown` completes, then lets in-flight requests finish
-/// (for up to 10 seconds). Fails at once, before accepting anything, when the credentials cannot be loaded.
-pub async fn serve<S, B>(
+/// (for up to [`shutdown::GRACE`]). Fails at once, before accepting anything, when the credentials cannot be
+/// loaded.
+pub async fn serve<S, B, G>(
     listener: TcpListener,
     key: PathBuf,
     certs: PathBuf,
     service: S,
-    shutdown: impl Future<Output = ()>,
+    shutdown: impl Future<Output = G>,
 ) -> Result<(), TlsError>
 where
     S: tower::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>>
@@ -238,12 +238,14 @@ where
     Ok(())
 }
 
-/// [`serve`] with credentials the caller has already loaded (e.g. to fail start-up early).
-pub async fn serve_loaded<S, B>(
+/// [`serve`] with credentials the caller has already loaded (e.g. to fail start-up early). Shuts down
+/// as every server of the controller does (see [`crate::shutdown`]): the guard `shutdown` yields is
+/// held until the connections have drained.
+pub async fn serve_loaded<S, B, G>(
     listener: TcpListener,
     credentials: TlsCredentials,
     service: S,
-    shutdown: impl Future<Output = ()>,
+    shutdown: impl Future<Output = G>,
 ) where
     S: tower::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>>
         + Clone
@@ -255,29 +257,10 @@ pub async fn serve_loaded<S, B>(
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let socket = tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((socket, _)) => socket,
-                Err(error) => {
-                    // Out of file descriptors, typically: back off instead of spinning.
-                    tracing::warn!(%error, "Failed to accept a connection");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        if let Err(error) = socket.set_nodelay(true) {
-            tracing::debug!(%error, "Failed to set TCP_NODELAY");
-        }
+    shutdown::serve("webhook", listener, shutdown, move |socket, stopping| {
         let acceptor = TlsAcceptor::from(credentials.current(Instant::now()));
         let service = service.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
+        async move {
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(error)) => {
@@ -289,26 +272,27 @@ pub async fn serve_loaded<S, B>(
                     return;
                 }
             };
-            let mut builder = auto::Builder::new(TokioExecutor::new());
+            // The protocol is the one ALPN chose, not sniffed from the first bytes: a connection
+            // still sniffing when shutdown begins is dropped unread, while an HTTP/1 connection
+            // answers the request its client has already sent.
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let mut builder = if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                builder.http2_only()
+            } else {
+                builder.http1_only()
+            };
             builder
                 .http1()
                 .header_read_timeout(HEADER_READ_TIMEOUT)
                 .timer(TokioTimer::new());
-            let conn = builder
-                .serve_connection(TokioIo::new(tls), TowerToHyperService::new(service))
-                .into_owned();
-            if let Err(error) = watcher.watch(conn).await {
+            let service = TowerToHyperService::new(service);
+            let connect = |io| builder.serve_connection(io, service);
+            if let Err(error) = stopping.serve(tls, connect).await {
                 tracing::debug!(%error, "Connection closed with an error");
             }
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("Connections still open after the shutdown grace period were dropped");
-    }
+        }
+    })
+    .await;
 }
 
 #[cfg(test)]
@@ -522,7 +506,7 @@ mod tests {
                 bytes::Bytes::new(),
             )))
         });
-        let error = serve(listener, key, certs, service, std::future::pending())
+        let error = serve(listener, key, certs, service, std::future::pending::<()>())
             .await
             .unwrap_err();
         assert!(matches!(error, TlsError::Read { .. }), "{error}");

@@ -11,6 +11,7 @@ use kube::core::{
     DynamicObject,
 };
 use tokio::time::Instant;
+use weft_injector::admission::{check_review_type, echo, BadReview};
 
 impl AdmissionService {
     pub(crate) fn validate(&self, body: &[u8], start: Instant) -> Response<Body> {
@@ -18,12 +19,15 @@ impl AdmissionService {
         // The whole object, not the injection webhook's pruned parse: validation reads all of it.
         let request = match parse_full_review(body) {
             Ok(request) => request,
-            Err(message) => {
+            Err(error) => {
                 metrics.record(Webhook::Validate, "error", "bad_request", start.elapsed());
-                return plain(StatusCode::BAD_REQUEST, message);
+                tracing::debug!(%error, "Rejected a body that is not an AdmissionReview");
+                return plain(StatusCode::BAD_REQUEST, error.to_string());
             }
         };
-        let response = weft_policy_k8s_api::validate::review(&request);
+        let mut response = weft_policy_k8s_api::validate::review(&request);
+        // A denial names the field and repeats its value: cut as the 400s are.
+        response.result.message = echo(&response.result.message);
         let (result, reason) = if response.allowed {
             ("allowed", "")
         } else {
@@ -52,10 +56,11 @@ impl AdmissionService {
     }
 }
 
-fn parse_full_review(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, String> {
-    let review: AdmissionReview<DynamicObject> = serde_json::from_slice(body)
-        .map_err(|error| format!("the body is not an AdmissionReview: {error}"))?;
-    review
-        .try_into()
-        .map_err(|_| "the AdmissionReview has no request".to_string())
+/// Parses an `admission.k8s.io/v1` AdmissionReview with its whole object; errors as the injection
+/// webhook's (the same checks, the same cut of the client's input).
+fn parse_full_review(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, BadReview> {
+    let review: AdmissionReview<DynamicObject> =
+        serde_json::from_slice(body).map_err(|e| BadReview::not_a_review(&e))?;
+    check_review_type(&review.types.api_version, &review.types.kind)?;
+    review.try_into().map_err(|_| BadReview::NoRequest)
 }

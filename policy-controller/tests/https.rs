@@ -3,71 +3,18 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SanType};
-use std::{net::SocketAddr, path::Path, sync::Arc};
-use tokio_rustls::rustls::{self, pki_types::ServerName};
+use std::{net::SocketAddr, path::Path};
+use support::TestPki;
+use tokio_rustls::rustls::pki_types::ServerName;
 use weft_policy_controller::{
     admin::AdmissionMetrics,
     index::{NamespaceIndex, NamespaceMetrics},
     AdmissionService, MAX_BODY_BYTES,
 };
-
-/// A CA and a serving certificate for 127.0.0.1 signed by it.
-struct TestPki {
-    ca_pem: String,
-    cert_pem: String,
-    key_pem: String,
-}
-
-impl TestPki {
-    fn generate(name: &str) -> Self {
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, format!("{name} test CA"));
-        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-
-        let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-        params
-            .subject_alt_names
-            .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &ca).unwrap();
-        Self {
-            ca_pem: ca.pem(),
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        }
-    }
-
-    fn write(&self, dir: &Path) {
-        // Write-then-rename, as a Secret volume update does, so the server never reads half a file.
-        for (name, pem) in [("tls.crt", &self.cert_pem), ("tls.key", &self.key_pem)] {
-            let tmp = dir.join(format!(".{name}.tmp"));
-            std::fs::write(&tmp, pem).unwrap();
-            std::fs::rename(&tmp, dir.join(name)).unwrap();
-        }
-    }
-
-    fn client_config(&self) -> Arc<rustls::ClientConfig> {
-        let mut roots = rustls::RootCertStore::empty();
-        let der = rustls_pemfile_ca(&self.ca_pem);
-        roots.add(der).unwrap();
-        Arc::new(
-            rustls::ClientConfig::builder()
-                .with_root_certificates(roots)
-                .with_no_client_auth(),
-        )
-    }
-}
-
-fn rustls_pemfile_ca(pem: &str) -> rustls::pki_types::CertificateDer<'static> {
-    use rustls::pki_types::pem::PemObject;
-    rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).unwrap()
-}
 
 struct TestServer {
     addr: SocketAddr,

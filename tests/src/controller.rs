@@ -144,6 +144,12 @@ impl Controller {
 
     /// Sends SIGTERM (as the kubelet does) and waits up to `timeout` for the process to exit.
     pub fn terminate(&mut self, timeout: Duration) -> Result<std::process::ExitStatus> {
+        self.signal()?;
+        self.wait_exit(timeout)
+    }
+
+    /// Sends SIGTERM, as the kubelet does.
+    pub fn signal(&self) -> Result<()> {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill")
             .args(["-TERM", &pid])
@@ -152,6 +158,11 @@ impl Controller {
         if !sent.success() {
             bail!("kill -TERM {pid} failed");
         }
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<std::process::ExitStatus> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait()? {
@@ -159,11 +170,11 @@ impl Controller {
             }
             if Instant::now() > deadline {
                 bail!(
-                    "weft-controller did not exit within {timeout:?} of SIGTERM:\n{}",
+                    "weft-controller did not exit within {timeout:?}:\n{}",
                     self.log_tail()
                 );
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }

@@ -8,6 +8,7 @@ mod check;
 mod inject;
 mod policy;
 mod resilience;
+mod shutdown;
 
 use anyhow::Result;
 use k8s_openapi::api::admissionregistration::v1::{
@@ -99,6 +100,7 @@ fn main() -> ExitCode {
         policy::TESTS,
         check::TESTS,
         resilience::TESTS,
+        shutdown::TESTS,
     ]
     .concat();
     suite::run("e2e", tests, Harness::setup)

@@ -92,6 +92,11 @@ struct RequestIn {
 }
 
 impl ReviewIn {
+    /// The review's `apiVersion` and `kind`.
+    pub(super) fn types(&self) -> (&str, &str) {
+        (&self.api_version, &self.kind)
+    }
+
     /// The request, with the review's type copied in as kube does (`None`: the review has no request).
     pub(super) fn into_request(self) -> Option<AdmissionRequest<DynamicObject>> {
         let r = self.request?;

@@ -1,11 +1,11 @@
 //! The HTTP server of the policy API: accept loop, connections, request handling.
 
+use crate::shutdown::{self, Stopping};
 use http::{header, Request, Response, StatusCode};
 use hyper::{body::Incoming, service::service_fn};
-use hyper_util::rt::TokioIo;
 use serde::Serialize;
-use std::{convert::Infallible, future::Future, time::Duration};
-use tokio::{net::TcpListener, sync::watch, task::JoinSet};
+use std::{convert::Infallible, future::Future};
+use tokio::net::TcpListener;
 use weft_policy_index::{LookupError, SharedIndex};
 
 use super::{
@@ -14,86 +14,41 @@ use super::{
     watch_body::{full, json_line, watch_stream, Body},
 };
 
-/// How long open connections may take to finish after shutdown before they are cut.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Serves the policy API on `listener` until `shutdown` completes; then stops accepting, ends
-/// watch streams and lets connections finish (bounded by a drain timeout).
-pub async fn serve_api(
+/// Serves the policy API on `listener` until `shutdown` completes; then, as every server of the
+/// controller does (see [`crate::shutdown`]), stops accepting, ends watch streams, lets
+/// connections finish and holds the guard `shutdown` yields until they have.
+pub async fn serve_api<G>(
     listener: TcpListener,
     index: SharedIndex,
     metrics: ApiMetrics,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let (stop_tx, stop) = watch::channel(false);
-    let handler = Handler {
-        index,
-        metrics,
-        stop: stop.clone(),
-    };
-    let mut connections = JoinSet::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    connections.spawn(serve_connection(stream, handler.clone(), stop.clone()));
-                }
-                Err(error) => {
-                    // E.g. out of file descriptors: back off instead of spinning.
-                    tracing::warn!(%error, "accepting a policy API connection failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-    drop(listener);
-    let _ = stop_tx.send(true);
-    let drain = async { while connections.join_next().await.is_some() {} };
-    if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
-        tracing::warn!("policy API connections did not finish in time; closing them");
-        connections.shutdown().await;
-    }
-    Ok(())
-}
-
-async fn serve_connection(
-    stream: tokio::net::TcpStream,
-    handler: Handler,
-    mut stop: watch::Receiver<bool>,
+    shutdown: impl Future<Output = G>,
 ) {
-    let service = service_fn(move |request| {
-        let response = handler.handle(&request);
-        async move { Ok::<_, Infallible>(response) }
-    });
-    let connection =
-        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(connection);
-    let result = tokio::select! {
-        result = connection.as_mut() => result,
-        () = stopped(&mut stop) => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
+    shutdown::serve("policy API", listener, shutdown, move |stream, stopping| {
+        let handler = Handler {
+            index: index.clone(),
+            metrics: metrics.clone(),
+            stop: stopping.clone(),
+        };
+        let service = service_fn(move |request| {
+            let response = handler.handle(&request);
+            async move { Ok::<_, Infallible>(response) }
+        });
+        async move {
+            let connect =
+                |io| hyper::server::conn::http1::Builder::new().serve_connection(io, service);
+            if let Err(error) = stopping.serve(stream, connect).await {
+                tracing::debug!(%error, "policy API connection ended with an error");
+            }
         }
-    };
-    if let Err(error) = result {
-        tracing::debug!(%error, "policy API connection ended with an error");
-    }
-}
-
-/// Completes once shutdown is signalled (or the signal's sender is gone).
-pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stop| *stop).await;
+    })
+    .await;
 }
 
 #[derive(Clone)]
 struct Handler {
     index: SharedIndex,
     metrics: ApiMetrics,
-    stop: watch::Receiver<bool>,
+    stop: Stopping,
 }
 
 #[derive(Serialize)]

@@ -29,7 +29,7 @@ struct TestServer {
     index: SharedIndex,
     metrics: ApiMetrics,
     shutdown: Option<oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<()>>,
+    task: JoinHandle<()>,
 }
 
 fn mk_pod(ns: &str, name: &str, app: &str, port: i32) -> Pod {
@@ -308,7 +308,6 @@ async fn shutdown_ends_watches_and_the_server() {
     assert_eq!(lines.next(BOUND).await, Next::End);
     tokio::time::timeout(BOUND, server.task)
         .await
-        .unwrap()
         .unwrap()
         .unwrap();
 }

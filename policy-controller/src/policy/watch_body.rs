@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use weft_policy_index::InboundPolicy;
 
 use super::metrics::ActiveWatch;
+use crate::shutdown::Stopping;
 
 pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
 
@@ -44,7 +45,7 @@ enum Phase {
 
 struct WatchState {
     policy: watch::Receiver<InboundPolicy>,
-    stop: watch::Receiver<bool>,
+    stop: Stopping,
     namespace: String,
     pod: String,
     phase: Phase,
@@ -56,7 +57,7 @@ struct WatchState {
 /// when the server shuts down. Dropping the body (client gone) releases `active`.
 pub(crate) fn watch_stream(
     policy: watch::Receiver<InboundPolicy>,
-    stop: watch::Receiver<bool>,
+    stop: Stopping,
     namespace: String,
     pod: String,
     active: ActiveWatch,
@@ -78,7 +79,7 @@ pub(crate) fn watch_stream(
             Phase::Watching => {
                 let changed = tokio::select! {
                     biased;
-                    () = super::serve::stopped(&mut state.stop) => return None,
+                    () = state.stop.stopped() => return None,
                     changed = state.policy.changed() => changed,
                 };
                 match changed {

@@ -1,0 +1,419 @@
+//! One shutdown path for every server the controller runs (the webhook's HTTPS server and the
+//! policy API; the admin server is kubert's).
+//!
+//! [`serve`] accepts connections until shutdown begins, then closes its listener (new connections
+//! are refused at once), tells every open connection to finish ([`Stopping`]: an HTTP/1 connection
+//! finishes the request in flight and closes, an idle one closes now, one accepted but not yet read
+//! from gets up to [`FIRST_REQUEST_WAIT`] for its first request, HTTP/2 sends GOAWAY and finishes
+//! its streams, a policy watch stream ends so the proxy reconnects elsewhere), and waits for them
+//! for up to [`GRACE`]; what is still open then is cut.
+//!
+//! The shutdown future yields a guard that `serve` holds until the connections are drained: with
+//! kubert's `shutdown_handle().signaled()` the guard is the handle that keeps `Runtime::run` (and
+//! so the process) from returning. Dropping it as soon as the signal arrives would let the process
+//! exit while requests are in flight. A second signal still ends the process at once (kubert
+//! aborts the drain).
+
+use hyper_util::{rt::TokioIo, server::graceful::GracefulConnection};
+use std::{
+    future::Future,
+    io,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::{TcpListener, TcpStream},
+    sync::watch,
+    task::JoinSet,
+};
+
+/// How long open connections may take to finish after shutdown begins before they are cut. Within
+/// Kubernetes' default termination grace period (30 s), and as long as the webhooks' body timeout.
+pub const GRACE: Duration = Duration::from_secs(10);
+
+/// How long a connection that has not sent anything yet when shutdown begins may take to send its
+/// first request (which is then answered).
+pub const FIRST_REQUEST_WAIT: Duration = Duration::from_secs(1);
+
+/// Tells a connection (and anything it serves, like a watch stream) that the server is stopping.
+#[derive(Clone, Debug)]
+pub struct Stopping(watch::Receiver<bool>);
+
+impl Stopping {
+    /// A signal that fires when `stop` sends `true` (or is dropped).
+    pub fn new() -> (watch::Sender<bool>, Self) {
+        let (stop, stopping) = watch::channel(false);
+        (stop, Self(stopping))
+    }
+
+    /// Completes once the server stops.
+    pub async fn stopped(&mut self) {
+        let _ = self.0.wait_for(|stopping| *stopping).await;
+    }
+
+    /// Serves `io` with the hyper connection `connect` makes of it, to its end. Once the server
+    /// stops, the connection finishes what is in flight and closes. A connection whose client has
+    /// sent nothing yet first gets up to [`FIRST_REQUEST_WAIT`] to send it: hyper closes a
+    /// connection that has read nothing at once, which would drop a request that was sent before
+    /// the signal but not read yet.
+    pub async fn serve<T, C>(
+        mut self,
+        io: T,
+        connect: impl FnOnce(TokioIo<FirstRead<T>>) -> C,
+    ) -> Result<(), C::Error>
+    where
+        C: GracefulConnection,
+    {
+        let (read, mut has_read) = watch::channel(false);
+        let connection = connect(TokioIo::new(FirstRead {
+            io,
+            read: Some(read),
+        }));
+        tokio::pin!(connection);
+        tokio::select! {
+            result = connection.as_mut() => return result,
+            () = self.stopped() => {}
+        }
+        let first_read = tokio::time::timeout(FIRST_REQUEST_WAIT, has_read.wait_for(|read| *read));
+        tokio::select! {
+            result = connection.as_mut() => return result,
+            _ = first_read => {}
+        }
+        connection.as_mut().graceful_shutdown();
+        connection.await
+    }
+}
+
+/// A connection's transport that notes when its client first sends something.
+#[derive(Debug)]
+pub struct FirstRead<T> {
+    io: T,
+    /// Sent `true` at the first read that returns data, then dropped.
+    read: Option<watch::Sender<bool>>,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for FirstRead<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.io).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            if let Some(read) = self.read.take() {
+                let _ = read.send(true);
+            }
+        }
+        poll
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for FirstRead<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// Serves connections from `listener` until `shutdown` completes, each with `connection` on its
+/// own task, then drains them (see the module) and only then drops the guard `shutdown` yielded.
+/// `server` names the server in logs.
+pub async fn serve<G, C, F>(
+    server: &'static str,
+    listener: TcpListener,
+    shutdown: impl Future<Output = G>,
+    connection: C,
+) where
+    C: FnMut(TcpStream, Stopping) -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
+    serve_with_grace(server, listener, shutdown, connection, GRACE).await
+}
+
+async fn serve_with_grace<G, C, F>(
+    server: &'static str,
+    listener: TcpListener,
+    shutdown: impl Future<Output = G>,
+    mut connection: C,
+    grace: Duration,
+) where
+    C: FnMut(TcpStream, Stopping) -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let (stop, stopping) = Stopping::new();
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    let guard = loop {
+        tokio::select! {
+            biased;
+            guard = &mut shutdown => break guard,
+            accepted = listener.accept() => match accepted {
+                Ok((socket, _peer)) => {
+                    if let Err(error) = socket.set_nodelay(true) {
+                        tracing::debug!(%error, server, "Failed to set TCP_NODELAY");
+                    }
+                    connections.spawn(connection(socket, stopping.clone()));
+                }
+                Err(error) => {
+                    // Out of file descriptors, typically: back off instead of spinning.
+                    tracing::warn!(%error, server, "Failed to accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    };
+    drop(listener);
+    let _ = stop.send(true);
+    tracing::info!(
+        server,
+        connections = connections.len(),
+        "Shutting down: no new connections; draining open ones"
+    );
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(grace, drain).await.is_err() {
+        tracing::warn!(
+            server,
+            connections = connections.len(),
+            "Connections still open after the shutdown grace period are cut"
+        );
+        connections.shutdown().await;
+    }
+    tracing::info!(server, "Drained");
+    drop(guard);
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use bytes::Bytes;
+    use futures::StreamExt;
+    use http_body_util::{BodyExt, Full, StreamBody};
+    use hyper::body::Frame;
+    use hyper_util::rt::TokioIo;
+    use std::{convert::Infallible, net::SocketAddr};
+    use tokio::sync::{mpsc, oneshot};
+
+    /// The shutdown grace period of the test servers.
+    const TEST_GRACE: Duration = Duration::from_millis(300);
+
+    /// A plain HTTP/1 server on [`serve_with_grace`] whose handler reads the whole request body
+    /// and answers 200 with its length.
+    struct TestServer {
+        addr: SocketAddr,
+        /// Begins the shutdown.
+        trigger: oneshot::Sender<()>,
+        /// Completes (with an error) when the shutdown guard is dropped.
+        released: oneshot::Receiver<()>,
+        /// One message per request the handler has started on.
+        requests: mpsc::UnboundedReceiver<()>,
+        /// One message per connection accepted.
+        accepted: mpsc::UnboundedReceiver<()>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    async fn start() -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (trigger, triggered) = oneshot::channel::<()>();
+        let (guard, released) = oneshot::channel::<()>();
+        let (started, requests) = mpsc::unbounded_channel();
+        let (accept, accepted) = mpsc::unbounded_channel();
+        let shutdown = async move {
+            let _ = triggered.await;
+            guard
+        };
+        let connection = move |socket, stopping: Stopping| {
+            let _ = accept.send(());
+            let started = started.clone();
+            let service =
+                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let _ = started.send(());
+                    async move {
+                        let body = req.into_body().collect().await?.to_bytes();
+                        let length = Bytes::from(body.len().to_string());
+                        Ok::<_, hyper::Error>(http::Response::new(Full::new(length)))
+                    }
+                });
+            async move {
+                let _ = stopping
+                    .serve(socket, |io| {
+                        hyper::server::conn::http1::Builder::new().serve_connection(io, service)
+                    })
+                    .await;
+            }
+        };
+        let task = tokio::spawn(serve_with_grace(
+            "test", listener, shutdown, connection, TEST_GRACE,
+        ));
+        TestServer {
+            addr,
+            trigger,
+            released,
+            requests,
+            accepted,
+            task,
+        }
+    }
+
+    /// A request body fed through a channel.
+    type Chunks = futures::stream::BoxStream<'static, Result<Frame<Bytes>, Infallible>>;
+
+    /// Starts a POST whose body is sent through the returned channel; returns once the server's
+    /// handler has the request.
+    async fn post(
+        server: &mut TestServer,
+    ) -> (
+        mpsc::Sender<Bytes>,
+        tokio::task::JoinHandle<hyper::Result<http::Response<hyper::body::Incoming>>>,
+    ) {
+        let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let (body, rx) = mpsc::channel::<Bytes>(1);
+        let chunks: Chunks = futures::stream::unfold(rx, |mut rx| async move {
+            let chunk = rx.recv().await?;
+            Some((Ok(Frame::data(chunk)), rx))
+        })
+        .boxed();
+        let request = http::Request::post("/")
+            .body(StreamBody::new(chunks))
+            .unwrap();
+        let response = tokio::spawn(async move { sender.send_request(request).await });
+        server.requests.recv().await.unwrap();
+        (body, response)
+    }
+
+    #[tokio::test]
+    async fn holds_the_guard_until_the_request_in_flight_is_answered() {
+        let mut server = start().await;
+        let (body, response) = post(&mut server).await;
+        body.send(Bytes::from_static(b"first half,")).await.unwrap();
+
+        server.trigger.send(()).unwrap();
+        tokio::time::sleep(TEST_GRACE / 3).await;
+        assert!(
+            tokio::net::TcpStream::connect(server.addr).await.is_err(),
+            "new connections are refused once shutdown begins"
+        );
+        assert_eq!(
+            server.released.try_recv(),
+            Err(oneshot::error::TryRecvError::Empty),
+            "the guard is held while a request is in flight"
+        );
+
+        body.send(Bytes::from_static(b" second half"))
+            .await
+            .unwrap();
+        drop(body);
+        let response = response.await.unwrap().unwrap();
+        assert_eq!(response.status(), 200);
+        let answered = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(answered, "23");
+
+        tokio::time::timeout(Duration::from_secs(5), server.task)
+            .await
+            .expect("serve returns once drained")
+            .unwrap();
+        assert_eq!(
+            server.released.try_recv(),
+            Err(oneshot::error::TryRecvError::Closed),
+            "the guard is dropped once drained"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_request_sent_just_after_the_signal_on_a_new_connection_is_answered() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut server = start().await;
+        let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        server.accepted.recv().await.unwrap();
+
+        // Accepted before the signal, nothing read yet: as a request still on its way.
+        server.trigger.send(()).unwrap();
+        tokio::time::sleep(TEST_GRACE / 3).await;
+        tcp.write_all(b"POST / HTTP/1.1\r\nhost: test\r\ncontent-length: 2\r\n\r\nhi")
+            .await
+            .unwrap();
+        let mut response = String::new();
+        tcp.read_to_string(&mut response).await.unwrap();
+        assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response:?}");
+        assert!(response.ends_with("\r\n\r\n2"), "{response:?}");
+    }
+
+    #[tokio::test]
+    async fn idle_keep_alive_connections_do_not_hold_shutdown_up() {
+        let mut server = start().await;
+        let (body, response) = post(&mut server).await;
+        drop(body);
+        let response = response.await.unwrap().unwrap();
+        assert_eq!(response.status(), 200);
+        response.into_body().collect().await.unwrap();
+
+        // The connection stays open (keep-alive) and idle.
+        let start = tokio::time::Instant::now();
+        server.trigger.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), server.task)
+            .await
+            .expect("serve returns")
+            .unwrap();
+        assert!(
+            start.elapsed() < TEST_GRACE,
+            "an idle connection is closed at once, not waited for: {:?}",
+            start.elapsed()
+        );
+        assert!(server.released.await.is_err(), "the guard is dropped");
+    }
+
+    #[tokio::test]
+    async fn connections_still_open_after_the_grace_period_are_cut() {
+        let mut server = start().await;
+        let (body, response) = post(&mut server).await;
+        body.send(Bytes::from_static(b"never finished"))
+            .await
+            .unwrap();
+
+        let start = tokio::time::Instant::now();
+        server.trigger.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), server.task)
+            .await
+            .expect("serve returns after the grace period")
+            .unwrap();
+        assert!(start.elapsed() >= TEST_GRACE, "the grace period is waited");
+        assert!(server.released.await.is_err(), "the guard is dropped");
+        assert!(
+            response.await.unwrap().is_err(),
+            "the request that never finished is cut"
+        );
+        drop(body);
+    }
+}
