@@ -109,6 +109,23 @@ def verify_cert(ca_pem, cert_pem, key_pem, dns_names, c, label):
         c.check(bool(pub_cert) and pub_cert == pub_key, f"{label}: tls.key does not belong to tls.crt")
 
 
+def verify_identity_ca(cert_pem, key_pem, c):
+    """The identity issuer is an ECDSA P-256 CA whose key belongs to it (what linkerd2-proxy can verify)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+        for path, pem in ((cert, cert_pem), (key, key_pem)):
+            with open(path, "wb") as f:
+                f.write(pem)
+        text = subprocess.run(["openssl", "x509", "-noout", "-text", "-in", cert],
+                              capture_output=True, text=True, check=False).stdout
+        c.check("CA:TRUE" in text, "identity issuer certificate is a CA")
+        c.check("NIST CURVE: P-256" in text, "identity issuer key is ECDSA P-256")
+        pub_cert = subprocess.run(["openssl", "x509", "-noout", "-pubkey", "-in", cert],
+                                  capture_output=True, check=False).stdout
+        pub_key = subprocess.run(["openssl", "pkey", "-pubout", "-in", key], capture_output=True, check=False).stdout
+        c.check(bool(pub_cert) and pub_cert == pub_key, "identity issuer tls.key belongs to tls.crt")
+
+
 def dns_names_for(service, namespace, domain="cluster.local"):
     return [service, f"{service}.{namespace}", f"{service}.{namespace}.svc", f"{service}.{namespace}.svc.{domain}"]
 
@@ -127,16 +144,18 @@ def check_render(mode, path, namespace, release):
         else:
             c.eq(ns, namespace, f"{name_of(d)} metadata.namespace")
 
-    # RBAC: exactly get/list/watch on the four resources.
+    # RBAC: exactly get/list/watch on the four watched resources, and create on tokenreviews (identity).
     role = only(docs, "ClusterRole", c)
     granted = set()
     for rule in role.get("rules", []):
-        c.eq(sorted(rule.get("verbs", [])), ["get", "list", "watch"], f"ClusterRole verbs for {rule.get('resources')}")
+        verbs = tuple(sorted(rule.get("verbs", [])))
         for group in rule.get("apiGroups", []):
             for res in rule.get("resources", []):
-                granted.add((group, res))
-    c.eq(granted, {("", "pods"), ("", "namespaces"), ("policy.weft.dev", "servers"),
-                   ("policy.weft.dev", "serverauthorizations")}, "ClusterRole resources")
+                granted.add((group, res, verbs))
+    watch = ("get", "list", "watch")
+    c.eq(granted, {("", "pods", watch), ("", "namespaces", watch), ("policy.weft.dev", "servers", watch),
+                   ("policy.weft.dev", "serverauthorizations", watch),
+                   ("authentication.k8s.io", "tokenreviews", ("create",))}, "ClusterRole rules")
     binding = only(docs, "ClusterRoleBinding", c)
     sa = only(docs, "ServiceAccount", c)
     c.eq(binding.get("roleRef", {}).get("name"), role.get("metadata", {}).get("name"), "ClusterRoleBinding roleRef")
@@ -217,8 +236,23 @@ def check_render(mode, path, namespace, release):
                                                     "port": 443}, "validator clientConfig.service")
     c.eq((v.get("sideEffects"), v.get("admissionReviewVersions")), ("None", ["v1"]), "validator sideEffects/versions")
 
+    # Identity: the trust anchors ConfigMap, and (identity.mode=helm) the issuer Secret whose CA they are.
+    identity_secret = f"{fullname}-identity-issuer"
+    anchors = [d for d in docs if d.get("kind") == "ConfigMap"
+               and d.get("metadata", {}).get("name") == f"{fullname}-identity-trust-anchors"]
+    c.eq(len(anchors), 1, "trust anchors ConfigMap")
+    issuers = [d for d in docs if d.get("kind") == "Secret" and d.get("metadata", {}).get("name") == identity_secret]
+    c.eq(len(issuers), 1, "identity issuer Secret (identity.mode=helm)")
+    if anchors and issuers:
+        data = issuers[0].get("data", {})
+        c.eq(issuers[0].get("type"), "kubernetes.io/tls", "identity issuer Secret type")
+        bundle = anchors[0].get("data", {}).get("ca-bundle.crt", "")
+        c.eq(bundle.strip(), base64.b64decode(data.get("ca.crt", "")).decode().strip(),
+             "trust anchors ConfigMap holds the issuer Secret's ca.crt")
+        verify_identity_ca(base64.b64decode(data.get("tls.crt", "")), base64.b64decode(data.get("tls.key", "")), c)
+
     # TLS.
-    secrets = [d for d in docs if d.get("kind") == "Secret"]
+    secrets = [d for d in docs if d.get("kind") == "Secret" and d.get("metadata", {}).get("name") != identity_secret]
     certs = [d for d in docs if d.get("kind") == "Certificate"]
     dns = dns_names_for(svc_name, namespace)
     if mode == "cert-manager":

@@ -132,3 +132,54 @@ annotations:
   cert-manager.io/inject-ca-from: {{ printf "%s/%s" .Release.Namespace (include "weft.certificateName" .) }}
 {{- end }}
 {{- end }}
+
+{{/*
+Names of the identity objects: the trust anchors ConfigMap and the issuer Secret.
+*/}}
+{{- define "weft.identityTrustAnchorsName" -}}
+{{- printf "%s-identity-trust-anchors" (include "weft.fullname" .) }}
+{{- end }}
+
+{{- define "weft.identityIssuerSecretName" -}}
+{{- if eq .Values.identity.mode "external" }}
+{{- required "identity.external.issuerSecretName is required when identity.mode=external" .Values.identity.external.issuerSecretName }}
+{{- else }}
+{{- printf "%s-identity-issuer" (include "weft.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The identity of the controller itself, which proxies verify when they dial it:
+<service-account>.<namespace>.serviceaccount.identity.<namespace>.<trust-domain>.
+*/}}
+{{- define "weft.controllerIdentity" -}}
+{{- printf "%s.%s.serviceaccount.identity.%s.%s" (include "weft.serviceAccountName" .) .Release.Namespace .Release.Namespace .Values.identity.trustDomain }}
+{{- end }}
+
+{{/*
+identity.mode=helm: the issuer Secret's data (ca.crt, tls.crt, tls.key). The Secret of an earlier install is reused
+as long as it is complete and made for the same trust domain, so upgrades never change the trust anchor (which would
+cut every meshed proxy off). Generated material is one self-signed ECDSA P-256 CA that is both anchor and issuer.
+`helm template` has no cluster to look up, so it always generates fresh material.
+*/}}
+{{- define "weft.helmIdentity" -}}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "weft.identityIssuerSecretName" .) }}
+{{- $data := dict }}
+{{- if $existing }}
+{{- $annotations := $existing.metadata.annotations | default dict }}
+{{- if eq (index $annotations "weft.dev/identity-trust-domain" | default "") .Values.identity.trustDomain }}
+{{- $data = $existing.data | default dict }}
+{{- end }}
+{{- end }}
+{{- if and (index $data "ca.crt") (index $data "tls.crt") (index $data "tls.key") }}
+ca.crt: {{ index $data "ca.crt" }}
+tls.crt: {{ index $data "tls.crt" }}
+tls.key: {{ index $data "tls.key" }}
+{{- else }}
+{{- $key := genPrivateKey "ecdsa" }}
+{{- $ca := genCAWithKey (printf "identity.%s.%s" .Release.Namespace .Values.identity.trustDomain) (int .Values.identity.helm.validityDays) $key }}
+ca.crt: {{ $ca.Cert | b64enc }}
+tls.crt: {{ $ca.Cert | b64enc }}
+tls.key: {{ $ca.Key | b64enc }}
+{{- end }}
+{{- end }}
