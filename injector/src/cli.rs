@@ -4,8 +4,8 @@
 
 use crate::{
     config::{ConfigError, ProxyArgs},
+    decision::Injector,
     manifest::{self, InjectMode, ManifestError, Processed},
-    Injector,
 };
 
 /// The Weft service mesh's command line: inject and uninject manifests offline, and check an

@@ -130,7 +130,7 @@ impl ProxyArgs {
             )?,
             memory_limit: optional_quantity("proxy-memory-limit", Some(&self.proxy_memory_limit))?,
         };
-        if let Some(problem) = crate::overrides::request_above_limit(&resources) {
+        if let Some(problem) = request_above_limit(&resources) {
             return Err(ConfigError {
                 flag: problem.request_flag,
                 invalid: InvalidValue {
@@ -176,6 +176,45 @@ impl ProxyArgs {
             )?,
         })
     }
+}
+
+/// A resource request that exceeds its limit (the API server would refuse such a pod).
+#[derive(Debug)]
+pub(crate) struct LimitProblem<'a> {
+    pub request_flag: &'static str,
+    pub limit_flag: &'static str,
+    pub request: &'a Quantity,
+    pub limit: &'a Quantity,
+}
+
+pub(crate) fn request_above_limit(r: &Resources) -> Option<LimitProblem<'_>> {
+    let pairs = [
+        (
+            "proxy-cpu-request",
+            "proxy-cpu-limit",
+            &r.cpu_request,
+            &r.cpu_limit,
+        ),
+        (
+            "proxy-memory-request",
+            "proxy-memory-limit",
+            &r.memory_request,
+            &r.memory_limit,
+        ),
+    ];
+    pairs
+        .into_iter()
+        .find_map(|(request_flag, limit_flag, request, limit)| {
+            let (request, limit) = (request.as_ref()?, limit.as_ref()?);
+            (values::quantity_value(request) > values::quantity_value(limit)).then_some(
+                LimitProblem {
+                    request_flag,
+                    limit_flag,
+                    request,
+                    limit,
+                },
+            )
+        })
 }
 
 impl Default for ProxyArgs {

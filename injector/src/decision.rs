@@ -12,9 +12,10 @@
 
 use crate::{
     config::ProxyConfig,
-    overrides::{effective_config, not_a_string},
+    overrides::effective_config,
     patch::{self, PatchPlan},
     pod_view::{container_name, container_ports, PodView},
+    rejection::{RejectReason, Rejection},
     rendered::RenderedSidecars,
     sidecar::{self, INIT_NAME, PROXY_NAME, PROXY_PORTS},
     values::quoted,
@@ -91,33 +92,6 @@ impl fmt::Display for SkipReason {
             SkipReason::SystemNamespace => "system namespace",
             SkipReason::ControlPlaneNamespace => "Weft control plane namespace",
         })
-    }
-}
-
-/// A pod that must not be admitted as it is; `message` names the annotation or port and the accepted form.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct Rejection {
-    pub reason: RejectReason,
-    pub message: String,
-}
-
-/// Why a pod is rejected.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum RejectReason {
-    /// A `weft.dev/inject` or `config.weft.dev/` annotation has an invalid value.
-    InvalidAnnotation,
-    /// An app container declares one of the proxy's ports.
-    PortConflict,
-}
-
-impl RejectReason {
-    /// A snake_case name, used as a metrics label.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            RejectReason::InvalidAnnotation => "invalid_annotation",
-            RejectReason::PortConflict => "port_conflict",
-        }
     }
 }
 
@@ -250,7 +224,7 @@ pub(crate) fn precheck(
     }
     let pod_enabled = match pod
         .annotation(INJECT_ANNOTATION)
-        .map_err(|e| not_a_string(e.key))?
+        .map_err(|e| Rejection::not_a_string(e.key))?
     {
         None => None,
         Some("enabled") => Some(true),

@@ -10,9 +10,9 @@
 //! | List                                                    | each of `items`, recursively     |
 
 use crate::{
+    decision::{Decision, Injector, INJECT_ANNOTATION},
     status::{InjectStatus, STATUS_ANNOTATION},
     uninject::{uninject, Uninjected},
-    Decision, Injector, INJECT_ANNOTATION,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};

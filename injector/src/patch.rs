@@ -5,12 +5,11 @@
 
 use crate::{
     config::{ProxyConfig, CREATED_BY},
-    overrides::not_a_string,
     pod_view::{container_name, container_ports, is_native_sidecar, PodView},
+    rejection::Rejection,
     rendered::RenderedSidecars,
     sidecar,
     status::{InjectStatus, STATUS_ANNOTATION},
-    Rejection,
 };
 use json_patch::{AddOperation, Patch, PatchOperation};
 use jsonptr::PointerBuf;
@@ -181,13 +180,15 @@ pub(crate) fn build(pod: &PodView<'_>, config: ProxyConfig) -> Result<PatchPlan,
         .filter(|n| !n.is_empty());
     let default_set = pod
         .annotation(DEFAULT_CONTAINER_ANNOTATION)
-        .map_err(|e| not_a_string(e.key))?
+        .map_err(|e| Rejection::not_a_string(e.key))?
         .is_some();
     if let (false, false, Some(app)) = (native, default_set, first_app) {
         annotations.push((DEFAULT_CONTAINER_ANNOTATION, app.to_string()));
     }
     for (key, value) in annotations {
-        let previous = pod.annotation(key).map_err(|e| not_a_string(e.key))?;
+        let previous = pod
+            .annotation(key)
+            .map_err(|e| Rejection::not_a_string(e.key))?;
         ops.status
             .annotations
             .insert(key.to_string(), previous.map(str::to_string));
@@ -195,7 +196,7 @@ pub(crate) fn build(pod: &PodView<'_>, config: ProxyConfig) -> Result<PatchPlan,
     }
     let previous = pod
         .label(CONTROL_PLANE_NS_LABEL)
-        .map_err(|e| not_a_string(e.key))?;
+        .map_err(|e| Rejection::not_a_string(e.key))?;
     ops.status.labels.insert(
         CONTROL_PLANE_NS_LABEL.to_string(),
         previous.map(str::to_string),

@@ -1,4 +1,4 @@
-//! The objects injection adds, rendered to JSON once per [`Injector`](crate::Injector) for its flag
+//! The objects injection adds, rendered to JSON once per [`Injector`](crate::decision::Injector) for its flag
 //! configuration. Most pods use that configuration unchanged, so the webhook copies these bytes into the patch
 //! instead of building the containers as JSON values and serializing them for every request.
 //!
