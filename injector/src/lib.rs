@@ -20,7 +20,9 @@ pub mod status;
 pub mod uninject;
 pub mod values;
 
-pub use decision::{Decision, Injector, SkipReason, INJECT_ANNOTATION, SYSTEM_NAMESPACES};
+pub use decision::{
+    Decision, Injector, SkipReason, INJECT_ANNOTATION, NO_TRUST_ANCHORS, SYSTEM_NAMESPACES,
+};
 pub use overrides::{override_keys, OVERRIDE_PREFIX};
 pub use patch::{
     CONTROL_PLANE_NS_LABEL, CREATED_BY_ANNOTATION, DEFAULT_CONTAINER_ANNOTATION,

@@ -65,6 +65,11 @@ const OVERRIDES: &[(&str, Apply)] = &[
         c.native_sidecar = values::parse_bool(v)?;
         Ok(())
     }),
+    // Also read by the policy index, which answers the proxy's policy lookups with the same default.
+    ("config.weft.dev/default-inbound-policy", |c, v| {
+        c.default_inbound_policy = values::parse_inbound_policy(v)?;
+        Ok(())
+    }),
 ];
 
 /// The keys of every supported override annotation.
@@ -102,6 +107,12 @@ pub(crate) fn effective_config(
             ));
             config.resources = base.resources.clone();
         }
+        if let Some(problem) = policy_without_networks(&config) {
+            warnings.push(format!(
+                "namespace {namespace}: ignored {problem}; the controller's setting is used"
+            ));
+            config.default_inbound_policy = base.default_inbound_policy;
+        }
     }
     for (key, apply) in OVERRIDES {
         let value = pod
@@ -126,5 +137,22 @@ pub(crate) fn effective_config(
             ),
         });
     }
+    if let Some(problem) = policy_without_networks(&config) {
+        return Err(Rejection {
+            reason: RejectReason::InvalidAnnotation,
+            message: problem,
+        });
+    }
     Ok((config, warnings))
+}
+
+/// A `cluster-*` default policy with no cluster networks, which the proxy refuses at start-up.
+fn policy_without_networks(config: &ProxyConfig) -> Option<String> {
+    let policy = config.default_inbound_policy;
+    (policy.needs_cluster_networks() && config.cluster_networks.is_empty()).then(|| {
+        format!(
+            "{OVERRIDE_PREFIX}default-inbound-policy: {policy:?} needs cluster networks, and the controller has none (--cluster-networks)",
+            policy = policy.as_str()
+        )
+    })
 }
