@@ -177,6 +177,12 @@ def check_render(mode, path, namespace, release):
     args = ctr.get("args", [])
     for expected in (f"--control-plane-namespace={namespace}",
                      f"--proxy-policy-addr={svc_name}.{namespace}.svc.cluster.local:8090",
+                     f"--proxy-identity-addr={svc_name}.{namespace}.svc.cluster.local:8090",
+                     f"--proxy-destination-addr={svc_name}.{namespace}.svc.cluster.local:8090",
+                     f"--proxy-identity-name={sa.get('metadata', {}).get('name')}.{namespace}"
+                     f".serviceaccount.identity.{namespace}.cluster.local",
+                     "--identity-trust-anchors-file=/var/run/weft/identity/trust-anchors/ca-bundle.crt",
+                     "--proxy-image=cr.l5d.io/linkerd/proxy", "--proxy-version=edge-26.8.3",
                      "--server-addr=0.0.0.0:9443", "--admin-addr=0.0.0.0:8080", "--policy-addr=0.0.0.0:8090",
                      "--server-tls-key=/var/run/weft/tls/tls.key", "--server-tls-certs=/var/run/weft/tls/tls.crt",
                      "--default-policy=all-unauthenticated", "--log-format=plain", "--proxy-uid=2102",
@@ -197,7 +203,10 @@ def check_render(mode, path, namespace, release):
     c.check(isinstance(psc.get("runAsUser"), int) and psc["runAsUser"] > 0, "pod runAsUser is a non-zero uid")
     c.check(bool(ctr.get("resources", {}).get("requests")), "controller resource requests are set")
     c.eq(pod.get("serviceAccountName"), sa.get("metadata", {}).get("name"), "Deployment serviceAccountName")
-    c.eq([v.get("secret", {}).get("secretName") for v in pod.get("volumes", [])], [tls_secret], "TLS volume Secret")
+    c.eq([v.get("secret", {}).get("secretName") for v in pod.get("volumes", []) if "secret" in v], [tls_secret],
+         "TLS volume Secret")
+    c.eq([v.get("configMap", {}).get("name") for v in pod.get("volumes", []) if "configMap" in v],
+         [f"{deploy.get('metadata', {}).get('name')}-identity-trust-anchors"], "trust anchors ConfigMap volume")
     pod_labels = deploy.get("spec", {}).get("template", {}).get("metadata", {}).get("labels", {})
     c.eq(deploy.get("spec", {}).get("selector", {}).get("matchLabels"), svc.get("spec", {}).get("selector"),
          "Deployment selector equals Service selector")

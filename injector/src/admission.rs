@@ -5,9 +5,9 @@
 //! `status.code: 400` and a message naming the annotation or port.
 
 use crate::{
-    decision::{precheck, Planned, Precheck, RejectReason, SkipReason},
+    decision::{precheck, Injector, Planned, Precheck, SkipReason},
     pod_view::PodView,
-    Injector,
+    rejection::RejectReason,
 };
 use kube::core::{
     admission::{AdmissionRequest, AdmissionResponse, Operation},

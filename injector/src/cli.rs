@@ -3,9 +3,10 @@
 //! [`crate::check`].
 
 use crate::{
-    config::{ConfigError, ProxyArgs},
+    config::{ConfigError, ProxyArgs, ProxyConfig, DEFAULT_CLUSTER_NETWORKS},
+    decision::Injector,
     manifest::{self, InjectMode, ManifestError, Processed},
-    Injector,
+    values,
 };
 
 /// The Weft service mesh's command line: inject and uninject manifests offline, and check an
@@ -74,8 +75,36 @@ pub struct InjectArgs {
     #[arg(short = 'f', long = "file", default_value = "-")]
     pub file: String,
 
+    /// Inbound policy of ports that no Server describes (the controller's --default-policy):
+    /// all-unauthenticated, all-authenticated, cluster-unauthenticated, cluster-authenticated or deny
+    #[arg(long, default_value = "all-unauthenticated")]
+    pub default_policy: String,
+
+    /// The cluster's pod and node networks, comma-separated CIDRs (the controller's --cluster-networks)
+    #[arg(long, default_value = DEFAULT_CLUSTER_NETWORKS)]
+    pub cluster_networks: String,
+
     #[command(flatten)]
     pub proxy: ProxyArgs,
+}
+
+impl InjectArgs {
+    /// The proxy configuration: the proxy flags ([`ProxyArgs::load`], which reads the trust anchors file)
+    /// and the two flags `weft-controller` shares with its policy index.
+    pub fn config(&self) -> Result<ProxyConfig, ConfigError> {
+        let mut config = self.proxy.load()?;
+        config.default_inbound_policy = values::parse_inbound_policy(&self.default_policy)
+            .map_err(|invalid| ConfigError {
+                flag: "default-policy",
+                invalid,
+            })?;
+        config.cluster_networks =
+            values::parse_networks(&self.cluster_networks).map_err(|invalid| ConfigError {
+                flag: "cluster-networks",
+                invalid,
+            })?;
+        Ok(config)
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -104,13 +133,20 @@ pub enum CliError {
     Manifest(#[from] ManifestError),
     #[error("`weft check` reads no manifest: run it with weft_injector::check::fetch::run")]
     NotAManifestCommand,
+    #[error("--identity-trust-anchors-file is required with --manual: the injected proxy cannot start without the mesh's trust anchors (PEM CA certificates; the chart keeps them in the ConfigMap <release>-identity-trust-anchors)")]
+    NoTrustAnchors,
 }
 
-/// Runs a manifest command (`inject`, `uninject`) on the input text; nothing is written anywhere.
+/// Runs a manifest command (`inject`, `uninject`) on the input text; nothing is written anywhere (the only
+/// file read is the trust anchors file a flag names).
 pub fn execute(command: &Command, input: &str) -> Result<Processed, CliError> {
     match command {
         Command::Inject(args) => {
-            let injector = Injector::new(args.proxy.to_config()?);
+            let config = args.config()?;
+            if args.manual && config.trust_anchors.is_none() {
+                return Err(CliError::NoTrustAnchors);
+            }
+            let injector = Injector::new(config);
             let mode = if args.manual {
                 InjectMode::Manual
             } else {

@@ -1,31 +1,50 @@
 //! Proxy configuration: the command-line flags shared by `weft-controller` and `weft inject`, and the validated
-//! [`ProxyConfig`] they are parsed into once at start-up.
+//! [`ProxyConfig`] they are parsed into once at start-up. [`ProxyArgs::load`] reads the one file a flag may
+//! name (the trust anchors); [`ProxyArgs::to_config`] is pure.
 
-use crate::values::{self, InvalidValue, PortList, Quantity};
+use crate::values::{self, InboundPolicy, InvalidValue, PortList, Quantity, TrustAnchors};
+use std::path::PathBuf;
 
-/// The proxy version this build injects by default: `v` followed by the crate version.
-pub const DEFAULT_PROXY_VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
+/// The proxy version this build injects by default: the linkerd2-proxy image tag of the Linkerd release whose
+/// proxy (v2.366.0) Weft's control plane speaks to.
+pub const DEFAULT_PROXY_VERSION: &str = "edge-26.8.3";
+/// The proxy image this build injects by default (Linkerd's image layout: the proxy-identity wrapper as
+/// entrypoint, `/usr/lib/linkerd/linkerd2-proxy-init` beside it).
+pub const DEFAULT_PROXY_IMAGE: &str = "cr.l5d.io/linkerd/proxy";
 /// The value of `weft.dev/created-by` written on injected pods.
 pub const CREATED_BY: &str = concat!("weft-controller v", env!("CARGO_PKG_VERSION"));
+/// The port of the controller's gRPC server (identity, policy and destination APIs).
+pub const DEFAULT_CONTROL_PORT: u16 = 8090;
+/// The name of the controller's Service and ServiceAccount that the default addresses and server names assume.
+pub const DEFAULT_CONTROLLER_NAME: &str = "weft-controller";
+/// The cluster networks the controller and `weft inject` assume unless told otherwise (`--cluster-networks`).
+pub const DEFAULT_CLUSTER_NETWORKS: &str =
+    "10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16,fd00::/8";
 
-/// Proxy configuration flags. Every flag has a default, so none is required.
+/// Proxy configuration flags. Every flag has a default, so none is required; without
+/// --identity-trust-anchors-file an injected proxy cannot start (see [`ProxyConfig::trust_anchors`]).
 #[derive(Clone, Debug, clap::Args)]
 pub struct ProxyArgs {
     /// Proxy image repository, without tag (the tag is --proxy-version)
-    #[arg(long, default_value = "ghcr.io/weft-dev/proxy")]
+    #[arg(long, default_value = DEFAULT_PROXY_IMAGE)]
     pub proxy_image: String,
 
     /// Proxy image tag
     #[arg(long, default_value = DEFAULT_PROXY_VERSION)]
     pub proxy_version: String,
 
-    /// Full image reference of the proxy-init program run as the `weft-init` init container
-    #[arg(long, default_value = concat!("ghcr.io/weft-dev/proxy-init:v", env!("CARGO_PKG_VERSION")))]
-    pub proxy_init_image: String,
+    /// Full image reference for the `weft-init` container (default: the proxy image, which carries
+    /// /usr/lib/linkerd/linkerd2-proxy-init)
+    #[arg(long, value_name = "IMAGE")]
+    pub proxy_init_image: Option<String>,
 
-    /// Proxy log filter, e.g. `warn,weft=info`
-    #[arg(long, default_value = "warn,weft=info")]
+    /// Proxy log filter (LINKERD2_PROXY_LOG), e.g. `warn,linkerd=info`
+    #[arg(long, default_value = "warn,linkerd=info,hickory=error")]
     pub proxy_log_level: String,
+
+    /// Proxy log format: `plain` or `json`
+    #[arg(long, default_value = "plain")]
+    pub proxy_log_format: String,
 
     /// CPU request of the proxy container (a Kubernetes quantity; empty for none)
     #[arg(long, default_value = "100m")]
@@ -63,13 +82,49 @@ pub struct ProxyArgs {
     #[arg(long)]
     pub native_sidecar: bool,
 
-    /// Address (host:port) the proxy uses to reach the Weft policy API
-    #[arg(long, default_value = "weft-policy.weft.svc.cluster.local:8090")]
-    pub proxy_policy_addr: String,
-
     /// Namespace of the Weft control plane; its pods are never injected
     #[arg(long, default_value = "weft")]
     pub control_plane_namespace: String,
+
+    /// DNS domain of the cluster, for the default control-plane addresses
+    #[arg(long, default_value = "cluster.local")]
+    pub cluster_domain: String,
+
+    /// Trust domain of mesh identities: a proxy is
+    /// `<serviceaccount>.<namespace>.serviceaccount.identity.<control-plane-namespace>.<trust-domain>`
+    #[arg(long, default_value = "cluster.local")]
+    pub identity_trust_domain: String,
+
+    /// PEM file with the identity trust anchors (one or more CA certificates) the proxies trust; read once at
+    /// start-up
+    #[arg(long, value_name = "PATH")]
+    pub identity_trust_anchors_file: Option<PathBuf>,
+
+    /// Address (host:port) of the identity API the proxy obtains its certificate from (default:
+    /// weft-controller.<control-plane-namespace>.svc.<cluster-domain>:8090)
+    #[arg(long, value_name = "HOST:PORT")]
+    pub proxy_identity_addr: Option<String>,
+
+    /// Identity the identity API's server presents (default: the controller's,
+    /// weft-controller.<control-plane-namespace>.serviceaccount.identity.<control-plane-namespace>.<trust-domain>)
+    #[arg(long, value_name = "NAME")]
+    pub proxy_identity_name: Option<String>,
+
+    /// Address (host:port) of the policy API (default: as --proxy-identity-addr)
+    #[arg(long, value_name = "HOST:PORT")]
+    pub proxy_policy_addr: Option<String>,
+
+    /// Identity of the policy API's server (default: as --proxy-identity-name)
+    #[arg(long, value_name = "NAME")]
+    pub proxy_policy_name: Option<String>,
+
+    /// Address (host:port) of the destination API (default: as --proxy-identity-addr)
+    #[arg(long, value_name = "HOST:PORT")]
+    pub proxy_destination_addr: Option<String>,
+
+    /// Identity of the destination API's server (default: as --proxy-identity-name)
+    #[arg(long, value_name = "NAME")]
+    pub proxy_destination_name: Option<String>,
 }
 
 /// A flag value that failed validation; the message names the flag and the accepted form.
@@ -89,26 +144,82 @@ pub struct Resources {
     pub memory_limit: Option<Quantity>,
 }
 
+/// One control-plane API the proxy dials: its address and the identity its server must present.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ControlPlaneApi {
+    /// `host:port`.
+    pub addr: String,
+    /// The server's mesh identity (a DNS-like name), checked by the proxy over TLS.
+    pub name: String,
+}
+
 /// Validated proxy configuration. Per-pod overrides start from this.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProxyConfig {
     pub proxy_image: String,
     pub proxy_version: String,
-    pub proxy_init_image: String,
+    /// `None`: `weft-init` runs from the proxy image.
+    pub proxy_init_image: Option<String>,
     pub log_level: String,
+    pub log_format: String,
     pub resources: Resources,
     pub proxy_uid: u32,
     pub skip_inbound_ports: PortList,
     pub skip_outbound_ports: PortList,
     pub opaque_ports: PortList,
     pub native_sidecar: bool,
-    pub policy_addr: String,
     pub control_plane_namespace: String,
+    pub trust_domain: String,
+    /// `None` when no --identity-trust-anchors-file was given: pods are still injected (with a warning), but
+    /// their proxy exits at start-up, as it requires trust anchors.
+    pub trust_anchors: Option<TrustAnchors>,
+    pub identity_api: ControlPlaneApi,
+    pub policy_api: ControlPlaneApi,
+    pub destination_api: ControlPlaneApi,
+    /// The controller's `--default-policy` (filled by the controller; `weft inject` has its own flag),
+    /// overridden per namespace or pod by `config.weft.dev/default-inbound-policy`.
+    pub default_inbound_policy: InboundPolicy,
+    /// The controller's `--cluster-networks` (filled by the controller; `weft inject` has its own flag).
+    pub cluster_networks: Vec<ipnet::IpNet>,
+}
+
+impl ProxyConfig {
+    /// The image `weft-init` runs: the override, else the proxy image.
+    pub fn init_image(&self) -> String {
+        match &self.proxy_init_image {
+            Some(image) => image.clone(),
+            None => format!("{}:{}", self.proxy_image, self.proxy_version),
+        }
+    }
+
+    /// The identity of a proxy running as `service_account` in `namespace` (either may be a `$(VAR)` reference).
+    pub fn local_identity(&self, service_account: &str, namespace: &str) -> String {
+        format!(
+            "{service_account}.{namespace}.serviceaccount.identity.{}.{}",
+            self.control_plane_namespace, self.trust_domain
+        )
+    }
 }
 
 impl ProxyArgs {
-    /// Validates every flag. The error names the first invalid flag.
-    pub fn to_config(&self) -> Result<ProxyConfig, ConfigError> {
+    /// Reads the trust anchors file, if one is named, and validates every flag ([`Self::to_config`]).
+    pub fn load(&self) -> Result<ProxyConfig, ConfigError> {
+        let pem = match &self.identity_trust_anchors_file {
+            None => None,
+            Some(path) => Some(std::fs::read_to_string(path).map_err(|e| ConfigError {
+                flag: "identity-trust-anchors-file",
+                invalid: InvalidValue {
+                    value: path.display().to_string(),
+                    problem: format!("cannot be read: {e}"),
+                },
+            })?),
+        };
+        self.to_config(pem.as_deref())
+    }
+
+    /// Validates every flag; `trust_anchors_pem` is the content of --identity-trust-anchors-file. The error
+    /// names the first invalid flag.
+    pub fn to_config(&self, trust_anchors_pem: Option<&str>) -> Result<ProxyConfig, ConfigError> {
         fn flag<T>(flag: &'static str, r: Result<T, InvalidValue>) -> Result<T, ConfigError> {
             r.map_err(|invalid| ConfigError { flag, invalid })
         }
@@ -130,7 +241,7 @@ impl ProxyArgs {
             )?,
             memory_limit: optional_quantity("proxy-memory-limit", Some(&self.proxy_memory_limit))?,
         };
-        if let Some(problem) = crate::overrides::request_above_limit(&resources) {
+        if let Some(problem) = request_above_limit(&resources) {
             return Err(ConfigError {
                 flag: problem.request_flag,
                 invalid: InvalidValue {
@@ -143,16 +254,69 @@ impl ProxyArgs {
                 },
             });
         }
+        let control_plane_namespace = flag(
+            "control-plane-namespace",
+            values::parse_namespace(&self.control_plane_namespace),
+        )?;
+        let cluster_domain = flag(
+            "cluster-domain",
+            values::parse_dns_name(&self.cluster_domain),
+        )?;
+        let trust_domain = flag(
+            "identity-trust-domain",
+            values::parse_dns_name(&self.identity_trust_domain),
+        )?;
+        let trust_anchors = match (&self.identity_trust_anchors_file, trust_anchors_pem) {
+            (_, None) => None,
+            (path, Some(pem)) => {
+                let source = path
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                Some(flag(
+                    "identity-trust-anchors-file",
+                    values::parse_trust_anchors(&source, pem),
+                )?)
+            }
+        };
+        let default_addr = format!(
+            "{DEFAULT_CONTROLLER_NAME}.{control_plane_namespace}.svc.{cluster_domain}:{DEFAULT_CONTROL_PORT}"
+        );
+        let default_name = format!(
+            "{DEFAULT_CONTROLLER_NAME}.{control_plane_namespace}.serviceaccount.identity.{control_plane_namespace}.{trust_domain}"
+        );
+        let api = |addr_flag: &'static str,
+                   addr: &Option<String>,
+                   name_flag: &'static str,
+                   name: &Option<String>| {
+            Ok::<_, ConfigError>(ControlPlaneApi {
+                addr: match addr {
+                    Some(a) => flag(addr_flag, values::parse_host_port(a))?,
+                    None => default_addr.clone(),
+                },
+                name: match name {
+                    Some(n) => flag(name_flag, values::parse_dns_name(n))?,
+                    None => default_name.clone(),
+                },
+            })
+        };
         Ok(ProxyConfig {
             proxy_image: flag("proxy-image", values::parse_image(&self.proxy_image))?,
             proxy_version: flag("proxy-version", values::parse_tag(&self.proxy_version))?,
-            proxy_init_image: flag(
-                "proxy-init-image",
-                values::parse_image_reference(&self.proxy_init_image),
-            )?,
+            proxy_init_image: match self.proxy_init_image.as_deref() {
+                None | Some("") => None,
+                Some(image) => Some(flag(
+                    "proxy-init-image",
+                    values::parse_image_reference(image),
+                )?),
+            },
             log_level: flag(
                 "proxy-log-level",
                 values::parse_log_level(&self.proxy_log_level),
+            )?,
+            log_format: flag(
+                "proxy-log-format",
+                values::parse_log_format(&self.proxy_log_format),
             )?,
             resources,
             proxy_uid: flag("proxy-uid", values::parse_uid(&self.proxy_uid))?,
@@ -166,16 +330,71 @@ impl ProxyArgs {
             )?,
             opaque_ports: flag("opaque-ports", values::parse_port_list(&self.opaque_ports))?,
             native_sidecar: self.native_sidecar,
-            policy_addr: flag(
+            identity_api: api(
+                "proxy-identity-addr",
+                &self.proxy_identity_addr,
+                "proxy-identity-name",
+                &self.proxy_identity_name,
+            )?,
+            policy_api: api(
                 "proxy-policy-addr",
-                values::parse_host_port(&self.proxy_policy_addr),
+                &self.proxy_policy_addr,
+                "proxy-policy-name",
+                &self.proxy_policy_name,
             )?,
-            control_plane_namespace: flag(
-                "control-plane-namespace",
-                values::parse_namespace(&self.control_plane_namespace),
+            destination_api: api(
+                "proxy-destination-addr",
+                &self.proxy_destination_addr,
+                "proxy-destination-name",
+                &self.proxy_destination_name,
             )?,
+            control_plane_namespace,
+            trust_domain,
+            trust_anchors,
+            default_inbound_policy: InboundPolicy::AllUnauthenticated,
+            cluster_networks: values::parse_networks(DEFAULT_CLUSTER_NETWORKS)
+                .expect("the default cluster networks parse"),
         })
     }
+}
+
+/// A resource request that exceeds its limit (the API server would refuse such a pod).
+#[derive(Debug)]
+pub(crate) struct LimitProblem<'a> {
+    pub request_flag: &'static str,
+    pub limit_flag: &'static str,
+    pub request: &'a Quantity,
+    pub limit: &'a Quantity,
+}
+
+pub(crate) fn request_above_limit(r: &Resources) -> Option<LimitProblem<'_>> {
+    let pairs = [
+        (
+            "proxy-cpu-request",
+            "proxy-cpu-limit",
+            &r.cpu_request,
+            &r.cpu_limit,
+        ),
+        (
+            "proxy-memory-request",
+            "proxy-memory-limit",
+            &r.memory_request,
+            &r.memory_limit,
+        ),
+    ];
+    pairs
+        .into_iter()
+        .find_map(|(request_flag, limit_flag, request, limit)| {
+            let (request, limit) = (request.as_ref()?, limit.as_ref()?);
+            (values::quantity_value(request) > values::quantity_value(limit)).then_some(
+                LimitProblem {
+                    request_flag,
+                    limit_flag,
+                    request,
+                    limit,
+                },
+            )
+        })
 }
 
 impl Default for ProxyArgs {
@@ -192,10 +411,10 @@ struct DefaultArgs {
 }
 
 impl Default for ProxyConfig {
-    /// The same values as the flag defaults.
+    /// The same values as the flag defaults (no trust anchors).
     fn default() -> Self {
         ProxyArgs::default()
-            .to_config()
+            .to_config(None)
             .expect("the flag defaults are valid (checked by the config tests)")
     }
 }
@@ -212,20 +431,28 @@ mod tests {
         args: ProxyArgs,
     }
 
-    fn parse(flags: &[&str]) -> Result<ProxyConfig, ConfigError> {
+    const ANCHORS: &str = include_str!("../tests/trust-anchors.pem");
+
+    fn args(flags: &[&str]) -> ProxyArgs {
         let mut argv = vec!["weft"];
         argv.extend_from_slice(flags);
-        Cli::try_parse_from(argv).unwrap().args.to_config()
+        Cli::try_parse_from(argv).unwrap().args
+    }
+
+    fn parse(flags: &[&str]) -> Result<ProxyConfig, ConfigError> {
+        args(flags).to_config(None)
     }
 
     #[test]
     fn defaults_are_valid_and_match_the_documented_values() {
         let config = parse(&[]).unwrap();
         assert_eq!(config, ProxyConfig::default());
-        assert_eq!(config.proxy_image, "ghcr.io/weft-dev/proxy");
-        assert_eq!(config.proxy_version, DEFAULT_PROXY_VERSION);
-        assert!(DEFAULT_PROXY_VERSION.starts_with('v'));
+        assert_eq!(config.proxy_image, "cr.l5d.io/linkerd/proxy");
+        assert_eq!(config.proxy_version, "edge-26.8.3");
+        assert_eq!(config.init_image(), "cr.l5d.io/linkerd/proxy:edge-26.8.3");
         assert_eq!(config.proxy_uid, 2102);
+        assert_eq!(config.log_level, "warn,linkerd=info,hickory=error");
+        assert_eq!(config.log_format, "plain");
         assert_eq!(
             config.resources.cpu_request.as_ref().unwrap().as_str(),
             "100m"
@@ -242,6 +469,101 @@ mod tests {
         assert!(config.skip_inbound_ports.is_empty());
         assert!(!config.native_sidecar);
         assert_eq!(config.control_plane_namespace, "weft");
+        assert_eq!(config.trust_domain, "cluster.local");
+        assert_eq!(config.trust_anchors, None);
+        let api = ControlPlaneApi {
+            addr: "weft-controller.weft.svc.cluster.local:8090".into(),
+            name: "weft-controller.weft.serviceaccount.identity.weft.cluster.local".into(),
+        };
+        assert_eq!(config.identity_api, api);
+        assert_eq!(config.policy_api, api);
+        assert_eq!(config.destination_api, api);
+        assert_eq!(
+            config.default_inbound_policy,
+            InboundPolicy::AllUnauthenticated
+        );
+        assert_eq!(config.cluster_networks.len(), 5);
+        assert_eq!(
+            config.local_identity("$(_pod_sa)", "$(_pod_ns)"),
+            "$(_pod_sa).$(_pod_ns).serviceaccount.identity.weft.cluster.local"
+        );
+    }
+
+    #[test]
+    fn control_plane_defaults_follow_namespace_domains_and_each_api_can_be_set() {
+        let config = parse(&[
+            "--control-plane-namespace=mesh",
+            "--cluster-domain=k8s.example",
+            "--identity-trust-domain=example.org",
+            "--proxy-policy-addr=policy.mesh:9090",
+            "--proxy-destination-name=dst.mesh.serviceaccount.identity.mesh.example.org",
+            "--proxy-init-image=registry.local/init:v1",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.identity_api.addr,
+            "weft-controller.mesh.svc.k8s.example:8090"
+        );
+        assert_eq!(
+            config.identity_api.name,
+            "weft-controller.mesh.serviceaccount.identity.mesh.example.org"
+        );
+        assert_eq!(config.policy_api.addr, "policy.mesh:9090");
+        assert_eq!(config.policy_api.name, config.identity_api.name);
+        assert_eq!(config.destination_api.addr, config.identity_api.addr);
+        assert_eq!(
+            config.destination_api.name,
+            "dst.mesh.serviceaccount.identity.mesh.example.org"
+        );
+        assert_eq!(config.init_image(), "registry.local/init:v1");
+        assert_eq!(
+            parse(&["--proxy-init-image="]).unwrap().proxy_init_image,
+            None
+        );
+    }
+
+    #[test]
+    fn trust_anchors_are_read_and_must_be_certificates() {
+        let dir = std::env::temp_dir().join(format!("weft-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.pem");
+        std::fs::write(&good, format!("\n{ANCHORS}\n")).unwrap();
+        let flag = format!("--identity-trust-anchors-file={}", good.display());
+        let config = args(&[&flag]).load().unwrap();
+        assert_eq!(config.trust_anchors.unwrap().pem(), ANCHORS);
+
+        let missing = dir.join("missing.pem");
+        let flag = format!("--identity-trust-anchors-file={}", missing.display());
+        let err = args(&[&flag]).load().unwrap_err();
+        assert_eq!(err.flag, "identity-trust-anchors-file");
+        assert!(err.to_string().contains("cannot be read"), "{err}");
+
+        let flag = "--identity-trust-anchors-file=ca.pem";
+        for (pem, problem) in [
+            ("", "holds no PEM certificate"),
+            ("not pem at all", "holds no PEM certificate"),
+            (
+                "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+                "holds a \"PRIVATE KEY\" PEM block",
+            ),
+            (
+                "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+                "holds certificate 1 that does not parse",
+            ),
+        ] {
+            let err = args(&[flag]).to_config(Some(pem)).unwrap_err();
+            assert_eq!(err.flag, "identity-trust-anchors-file");
+            let message = err.to_string();
+            assert!(
+                message.starts_with("--identity-trust-anchors-file: \"ca.pem\" ")
+                    && message.contains(problem)
+                    && message.contains("accepted: one or more PEM blocks"),
+                "{message}"
+            );
+        }
+        let two = format!("{ANCHORS}{ANCHORS}");
+        assert!(args(&[flag]).to_config(Some(&two)).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -256,10 +578,21 @@ mod tests {
             parse(&["--opaque-ports", "1-0"]).unwrap_err().flag,
             "opaque-ports"
         );
-        assert_eq!(
-            parse(&["--proxy-policy-addr", "x"]).unwrap_err().flag,
-            "proxy-policy-addr"
-        );
+        for (flag, value) in [
+            ("proxy-identity-addr", "x"),
+            ("proxy-policy-addr", "x"),
+            ("proxy-destination-addr", "h:0"),
+            ("proxy-identity-name", "a..b"),
+            ("proxy-policy-name", "-a"),
+            ("proxy-destination-name", "a b"),
+            ("identity-trust-domain", "cluster.local."),
+            ("cluster-domain", ""),
+            ("proxy-log-format", "text"),
+            ("proxy-init-image", "a/b:"),
+        ] {
+            let err = parse(&[&format!("--{flag}={value}")]).unwrap_err();
+            assert_eq!(err.flag, flag, "{err}");
+        }
         assert_eq!(
             parse(&["--proxy-image", "a/b:c"]).unwrap_err().flag,
             "proxy-image"

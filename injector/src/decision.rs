@@ -5,16 +5,18 @@
 //!    annotation can never block the cluster's own pods;
 //! 2. the pod's `weft.dev/inject` (`enabled` | `disabled`; any other value rejects the pod), else the
 //!    namespace's (an invalid value counts as not enabled, with a warning);
-//! 3. pods that already carry Weft's containers, ports or volume are skipped (API-server reinvocation is harmless);
+//! 3. pods that already carry Weft's containers, ports or volumes are skipped (API-server reinvocation is harmless);
 //! 4. `hostNetwork` pods are skipped;
 //! 5. overrides are validated (an invalid pod-level value rejects), then app ports are checked against the
-//!    proxy's ports (a clash rejects), and the patch is built.
+//!    proxy's ports (a clash rejects), and the patch is built (with a warning when the configuration has no
+//!    trust anchors, as the proxy will not start).
 
 use crate::{
     config::ProxyConfig,
-    overrides::{effective_config, not_a_string},
+    overrides::effective_config,
     patch::{self, PatchPlan},
     pod_view::{container_name, container_ports, PodView},
+    rejection::{RejectReason, Rejection},
     rendered::RenderedSidecars,
     sidecar::{self, INIT_NAME, PROXY_NAME, PROXY_PORTS},
     values::quoted,
@@ -26,6 +28,9 @@ pub const INJECT_ANNOTATION: &str = "weft.dev/inject";
 
 /// Namespaces whose pods are never injected.
 pub const SYSTEM_NAMESPACES: &[&str] = &["kube-system", "kube-public", "kube-node-lease"];
+
+/// The warning on every injection when the configuration has no trust anchors.
+pub const NO_TRUST_ANCHORS: &str = "the injector has no identity trust anchors (--identity-trust-anchors-file), so the injected proxy will exit at start-up: LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS is required";
 
 /// The result of deciding about one pod.
 #[derive(Debug)]
@@ -91,33 +96,6 @@ impl fmt::Display for SkipReason {
             SkipReason::SystemNamespace => "system namespace",
             SkipReason::ControlPlaneNamespace => "Weft control plane namespace",
         })
-    }
-}
-
-/// A pod that must not be admitted as it is; `message` names the annotation or port and the accepted form.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct Rejection {
-    pub reason: RejectReason,
-    pub message: String,
-}
-
-/// Why a pod is rejected.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum RejectReason {
-    /// A `weft.dev/inject` or `config.weft.dev/` annotation has an invalid value.
-    InvalidAnnotation,
-    /// An app container declares one of the proxy's ports.
-    PortConflict,
-}
-
-impl RejectReason {
-    /// A snake_case name, used as a metrics label.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            RejectReason::InvalidAnnotation => "invalid_annotation",
-            RejectReason::PortConflict => "port_conflict",
-        }
     }
 }
 
@@ -230,6 +208,9 @@ impl Injector {
             effective_config(&self.config, namespace, namespace_annotations, pod)?;
         warnings.extend(ns_warnings);
         check_port_conflicts(pod)?;
+        if config.trust_anchors.is_none() {
+            warnings.push(NO_TRUST_ANCHORS.to_string());
+        }
         let plan = Box::new(patch::build(pod, config)?);
         Ok(Planned::Inject { plan, warnings })
     }
@@ -250,7 +231,7 @@ pub(crate) fn precheck(
     }
     let pod_enabled = match pod
         .annotation(INJECT_ANNOTATION)
-        .map_err(|e| not_a_string(e.key))?
+        .map_err(|e| Rejection::not_a_string(e.key))?
     {
         None => None,
         Some("enabled") => Some(true),
@@ -285,7 +266,9 @@ fn already_injected(pod: &PodView<'_>) -> bool {
     });
     weft_container
         || pod.spec_array("volumes").iter().any(|v| {
-            v.get("name").and_then(serde_json::Value::as_str) == Some(sidecar::TOKEN_VOLUME)
+            v.get("name")
+                .and_then(serde_json::Value::as_str)
+                .is_some_and(|name| sidecar::VOLUME_NAMES.contains(&name))
         })
 }
 

@@ -13,6 +13,7 @@ mod overrides;
 mod patch;
 mod pod_view;
 mod pruned;
+mod rejection;
 mod rendered;
 pub mod sidecar;
 pub mod status;
@@ -20,10 +21,11 @@ pub mod uninject;
 pub mod values;
 
 pub use decision::{
-    Decision, Injector, RejectReason, Rejection, SkipReason, INJECT_ANNOTATION, SYSTEM_NAMESPACES,
+    Decision, Injector, SkipReason, INJECT_ANNOTATION, NO_TRUST_ANCHORS, SYSTEM_NAMESPACES,
 };
 pub use overrides::{override_keys, OVERRIDE_PREFIX};
 pub use patch::{
     CONTROL_PLANE_NS_LABEL, CREATED_BY_ANNOTATION, DEFAULT_CONTAINER_ANNOTATION,
     PROXY_VERSION_ANNOTATION,
 };
+pub use rejection::{RejectReason, Rejection};

@@ -10,9 +10,9 @@
 //! | List                                                    | each of `items`, recursively     |
 
 use crate::{
+    decision::{Decision, Injector, INJECT_ANNOTATION, NO_TRUST_ANCHORS},
     status::{InjectStatus, STATUS_ANNOTATION},
     uninject::{uninject, Uninjected},
-    Decision, Injector, INJECT_ANNOTATION,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -262,9 +262,11 @@ fn inject_template(
     let decision = injector
         .inject(template, ctx.namespace, Some(&enabled))
         .map_err(|rejection| ctx.error(rejection.message))?;
+    // Annotating adds no proxy: the webhook injects later, with the controller's trust anchors.
     let mut lines: Vec<String> = decision
         .warnings()
         .iter()
+        .filter(|w| mode == InjectMode::Manual || w.as_str() != NO_TRUST_ANCHORS)
         .map(|w| format!("{}: warning: {w}", ctx.object))
         .collect();
     match decision {

@@ -3,10 +3,10 @@
 //! is ignored with a warning, so one bad namespace annotation cannot block every pod in it.
 
 use crate::{
-    config::{ProxyConfig, Resources},
-    decision::{RejectReason, Rejection},
+    config::{request_above_limit, ProxyConfig},
     pod_view::PodView,
-    values::{self, InvalidValue, Quantity},
+    rejection::{RejectReason, Rejection},
+    values::{self, InvalidValue},
 };
 use std::collections::BTreeMap;
 
@@ -65,50 +65,16 @@ const OVERRIDES: &[(&str, Apply)] = &[
         c.native_sidecar = values::parse_bool(v)?;
         Ok(())
     }),
+    // Also read by the policy index, which answers the proxy's policy lookups with the same default.
+    ("config.weft.dev/default-inbound-policy", |c, v| {
+        c.default_inbound_policy = values::parse_inbound_policy(v)?;
+        Ok(())
+    }),
 ];
 
 /// The keys of every supported override annotation.
 pub fn override_keys() -> impl Iterator<Item = &'static str> {
     OVERRIDES.iter().map(|(key, _)| *key)
-}
-
-/// A resource request that exceeds its limit (the API server would refuse such a pod).
-#[derive(Debug)]
-pub(crate) struct LimitProblem<'a> {
-    pub request_flag: &'static str,
-    pub limit_flag: &'static str,
-    pub request: &'a Quantity,
-    pub limit: &'a Quantity,
-}
-
-pub(crate) fn request_above_limit(r: &Resources) -> Option<LimitProblem<'_>> {
-    let pairs = [
-        (
-            "proxy-cpu-request",
-            "proxy-cpu-limit",
-            &r.cpu_request,
-            &r.cpu_limit,
-        ),
-        (
-            "proxy-memory-request",
-            "proxy-memory-limit",
-            &r.memory_request,
-            &r.memory_limit,
-        ),
-    ];
-    pairs
-        .into_iter()
-        .find_map(|(request_flag, limit_flag, request, limit)| {
-            let (request, limit) = (request.as_ref()?, limit.as_ref()?);
-            (values::quantity_value(request) > values::quantity_value(limit)).then_some(
-                LimitProblem {
-                    request_flag,
-                    limit_flag,
-                    request,
-                    limit,
-                },
-            )
-        })
 }
 
 /// Applies namespace then pod overrides to a copy of the flag configuration.
@@ -141,9 +107,17 @@ pub(crate) fn effective_config(
             ));
             config.resources = base.resources.clone();
         }
+        if let Some(problem) = policy_without_networks(&config) {
+            warnings.push(format!(
+                "namespace {namespace}: ignored {problem}; the controller's setting is used"
+            ));
+            config.default_inbound_policy = base.default_inbound_policy;
+        }
     }
     for (key, apply) in OVERRIDES {
-        let value = pod.annotation(key).map_err(|e| not_a_string(e.key))?;
+        let value = pod
+            .annotation(key)
+            .map_err(|e| Rejection::not_a_string(e.key))?;
         if let Some(value) = value {
             apply(&mut config, value).map_err(|invalid| Rejection {
                 reason: RejectReason::InvalidAnnotation,
@@ -163,14 +137,22 @@ pub(crate) fn effective_config(
             ),
         });
     }
+    if let Some(problem) = policy_without_networks(&config) {
+        return Err(Rejection {
+            reason: RejectReason::InvalidAnnotation,
+            message: problem,
+        });
+    }
     Ok((config, warnings))
 }
 
-pub(crate) fn not_a_string(key: &str) -> Rejection {
-    Rejection {
-        reason: RejectReason::InvalidAnnotation,
-        message: format!(
-            "{key}: the annotation value must be a string (quote it in YAML, e.g. \"true\")"
-        ),
-    }
+/// A `cluster-*` default policy with no cluster networks, which the proxy refuses at start-up.
+fn policy_without_networks(config: &ProxyConfig) -> Option<String> {
+    let policy = config.default_inbound_policy;
+    (policy.needs_cluster_networks() && config.cluster_networks.is_empty()).then(|| {
+        format!(
+            "{OVERRIDE_PREFIX}default-inbound-policy: {policy:?} needs cluster networks, and the controller has none (--cluster-networks)",
+            policy = policy.as_str()
+        )
+    })
 }

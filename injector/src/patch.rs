@@ -5,12 +5,11 @@
 
 use crate::{
     config::{ProxyConfig, CREATED_BY},
-    overrides::not_a_string,
     pod_view::{container_name, container_ports, is_native_sidecar, PodView},
+    rejection::Rejection,
     rendered::RenderedSidecars,
     sidecar,
     status::{InjectStatus, STATUS_ANNOTATION},
-    Rejection,
 };
 use json_patch::{AddOperation, Patch, PatchOperation};
 use jsonptr::PointerBuf;
@@ -29,8 +28,11 @@ pub const DEFAULT_CONTAINER_ANNOTATION: &str = "kubectl.kubernetes.io/default-co
 enum AddValue {
     Json(Value),
     InitContainer,
-    ProxyContainer { inbound_ports: Vec<u16> },
-    TokenVolume,
+    ProxyContainer {
+        inbound_ports: Vec<u16>,
+    },
+    /// One of [`sidecar::volumes`], by index.
+    Volume(usize),
 }
 
 /// The `add` operations that inject one pod, with the effective configuration they were planned for.
@@ -71,7 +73,7 @@ impl PatchPlan {
                         AddValue::ProxyContainer { inbound_ports } => {
                             sidecar::proxy_container(&config, &inbound_ports, config.native_sidecar)
                         }
-                        AddValue::TokenVolume => sidecar::token_volume(),
+                        AddValue::Volume(i) => sidecar::volumes()[i].take(),
                     };
                     let path =
                         PointerBuf::parse(path).expect("paths are built from escaped tokens");
@@ -102,7 +104,7 @@ impl PatchPlan {
                 (AddValue::ProxyContainer { inbound_ports }, Some(r)) => {
                     r.write_proxy_container(out, inbound_ports)
                 }
-                (AddValue::TokenVolume, Some(r)) => r.write_token_volume(out),
+                (AddValue::Volume(i), Some(r)) => r.write_volume(out, *i),
                 (AddValue::InitContainer, None) => {
                     json(out, &sidecar::init_container(&self.config))
                 }
@@ -114,7 +116,7 @@ impl PatchPlan {
                         self.config.native_sidecar,
                     ),
                 ),
-                (AddValue::TokenVolume, None) => json(out, &sidecar::token_volume()),
+                (AddValue::Volume(i), None) => json(out, &sidecar::volumes()[*i]),
             }
             out.push(b'}');
         }
@@ -181,13 +183,15 @@ pub(crate) fn build(pod: &PodView<'_>, config: ProxyConfig) -> Result<PatchPlan,
         .filter(|n| !n.is_empty());
     let default_set = pod
         .annotation(DEFAULT_CONTAINER_ANNOTATION)
-        .map_err(|e| not_a_string(e.key))?
+        .map_err(|e| Rejection::not_a_string(e.key))?
         .is_some();
     if let (false, false, Some(app)) = (native, default_set, first_app) {
         annotations.push((DEFAULT_CONTAINER_ANNOTATION, app.to_string()));
     }
     for (key, value) in annotations {
-        let previous = pod.annotation(key).map_err(|e| not_a_string(e.key))?;
+        let previous = pod
+            .annotation(key)
+            .map_err(|e| Rejection::not_a_string(e.key))?;
         ops.status
             .annotations
             .insert(key.to_string(), previous.map(str::to_string));
@@ -195,7 +199,7 @@ pub(crate) fn build(pod: &PodView<'_>, config: ProxyConfig) -> Result<PatchPlan,
     }
     let previous = pod
         .label(CONTROL_PLANE_NS_LABEL)
-        .map_err(|e| not_a_string(e.key))?;
+        .map_err(|e| Rejection::not_a_string(e.key))?;
     ops.status.labels.insert(
         CONTROL_PLANE_NS_LABEL.to_string(),
         previous.map(str::to_string),
@@ -243,15 +247,17 @@ pub(crate) fn build(pod: &PodView<'_>, config: ProxyConfig) -> Result<PatchPlan,
         ops.status.containers.push(sidecar::PROXY_NAME.to_string());
     }
 
-    // volume
+    // volumes
     let volumes_present = pod.spec_field("volumes").is_some_and(Value::is_array);
     ops.ensure_parent(
         volumes_present,
         &["spec", "volumes"],
         Value::Array(Vec::new()),
     );
-    ops.add(&["spec", "volumes", "-"], AddValue::TokenVolume);
-    ops.status.volumes.push(sidecar::TOKEN_VOLUME.to_string());
+    for (i, name) in sidecar::VOLUME_NAMES.iter().enumerate() {
+        ops.add(&["spec", "volumes", "-"], AddValue::Volume(i));
+        ops.status.volumes.push(name.to_string());
+    }
 
     // the record of all of the above, last
     let status = ops.status.to_annotation_value();
@@ -298,6 +304,8 @@ mod tests {
                 "/spec/initContainers/0",
                 "/spec/containers/0",
                 "/spec/volumes",
+                "/spec/volumes/-",
+                "/spec/volumes/-",
                 "/spec/volumes/-",
                 "/metadata/annotations/weft.dev~1inject-status",
             ]

@@ -1,8 +1,8 @@
-//! The objects injection adds, rendered to JSON once per [`Injector`](crate::Injector) for its flag
+//! The objects injection adds, rendered to JSON once per [`Injector`](crate::decision::Injector) for its flag
 //! configuration. Most pods use that configuration unchanged, so the webhook copies these bytes into the patch
 //! instead of building the containers as JSON values and serializing them for every request.
 //!
-//! The proxy container differs per pod only in the value of `WEFT_PROXY_INBOUND_PORTS`; it is rendered with a
+//! The proxy container differs per pod only in the value of `LINKERD2_PROXY_INBOUND_PORTS`; it is rendered with a
 //! marker in that place and kept as the bytes before and after it.
 
 use crate::{
@@ -19,7 +19,7 @@ const MARKER: &str = "\u{0}weft-inbound-ports\u{0}";
 pub(crate) struct RenderedSidecars {
     config: ProxyConfig,
     init_container: Vec<u8>,
-    token_volume: Vec<u8>,
+    volumes: Vec<Vec<u8>>,
     /// The proxy container up to the inbound ports' JSON string, and after it.
     proxy_before: Vec<u8>,
     proxy_after: Vec<u8>,
@@ -29,7 +29,10 @@ impl fmt::Debug for RenderedSidecars {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RenderedSidecars")
             .field("init_container_bytes", &self.init_container.len())
-            .field("token_volume_bytes", &self.token_volume.len())
+            .field(
+                "volume_bytes",
+                &self.volumes.iter().map(Vec::len).sum::<usize>(),
+            )
             .field(
                 "proxy_bytes",
                 &(self.proxy_before.len() + self.proxy_after.len()),
@@ -64,7 +67,7 @@ impl RenderedSidecars {
         Some(Self {
             config: config.clone(),
             init_container: to_json(&sidecar::init_container(config)),
-            token_volume: to_json(&sidecar::token_volume()),
+            volumes: sidecar::volumes().iter().map(to_json).collect(),
             proxy_before: proxy[..at].to_vec(),
             proxy_after: proxy[at + marker.len()..].to_vec(),
         })
@@ -79,8 +82,9 @@ impl RenderedSidecars {
         out.extend_from_slice(&self.init_container);
     }
 
-    pub(crate) fn write_token_volume(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.token_volume);
+    /// The volume at `index` of [`sidecar::volumes`].
+    pub(crate) fn write_volume(&self, out: &mut Vec<u8>, index: usize) {
+        out.extend_from_slice(&self.volumes[index]);
     }
 
     pub(crate) fn write_proxy_container(&self, out: &mut Vec<u8>, inbound_ports: &[u16]) {
@@ -123,9 +127,11 @@ mod tests {
             let mut out = Vec::new();
             rendered.write_init_container(&mut out);
             assert_eq!(parse(&out), sidecar::init_container(&config));
-            let mut out = Vec::new();
-            rendered.write_token_volume(&mut out);
-            assert_eq!(parse(&out), sidecar::token_volume());
+            for (i, volume) in sidecar::volumes().iter().enumerate() {
+                let mut out = Vec::new();
+                rendered.write_volume(&mut out, i);
+                assert_eq!(&parse(&out), volume);
+            }
         }
     }
 

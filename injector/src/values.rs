@@ -341,6 +341,158 @@ pub fn parse_namespace(value: &str) -> Result<String, InvalidValue> {
     }
 }
 
+/// A DNS name such as a trust domain (`cluster.local`) or a control-plane server name: dot-separated labels of
+/// 1-63 letters, digits and '-' (not at either end), 253 characters at most, no trailing dot.
+pub fn parse_dns_name(value: &str) -> Result<String, InvalidValue> {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if !value.is_empty() && value.len() <= 253 && value.split('.').all(label_ok) {
+        Ok(value.to_ascii_lowercase())
+    } else {
+        Err(InvalidValue::new(
+            value,
+            "is not a DNS name (accepted: dot-separated labels of letters, digits and '-', e.g. \"cluster.local\")",
+        ))
+    }
+}
+
+/// The proxy's log format: `plain` or `json`.
+pub fn parse_log_format(value: &str) -> Result<String, InvalidValue> {
+    match value {
+        "plain" | "json" => Ok(value.to_string()),
+        _ => Err(InvalidValue::new(
+            value,
+            "is not a log format (accepted: \"plain\", \"json\")",
+        )),
+    }
+}
+
+/// What the proxy allows on a port no Server describes (`LINKERD2_PROXY_INBOUND_DEFAULT_POLICY`). Weft's
+/// policy names are the proxy's, so the value is passed through unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InboundPolicy {
+    AllUnauthenticated,
+    AllAuthenticated,
+    ClusterUnauthenticated,
+    ClusterAuthenticated,
+    Deny,
+}
+
+impl InboundPolicy {
+    pub const ALL: [InboundPolicy; 5] = [
+        InboundPolicy::AllUnauthenticated,
+        InboundPolicy::AllAuthenticated,
+        InboundPolicy::ClusterUnauthenticated,
+        InboundPolicy::ClusterAuthenticated,
+        InboundPolicy::Deny,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InboundPolicy::AllUnauthenticated => "all-unauthenticated",
+            InboundPolicy::AllAuthenticated => "all-authenticated",
+            InboundPolicy::ClusterUnauthenticated => "cluster-unauthenticated",
+            InboundPolicy::ClusterAuthenticated => "cluster-authenticated",
+            InboundPolicy::Deny => "deny",
+        }
+    }
+
+    /// The `cluster-*` policies, which the proxy accepts only with cluster networks.
+    pub fn needs_cluster_networks(self) -> bool {
+        matches!(
+            self,
+            InboundPolicy::ClusterUnauthenticated | InboundPolicy::ClusterAuthenticated
+        )
+    }
+}
+
+impl fmt::Display for InboundPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One of the default inbound policy names.
+pub fn parse_inbound_policy(value: &str) -> Result<InboundPolicy, InvalidValue> {
+    InboundPolicy::ALL
+        .into_iter()
+        .find(|p| p.as_str() == value)
+        .ok_or_else(|| {
+            InvalidValue::new(
+                value,
+                "is not a default inbound policy (accepted: \"all-unauthenticated\", \"all-authenticated\", \"cluster-unauthenticated\", \"cluster-authenticated\", \"deny\")",
+            )
+        })
+}
+
+/// Comma-separated CIDRs such as `10.0.0.0/8,fd00::/8`; blanks around items are allowed.
+pub fn parse_networks(value: &str) -> Result<Vec<ipnet::IpNet>, InvalidValue> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(|n| {
+            n.parse().map_err(|_| {
+                InvalidValue::new(
+                    value,
+                    format!("has {n:?}, which is not a network (accepted: comma-separated CIDRs, e.g. \"10.0.0.0/8,fd00::/8\")"),
+                )
+            })
+        })
+        .collect()
+}
+
+/// PEM text holding one or more X.509 certificates: the roots a proxy trusts for mesh identity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrustAnchors(std::sync::Arc<str>);
+
+impl TrustAnchors {
+    /// The PEM text, without leading blank space, ending in one newline.
+    pub fn pem(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Checks that `pem` holds at least one PEM `CERTIFICATE` block, each an X.509 certificate, and nothing else.
+/// `source` names where the text came from (the value quoted in the error).
+pub fn parse_trust_anchors(source: &str, pem: &str) -> Result<TrustAnchors, InvalidValue> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    const FORM: &str = "(accepted: one or more PEM blocks \"-----BEGIN CERTIFICATE-----\" holding X.509 certificates)";
+    let mut count = 0;
+    for block in x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes()) {
+        let block = block
+            .map_err(|e| InvalidValue::new(source, format!("is not valid PEM ({e}) {FORM}")))?;
+        if block.label != "CERTIFICATE" {
+            return Err(InvalidValue::new(
+                source,
+                format!("holds a {:?} PEM block {FORM}", block.label),
+            ));
+        }
+        X509Certificate::from_der(&block.contents).map_err(|e| {
+            InvalidValue::new(
+                source,
+                format!(
+                    "holds certificate {} that does not parse ({e}) {FORM}",
+                    count + 1
+                ),
+            )
+        })?;
+        count += 1;
+    }
+    if count == 0 {
+        return Err(InvalidValue::new(
+            source,
+            format!("holds no PEM certificate {FORM}"),
+        ));
+    }
+    Ok(TrustAnchors(format!("{}\n", pem.trim()).into()))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -425,5 +577,34 @@ mod tests {
         assert!(parse_bool("yes").is_err());
         assert!(parse_log_level("warn,weft=info").is_ok());
         assert!(parse_log_level("warn weft").is_err());
+        assert_eq!(parse_dns_name("Cluster.Local").unwrap(), "cluster.local");
+        for bad in ["", ".", "a..b", "a.", "-a", "a-", "a_b", "a b"] {
+            assert!(parse_dns_name(bad).is_err(), "{bad}");
+        }
+        assert!(parse_log_format("json").is_ok() && parse_log_format("JSON").is_err());
+    }
+
+    #[test]
+    fn inbound_policies_and_networks() {
+        for p in InboundPolicy::ALL {
+            assert_eq!(parse_inbound_policy(p.as_str()).unwrap(), p);
+        }
+        let err = parse_inbound_policy("allow").unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "\"allow\" is not a default inbound policy (accepted: \"all-unauthenticated\""
+            ),
+            "{err}"
+        );
+        assert!(InboundPolicy::ClusterAuthenticated.needs_cluster_networks());
+        assert!(!InboundPolicy::Deny.needs_cluster_networks());
+        let nets = parse_networks(" 10.0.0.0/8, fd00::/8 ,").unwrap();
+        assert_eq!(nets.len(), 2);
+        assert!(parse_networks("").unwrap().is_empty());
+        let err = parse_networks("10.0.0.0/8,10.0.0.0").unwrap_err();
+        assert!(
+            err.problem.contains("\"10.0.0.0\", which is not a network"),
+            "{err}"
+        );
     }
 }

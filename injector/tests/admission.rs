@@ -218,7 +218,7 @@ fn invalid_namespace_values_warn_instead_of_blocking() {
     // The valid namespace override still applies, the invalid one is ignored.
     let patch = patch_text(&response);
     assert!(
-        patch.contains(r#""WEFT_PROXY_LOG_LEVEL","value":"debug""#),
+        patch.contains(r#""LINKERD2_PROXY_LOG","value":"debug""#),
         "{patch}"
     );
     assert!(patch.contains(r#""memory":"250Mi""#), "{patch}");
@@ -241,7 +241,7 @@ fn pod_overrides_beat_namespace_overrides() {
     assert_eq!(outcome, Outcome::Injected);
     let patch = patch_text(&response);
     assert!(
-        patch.contains(r#""WEFT_PROXY_LOG_LEVEL","value":"trace""#),
+        patch.contains(r#""LINKERD2_PROXY_LOG","value":"trace""#),
         "{patch}"
     );
 }
@@ -287,4 +287,32 @@ fn patch_text(response: &Value) -> String {
         .decode(encoded)
         .unwrap();
     String::from_utf8(bytes).unwrap()
+}
+
+#[test]
+fn without_trust_anchors_pods_are_injected_with_a_warning() {
+    let body = review("CREATE", "pods", None, "shop", pod(json!({})));
+    let enabled = ns(&[("weft.dev/inject", "enabled")]);
+    let (outcome, response, warnings) = run(&body, Some(&enabled));
+    assert_eq!(outcome, Outcome::Injected);
+    assert_eq!(warnings, [weft_injector::NO_TRUST_ANCHORS]);
+    assert!(!patch_text(&response).contains("LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS"));
+
+    let pem = include_str!("trust-anchors.pem");
+    let config = weft_injector::config::ProxyArgs::default()
+        .to_config(Some(pem))
+        .unwrap();
+    let request = parse_review(&body).unwrap();
+    let reviewed = respond(&Injector::new(config), &request, Some(&enabled));
+    assert_eq!(reviewed.outcome, Outcome::Injected);
+    assert!(reviewed.warnings.is_empty(), "{:?}", reviewed.warnings);
+    let review: Value = serde_json::from_slice(&reviewed.review).unwrap();
+    let patch = patch_text(&review["response"]);
+    let anchors = serde_json::to_string(pem).unwrap();
+    assert!(
+        patch.contains(&format!(
+            r#"{{"name":"LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS","value":{anchors}}}"#
+        )),
+        "{patch}"
+    );
 }

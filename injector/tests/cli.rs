@@ -9,6 +9,13 @@ use std::{
     process::{Command, Output, Stdio},
 };
 
+/// The trust anchors `--manual` needs (a fixed test CA).
+const ANCHORS: &str = concat!(
+    "--identity-trust-anchors-file=",
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/trust-anchors.pem"
+);
+
 fn golden(case: &str, file: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden")
@@ -45,7 +52,10 @@ fn text(bytes: &[u8]) -> &str {
 #[test]
 fn manual_inject_from_a_file_matches_the_golden() {
     let input = golden("multi-document", "input.yaml");
-    let out = weft(&["inject", "--manual", "-f", input.to_str().unwrap()], None);
+    let out = weft(
+        &["inject", "--manual", ANCHORS, "-f", input.to_str().unwrap()],
+        None,
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let expected = std::fs::read(golden("multi-document", "expected.yaml")).unwrap();
     assert_eq!(documents(&out.stdout), documents(&expected));
@@ -60,7 +70,7 @@ fn manual_inject_from_a_file_matches_the_golden() {
 #[test]
 fn stdin_is_the_default_and_uninject_round_trips() {
     let input = std::fs::read_to_string(golden("workload-deployment", "input.yaml")).unwrap();
-    let injected = weft(&["inject", "--manual"], Some(&input));
+    let injected = weft(&["inject", "--manual", ANCHORS], Some(&input));
     assert!(injected.status.success(), "{}", text(&injected.stderr));
     assert_eq!(text(&injected.stderr), "deployment/web: injected\n");
     let restored = weft(&["uninject", "-f", "-"], Some(text(&injected.stdout)));
@@ -95,6 +105,7 @@ fn flags_reach_the_injection() {
         &[
             "inject",
             "--manual",
+            ANCHORS,
             "--native-sidecar",
             "--proxy-version",
             "v2.0.0",
@@ -105,13 +116,17 @@ fn flags_reach_the_injection() {
     let pod = &documents(&out.stdout)[0];
     let init = &pod["spec"]["initContainers"];
     assert_eq!(init[1]["name"], "weft-proxy");
-    assert_eq!(init[1]["image"], "ghcr.io/weft-dev/proxy:v2.0.0");
+    assert_eq!(init[1]["image"], "cr.l5d.io/linkerd/proxy:v2.0.0");
+    assert_eq!(init[0]["image"], "cr.l5d.io/linkerd/proxy:v2.0.0");
 }
 
 #[test]
 fn rejection_fails_with_the_webhook_message_and_no_output() {
     let input = golden("error-rejection-in-second-document", "input.yaml");
-    let out = weft(&["inject", "--manual", "-f", input.to_str().unwrap()], None);
+    let out = weft(
+        &["inject", "--manual", ANCHORS, "-f", input.to_str().unwrap()],
+        None,
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty(), "nothing partial on stdout");
     let expected = std::fs::read_to_string(golden(
@@ -130,7 +145,11 @@ fn invalid_input_names_the_document_and_field() {
         "error-document-without-kind",
     ] {
         let input = std::fs::read_to_string(golden(case, "input.yaml")).unwrap();
-        for args in [&["inject"][..], &["inject", "--manual"], &["uninject"]] {
+        for args in [
+            &["inject"][..],
+            &["inject", "--manual", ANCHORS],
+            &["uninject"],
+        ] {
             let out = weft(args, Some(&input));
             assert_eq!(out.status.code(), Some(1), "{case} {args:?}");
             assert!(out.stdout.is_empty(), "{case} {args:?}");
@@ -161,6 +180,30 @@ fn bad_flags_and_files_fail_clearly() {
         text(&out.stderr)
     );
 
+    let out = weft(&["inject", "--manual"], Some(""));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr)
+            .starts_with("error: --identity-trust-anchors-file is required with --manual"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = weft(
+        &[
+            "inject",
+            "--identity-trust-anchors-file=/nonexistent/ca.pem",
+        ],
+        Some(""),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).starts_with(
+            "error: --identity-trust-anchors-file: \"/nonexistent/ca.pem\" cannot be read"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+
     let out = weft(&["inject", "--no-such-flag"], None);
     assert!(!out.status.success());
     assert!(out.stdout.is_empty());
@@ -168,7 +211,7 @@ fn bad_flags_and_files_fail_clearly() {
 
 #[test]
 fn empty_input_gives_empty_output() {
-    let out = weft(&["inject", "--manual"], Some(""));
+    let out = weft(&["inject", "--manual", ANCHORS], Some(""));
     assert!(out.status.success());
     assert!(out.stdout.is_empty() && out.stderr.is_empty());
 }
@@ -194,8 +237,19 @@ fn every_proxy_flag_has_help_text() {
         "--skip-outbound-ports",
         "--opaque-ports",
         "--native-sidecar",
+        "--proxy-log-format",
+        "--proxy-identity-addr",
+        "--proxy-identity-name",
         "--proxy-policy-addr",
+        "--proxy-policy-name",
+        "--proxy-destination-addr",
+        "--proxy-destination-name",
         "--control-plane-namespace",
+        "--cluster-domain",
+        "--identity-trust-domain",
+        "--identity-trust-anchors-file",
+        "--default-policy",
+        "--cluster-networks",
     ] {
         let line = help
             .lines()

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use std::{collections::BTreeMap, path::PathBuf};
 use weft_injector::{
     admission::{parse_review, respond, uses_namespace, Outcome},
-    config::ProxyConfig,
+    config::ProxyArgs,
     uninject::uninject,
     Injector, RejectReason, SkipReason,
 };
@@ -223,8 +223,8 @@ fn check_specifics(file: &str, answer: &Answer) {
         }
         "06-run-as-non-root.json" => {
             let sc = &init[0]["securityContext"];
-            assert_eq!(sc["runAsUser"], 0);
-            assert_eq!(sc["runAsNonRoot"], false);
+            assert_eq!(sc["runAsUser"], 65534);
+            assert_eq!(sc["runAsNonRoot"], true);
             assert_eq!(
                 sc["capabilities"],
                 json!({"add": ["NET_ADMIN", "NET_RAW"], "drop": ["ALL"]})
@@ -234,8 +234,14 @@ fn check_specifics(file: &str, answer: &Answer) {
         "15-overrides.json" => {
             assert_eq!(proxy["resources"]["requests"]["cpu"], "250m");
             assert_eq!(proxy["resources"]["limits"]["memory"], "1Gi");
-            assert_eq!(env(proxy, "WEFT_PROXY_LOG_LEVEL"), "debug");
-            assert_eq!(env(proxy, "WEFT_PROXY_OPAQUE_PORTS"), "5432");
+            assert_eq!(env(proxy, "LINKERD2_PROXY_LOG"), "debug");
+            assert_eq!(
+                env(
+                    proxy,
+                    "LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION"
+                ),
+                "5432"
+            );
             let args: Vec<&str> = init[0]["args"]
                 .as_array()
                 .unwrap()
@@ -243,7 +249,7 @@ fn check_specifics(file: &str, answer: &Answer) {
                 .map(|a| a.as_str().unwrap())
                 .collect();
             let after = |flag: &str| args[args.iter().position(|a| *a == flag).unwrap() + 1];
-            assert_eq!(after("--inbound-ports-to-ignore"), "4191,25,8000-8010");
+            assert_eq!(after("--inbound-ports-to-ignore"), "4190,4191,25,8000-8010");
             assert_eq!(after("--outbound-ports-to-ignore"), "3306,6379");
         }
         "19-native-sidecar.json" => {
@@ -257,7 +263,7 @@ fn check_specifics(file: &str, answer: &Answer) {
                 names(&pod["spec"]["containers"]),
                 ["weft-proxy", "cache", "fluent-bit"]
             );
-            assert_eq!(env(proxy, "WEFT_PROXY_INBOUND_PORTS"), "2020,5353");
+            assert_eq!(env(proxy, "LINKERD2_PROXY_INBOUND_PORTS"), "2020,5353");
         }
         _ => {}
     }
@@ -274,7 +280,8 @@ fn every_corpus_request_is_answered_as_indexed() {
     });
     let index: Vec<Value> = serde_json::from_slice(&index).unwrap();
     assert!(index.len() >= 21, "corpus has {} entries", index.len());
-    let injector = Injector::new(ProxyConfig::default());
+    let anchors = include_str!("trust-anchors.pem");
+    let injector = Injector::new(ProxyArgs::default().to_config(Some(anchors)).unwrap());
     let mut dry_run_patch = None;
     let mut real_patch_of_same_shape = None;
     for entry in &index {

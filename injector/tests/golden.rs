@@ -88,6 +88,12 @@ fn try_documents(text: &str) -> Result<Vec<Value>, serde_norway::Error> {
     Ok(docs)
 }
 
+/// The trust anchors every case injects with (`--identity-trust-anchors-file`), a fixed test CA.
+fn trust_anchors_flag() -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/trust-anchors.pem");
+    format!("--identity-trust-anchors-file={}", path.display())
+}
+
 fn command(case: &Case, mode: Mode) -> Cli {
     let mut argv: Vec<String> = vec!["weft".into()];
     match mode {
@@ -96,6 +102,7 @@ fn command(case: &Case, mode: Mode) -> Cli {
         Mode::Uninject => argv.push("uninject".into()),
     }
     if mode != Mode::Uninject {
+        argv.push(trust_anchors_flag());
         argv.extend(case.flags.iter().cloned());
     }
     Cli::try_parse_from(argv).unwrap()
@@ -113,7 +120,11 @@ fn run_cli(case: &Case, mode: Mode, input: &str) -> Outcomes {
 }
 
 fn injector(case: &Case) -> Injector {
-    let mut argv = vec!["weft".to_string(), "inject".to_string()];
+    let mut argv = vec![
+        "weft".to_string(),
+        "inject".to_string(),
+        trust_anchors_flag(),
+    ];
     argv.extend(case.flags.iter().cloned());
     let Cli {
         command: weft_injector::cli::Command::Inject(args),
@@ -121,7 +132,7 @@ fn injector(case: &Case) -> Injector {
     else {
         unreachable!("parsed an inject command")
     };
-    Injector::new(args.proxy.to_config().unwrap())
+    Injector::new(args.config().unwrap())
 }
 
 /// Answers an AdmissionReview for `pod`; returns the patched pod, or the denial message.

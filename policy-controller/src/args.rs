@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::{core::DeserializeGuard, runtime::watcher};
 use prometheus_client::registry::Registry;
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
-use weft_injector::{config::ProxyArgs, Injector};
+use weft_injector::{config::ProxyArgs, values::parse_inbound_policy, Injector};
 use weft_policy_index::{ClusterInfo, DefaultPolicy, Index, IndexMetrics};
 use weft_policy_k8s_api::{Server, ServerAuthorization};
 
@@ -95,7 +95,12 @@ impl Args {
         } = self;
 
         // Validate our own flags before touching the network, so a typo fails fast and clearly.
-        let injector = Injector::new(proxy.to_config().context("invalid proxy configuration")?);
+        // The injected proxies enforce the same default policy and cluster networks as the index.
+        let mut proxy = proxy.load().context("invalid proxy configuration")?;
+        proxy.default_inbound_policy = parse_inbound_policy(default_policy.as_str())
+            .map_err(|e| anyhow::anyhow!("--default-policy: {e}"))?;
+        proxy.cluster_networks = cluster_networks.clone();
+        let injector = Injector::new(proxy);
 
         let mut registry = Registry::default();
         let weft = registry.sub_registry_with_prefix("weft");

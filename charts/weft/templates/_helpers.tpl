@@ -71,10 +71,31 @@ DNS names the webhook serving certificate must carry: how the API server reaches
 {{- end }}
 
 {{/*
-Address of the policy API that injected proxies dial.
+Address of the controller's gRPC server (identity, policy and destination APIs) that injected proxies dial.
 */}}
-{{- define "weft.proxyPolicyAddr" -}}
+{{- define "weft.proxyControlAddr" -}}
 {{- printf "%s.%s.svc.%s:%d" (include "weft.serviceName" .) .Release.Namespace .Values.clusterDomain (int .Values.controller.ports.policy) }}
+{{- end }}
+
+{{/*
+Trust domain of mesh identities.
+*/}}
+{{- define "weft.trustDomain" -}}
+{{- .Values.identityTrustDomain | default .Values.clusterDomain }}
+{{- end }}
+
+{{/*
+Mesh identity of the controller (its ServiceAccount's), which the proxies require of its gRPC server.
+*/}}
+{{- define "weft.proxyControlName" -}}
+{{- printf "%s.%s.serviceaccount.identity.%s.%s" (include "weft.serviceAccountName" .) .Release.Namespace .Release.Namespace (include "weft.trustDomain" .) }}
+{{- end }}
+
+{{/*
+ConfigMap holding the identity trust anchors (key ca-bundle.crt) that the controller writes into injected proxies.
+*/}}
+{{- define "weft.trustAnchorsConfigMapName" -}}
+{{- printf "%s-identity-trust-anchors" (include "weft.fullname" .) }}
 {{- end }}
 
 {{/*
