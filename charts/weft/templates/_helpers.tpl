@@ -74,14 +74,18 @@ DNS names the webhook serving certificate must carry: how the API server reaches
 Address of the controller's gRPC server (identity, policy and destination APIs) that injected proxies dial.
 */}}
 {{- define "weft.proxyControlAddr" -}}
+{{- if .Values.proxy.controlPlaneAddress }}
+{{- .Values.proxy.controlPlaneAddress }}
+{{- else }}
 {{- printf "%s.%s.svc.%s:%d" (include "weft.serviceName" .) .Release.Namespace .Values.clusterDomain (int .Values.controller.ports.policy) }}
+{{- end }}
 {{- end }}
 
 {{/*
 Trust domain of mesh identities.
 */}}
 {{- define "weft.trustDomain" -}}
-{{- .Values.identityTrustDomain | default .Values.clusterDomain }}
+{{- .Values.identity.trustDomain }}
 {{- end }}
 
 {{/*
@@ -155,26 +159,14 @@ annotations:
 {{- end }}
 
 {{/*
-Names of the identity objects: the trust anchors ConfigMap and the issuer Secret.
+Name of the identity issuer Secret.
 */}}
-{{- define "weft.identityTrustAnchorsName" -}}
-{{- printf "%s-identity-trust-anchors" (include "weft.fullname" .) }}
-{{- end }}
-
 {{- define "weft.identityIssuerSecretName" -}}
 {{- if eq .Values.identity.mode "external" }}
 {{- required "identity.external.issuerSecretName is required when identity.mode=external" .Values.identity.external.issuerSecretName }}
 {{- else }}
 {{- printf "%s-identity-issuer" (include "weft.fullname" .) }}
 {{- end }}
-{{- end }}
-
-{{/*
-The identity of the controller itself, which proxies verify when they dial it:
-<service-account>.<namespace>.serviceaccount.identity.<namespace>.<trust-domain>.
-*/}}
-{{- define "weft.controllerIdentity" -}}
-{{- printf "%s.%s.serviceaccount.identity.%s.%s" (include "weft.serviceAccountName" .) .Release.Namespace .Release.Namespace .Values.identity.trustDomain }}
 {{- end }}
 
 {{/*
