@@ -7,6 +7,7 @@
 pub mod admin;
 mod admission;
 mod args;
+pub mod identity;
 pub mod index;
 mod inject;
 pub mod policy;
