@@ -7,6 +7,7 @@
 pub mod admin;
 mod admission;
 mod args;
+pub mod grpc;
 pub mod identity;
 pub mod index;
 mod inject;

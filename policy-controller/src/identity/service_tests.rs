@@ -55,7 +55,13 @@ pub(crate) struct Fixture {
     pub service: IdentityService,
     pub metrics: IdentityMetrics,
     pub store: Arc<IssuerStore>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
 }
 
 pub(crate) fn fixture() -> Fixture {
@@ -76,7 +82,7 @@ pub(crate) fn fixture() -> Fixture {
         service,
         metrics,
         store,
-        _dir: dir,
+        dir,
     }
 }
 
