@@ -12,6 +12,7 @@ pub mod identity;
 pub mod index;
 mod inject;
 pub mod policy;
+pub mod proxy_api;
 pub mod shutdown;
 pub mod tls_server;
 mod validate;
