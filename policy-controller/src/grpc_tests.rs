@@ -276,3 +276,85 @@ async fn the_serving_certificate_is_renewed_after_an_issuer_rotation() {
         .is_err());
     let _ = stop_renewing.send(());
 }
+
+/// A gRPC-named service whose every request waits for the server's [`Stopping`] signal, as a
+/// watch stream would, then answers.
+#[derive(Clone)]
+struct WaitsForStop;
+
+impl tonic::server::NamedService for WaitsForStop {
+    const NAME: &'static str = "test.WaitsForStop";
+}
+
+impl tower::Service<http::Request<tonic::body::Body>> for WaitsForStop {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
+        let stopping = req.extensions().get::<crate::shutdown::Stopping>().cloned();
+        Box::pin(async move {
+            let Some(mut stopping) = stopping else {
+                let mut missing = http::Response::new(tonic::body::Body::empty());
+                *missing.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+                return Ok(missing);
+            };
+            stopping.stopped().await;
+            Ok(http::Response::new(tonic::body::Body::empty()))
+        })
+    }
+}
+
+#[tokio::test]
+async fn requests_carry_the_stopping_signal_and_streams_end_at_shutdown() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let (guard, released) = oneshot::channel::<()>();
+    let server = tokio::spawn(serve(
+        listener,
+        GrpcTransport::Plaintext,
+        tonic::service::Routes::new(WaitsForStop),
+        async move {
+            let _ = stopped.await;
+            guard
+        },
+    ));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::post(format!("http://{addr}/test.WaitsForStop/Watch"))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let response = tokio::spawn(send.send_request(req));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!response.is_finished(), "the request waits for shutdown");
+
+    stop.send(()).unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(2), response)
+        .await
+        .expect("the request ends once shutdown begins")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        http::StatusCode::OK,
+        "Stopping was in the request"
+    );
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("serve returns once drained")
+        .unwrap()
+        .unwrap();
+    assert!(
+        released.await.is_err(),
+        "the guard is dropped after draining"
+    );
+}
