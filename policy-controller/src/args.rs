@@ -7,12 +7,16 @@ use crate::{
     policy::{serve_api, ApiMetrics},
     tls_server,
 };
+use crate::{
+    identity::{IdentityMetrics, KubeTokenReviewer},
+    proxy_api::{MeshIdentity, ProxyApiArgs},
+};
 use anyhow::{Context, Result};
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::{core::DeserializeGuard, runtime::watcher};
 use prometheus_client::registry::Registry;
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use weft_injector::{config::ProxyArgs, values::parse_inbound_policy, Injector};
 use weft_policy_index::{ClusterInfo, DefaultPolicy, Index, IndexMetrics};
 use weft_policy_k8s_api::{Server, ServerAuthorization};
@@ -60,6 +64,9 @@ pub struct Args {
 
     #[command(flatten)]
     proxy: ProxyArgs,
+
+    #[command(flatten)]
+    proxy_api: ProxyApiArgs,
 }
 
 /// The HTTPS server of the admission webhooks.
@@ -92,10 +99,16 @@ impl Args {
             default_policy,
             cluster_networks,
             proxy,
+            proxy_api,
         } = self;
 
         // Validate our own flags before touching the network, so a typo fails fast and clearly.
         // The injected proxies enforce the same default policy and cluster networks as the index.
+        let mesh = MeshIdentity {
+            namespace: proxy.control_plane_namespace.clone(),
+            trust_domain: proxy.identity_trust_domain.clone(),
+            trust_anchors_file: proxy.identity_trust_anchors_file.clone(),
+        };
         let mut proxy = proxy.load().context("invalid proxy configuration")?;
         proxy.default_inbound_policy = parse_inbound_policy(default_policy.as_str())
             .map_err(|e| anyhow::anyhow!("--default-policy: {e}"))?;
@@ -108,6 +121,7 @@ impl Args {
         let namespace_metrics = NamespaceMetrics::register(weft);
         let index_metrics = IndexMetrics::register(weft);
         let api_metrics = ApiMetrics::register(weft);
+        let identity_metrics = IdentityMetrics::register(weft);
         let runtime_metrics =
             kubert::RuntimeMetrics::register(registry.sub_registry_with_prefix("kube"));
 
@@ -134,6 +148,22 @@ impl Args {
         let policy_listener = tokio::net::TcpListener::bind(policy_addr)
             .await
             .with_context(|| format!("failed to listen on --policy-addr {policy_addr}"))?;
+        // The identity issuer loads, the gRPC server's own certificate is issued and its port is
+        // bound before anything is watched, too.
+        let proxy_api = proxy_api.prepare(mesh, identity_metrics).await?;
+        let config = injector.config();
+        for (flag, api) in [
+            ("--proxy-identity-name", &config.identity_api),
+            ("--proxy-policy-name", &config.policy_api),
+        ] {
+            if api.name != proxy_api.server_name() {
+                tracing::warn!(
+                    proxies_expect = %api.name,
+                    serves_as = %proxy_api.server_name(),
+                    "injected proxies will refuse the controller: {flag} differs from the controller's own identity (--service-account, --control-plane-namespace, --identity-trust-domain)"
+                );
+            }
+        }
 
         // Namespaces feed both the injection webhook's namespace index and the policy index
         // (default-policy overrides) from one watch.
@@ -186,6 +216,13 @@ impl Args {
             runtime.shutdown_handle().signaled(),
         ));
         tracing::info!(%policy_addr, "Serving the policy API on HTTP");
+
+        // The proxies' gRPC API: one server, one Routes; more services are added with
+        // `.add_service(..)`.
+        let reviewer = Arc::new(KubeTokenReviewer::new(runtime.client()));
+        let routes =
+            tonic::service::Routes::new(proxy_api.identity_service(reviewer).into_server());
+        proxy_api.spawn(routes, runtime.shutdown_handle());
 
         let admission = AdmissionService::new(
             injector,

@@ -7,9 +7,12 @@
 pub mod admin;
 mod admission;
 mod args;
+pub mod grpc;
+pub mod identity;
 pub mod index;
 mod inject;
 pub mod policy;
+pub mod proxy_api;
 pub mod shutdown;
 pub mod tls_server;
 mod validate;

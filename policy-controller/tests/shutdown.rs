@@ -98,6 +98,7 @@ impl Controller {
                 "--server-tls-certs={}",
                 dir.path().join("tls.crt").display()
             ))
+            .args(support::identity_args(dir.path(), free_addr()))
             .arg("--log-level=info,weft=debug,kube=off,kubert=debug")
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().unwrap())

@@ -59,3 +59,36 @@ impl TestPki {
         )
     }
 }
+
+/// Writes a self-signed identity issuer (also the trust anchor) under `dir/identity/` and returns
+/// the controller flags that use it, with its gRPC server on `grpc_addr`. (Not every test binary
+/// that includes this module runs the controller.)
+#[allow(dead_code)]
+pub fn identity_args(dir: &Path, grpc_addr: std::net::SocketAddr) -> Vec<String> {
+    let dir = dir.join("identity");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "identity.weft.cluster.local");
+    let key = KeyPair::generate().unwrap();
+    let issuer = params.self_signed(&key).unwrap();
+    for (name, pem) in [
+        ("ca.crt", issuer.pem()),
+        ("tls.crt", issuer.pem()),
+        ("tls.key", key.serialize_pem()),
+    ] {
+        std::fs::write(dir.join(name), pem).unwrap();
+    }
+    vec![
+        format!("--grpc-addr={grpc_addr}"),
+        format!(
+            "--identity-trust-anchors-file={}",
+            dir.join("ca.crt").display()
+        ),
+        format!("--identity-issuer-certs={}", dir.join("tls.crt").display()),
+        format!("--identity-issuer-key={}", dir.join("tls.key").display()),
+        "--namespace=weft".to_string(),
+    ]
+}

@@ -1,0 +1,319 @@
+//! The controller's one gRPC server: every proxy API (Identity now; inbound policy and Destination
+//! to come) is a service in one [`tonic::service::Routes`], served over HTTP/2 on one listener.
+//!
+//! The transport is TLS 1.3 (ALPN `h2`) with a certificate the controller issues to its own
+//! identity from the identity issuer ([`ServingIdentity`]): the proxies verify it against their
+//! trust anchors for the name they are configured with. It is renewed at two thirds of its
+//! lifetime and whenever the issuer changes, and swapped in without a restart. Plaintext is
+//! allowed only on a loopback address ([`plaintext_allowed`]).
+//!
+//! Shutdown goes through [`crate::shutdown::serve`] like every other server: new connections are
+//! refused, each connection sends GOAWAY and finishes its requests. Long-lived streams must end
+//! themselves: each request carries the server's [`shutdown::Stopping`] signal as an extension
+//! (`request.extensions().get::<Stopping>()`), which completes when shutdown begins.
+
+use crate::{
+    identity::{Issued, Issuer, SignError},
+    shutdown,
+};
+use hyper_util::{
+    rt::{TokioExecutor, TokioTimer},
+    service::TowerToHyperService,
+};
+use parking_lot::RwLock;
+use rcgen::KeyPair;
+use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+use tokio::{net::TcpListener, sync::watch};
+use tokio_rustls::{
+    rustls::{
+        self,
+        server::{ClientHello, ResolvesServerCert},
+        sign::CertifiedKey,
+        ServerConfig,
+    },
+    TlsAcceptor,
+};
+use tower::ServiceExt;
+
+/// How long a client may take to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long to wait before retrying a renewal that failed.
+const RENEW_RETRY: Duration = Duration::from_secs(10);
+
+/// How the gRPC server speaks to its clients.
+#[derive(Clone, Debug)]
+pub enum GrpcTransport {
+    Tls(Arc<ServingIdentity>),
+    /// Only on loopback addresses (see [`plaintext_allowed`]).
+    Plaintext,
+}
+
+/// Plaintext asked for on an address other clients could reach.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("plaintext gRPC is allowed only on a loopback address, and {0} is not one: proxies reach the controller over TLS")]
+pub struct PlaintextNotLoopback(pub SocketAddr);
+
+/// Whether a server on `addr` may be plaintext: only on loopback (`127.0.0.0/8`, `::1`), where
+/// only the pod itself (tests, a local sidecar) can connect.
+pub fn plaintext_allowed(addr: SocketAddr) -> Result<(), PlaintextNotLoopback> {
+    if addr.ip().is_loopback() {
+        Ok(())
+    } else {
+        Err(PlaintextNotLoopback(addr))
+    }
+}
+
+/// Why the gRPC server cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum GrpcServeError {
+    #[error(transparent)]
+    Plaintext(#[from] PlaintextNotLoopback),
+    #[error("the gRPC server's TLS configuration cannot be built: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error("the gRPC listener has no local address: {0}")]
+    Addr(#[source] std::io::Error),
+}
+
+/// Why the serving certificate could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ServingError {
+    #[error("cannot generate the controller's serving key: {0}")]
+    Key(rcgen::Error),
+    #[error("cannot issue the controller's serving certificate for `{name}`: {source}")]
+    Sign {
+        name: String,
+        #[source]
+        source: SignError,
+    },
+    #[error("rustls cannot use the controller's serving key: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// The controller's own certificate for its identity, issued from the identity issuer for a key
+/// generated at start, and what TLS handshakes use ([`ResolvesServerCert`]).
+pub struct ServingIdentity {
+    name: String,
+    key: KeyPair,
+    signing_key: Arc<dyn rustls::sign::SigningKey>,
+    lifetime: Duration,
+    current: RwLock<Current>,
+}
+
+#[derive(Clone)]
+struct Current {
+    certified: Arc<CertifiedKey>,
+    issued_at: SystemTime,
+    valid_until: SystemTime,
+}
+
+impl std::fmt::Debug for ServingIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let current = self.current.read();
+        f.debug_struct("ServingIdentity")
+            .field("name", &self.name)
+            .field("issued_at", &current.issued_at)
+            .field("valid_until", &current.valid_until)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServingIdentity {
+    /// Generates a P-256 key and has `issuer` certify it for `name` for `lifetime`.
+    pub fn issue(
+        name: String,
+        issuer: &Issuer,
+        lifetime: Duration,
+        now: SystemTime,
+    ) -> Result<Self, ServingError> {
+        let key = KeyPair::generate().map_err(ServingError::Key)?;
+        let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        let signing_key = rustls::crypto::ring::sign::any_ecdsa_type(&der)?;
+        let issued =
+            issuer
+                .sign(&key, &name, lifetime, now)
+                .map_err(|source| ServingError::Sign {
+                    name: name.clone(),
+                    source,
+                })?;
+        let current = RwLock::new(current(issued, signing_key.clone(), now));
+        Ok(Self {
+            name,
+            key,
+            signing_key,
+            lifetime,
+            current,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// When the certificate in use expires.
+    pub fn valid_until(&self) -> SystemTime {
+        self.current.read().valid_until
+    }
+
+    /// Issues a new certificate from `issuer` and puts it in use.
+    pub fn renew(&self, issuer: &Issuer, now: SystemTime) -> Result<(), ServingError> {
+        let issued = issuer
+            .sign(&self.key, &self.name, self.lifetime, now)
+            .map_err(|source| ServingError::Sign {
+                name: self.name.clone(),
+                source,
+            })?;
+        *self.current.write() = current(issued, self.signing_key.clone(), now);
+        Ok(())
+    }
+
+    /// How long until the certificate in use should be renewed.
+    fn renew_in(&self, now: SystemTime) -> Duration {
+        let current = self.current.read();
+        renew_in(current.issued_at, current.valid_until, now)
+    }
+
+    /// Renews the certificate at two thirds of its lifetime and whenever `issuer` changes, until
+    /// `shutdown` completes.
+    pub async fn keep_renewed(
+        self: Arc<Self>,
+        mut issuer: watch::Receiver<Arc<Issuer>>,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        tokio::pin!(shutdown);
+        let mut wait = self.renew_in(SystemTime::now());
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                changed = issuer.changed() => if changed.is_err() { return },
+                () = &mut shutdown => return,
+            }
+            let current = issuer.borrow_and_update().clone();
+            wait = match self.renew(&current, SystemTime::now()) {
+                Ok(()) => {
+                    tracing::info!(name = %self.name, valid_until = ?self.valid_until(), "Renewed the gRPC server's certificate");
+                    self.renew_in(SystemTime::now())
+                }
+                Err(error) => {
+                    tracing::error!(%error, "Cannot renew the gRPC server's certificate; retrying");
+                    RENEW_RETRY
+                }
+            };
+        }
+    }
+
+    /// A TLS 1.3-only server configuration (ALPN `h2`) that serves the current certificate.
+    pub fn server_config(self: &Arc<Self>) -> Result<Arc<ServerConfig>, rustls::Error> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_no_client_auth()
+            .with_cert_resolver(self.clone());
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(Arc::new(config))
+    }
+}
+
+fn current(
+    issued: Issued,
+    signing_key: Arc<dyn rustls::sign::SigningKey>,
+    now: SystemTime,
+) -> Current {
+    let mut chain = vec![issued.leaf];
+    chain.extend(issued.intermediates);
+    Current {
+        certified: Arc::new(CertifiedKey::new(chain, signing_key)),
+        issued_at: now,
+        valid_until: issued.valid_until,
+    }
+}
+
+/// Two thirds into the validity `[issued_at, valid_until]`, from `now`; zero when that has passed.
+pub fn renew_in(issued_at: SystemTime, valid_until: SystemTime, now: SystemTime) -> Duration {
+    let lifetime = valid_until
+        .duration_since(issued_at)
+        .unwrap_or(Duration::ZERO);
+    let at = issued_at + lifetime * 2 / 3;
+    at.duration_since(now).unwrap_or(Duration::ZERO)
+}
+
+impl ResolvesServerCert for ServingIdentity {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.read().certified.clone())
+    }
+}
+
+/// Serves `routes` over HTTP/2 on `listener` until `shutdown` completes, then drains (see
+/// [`crate::shutdown`]). Every request carries the server's [`shutdown::Stopping`] as an extension.
+/// Fails at once, before accepting anything, when plaintext is asked for on a non-loopback
+/// listener or TLS cannot be configured.
+pub async fn serve<G>(
+    listener: TcpListener,
+    transport: GrpcTransport,
+    routes: tonic::service::Routes,
+    shutdown: impl Future<Output = G>,
+) -> Result<(), GrpcServeError> {
+    let acceptor = match &transport {
+        GrpcTransport::Tls(identity) => Some(TlsAcceptor::from(identity.server_config()?)),
+        GrpcTransport::Plaintext => {
+            plaintext_allowed(listener.local_addr().map_err(GrpcServeError::Addr)?)?;
+            None
+        }
+    };
+    let routes = routes.prepare();
+    shutdown::serve("grpc", listener, shutdown, move |socket, stopping| {
+        let acceptor = acceptor.clone();
+        let signal = stopping.clone();
+        let service =
+            routes
+                .clone()
+                .map_request(move |mut req: http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(signal.clone());
+                    req
+                });
+        let service = TowerToHyperService::new(service);
+        async move {
+            let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+            builder.timer(TokioTimer::new());
+            let result = match acceptor {
+                None => {
+                    stopping
+                        .serve(socket, |io| builder.serve_connection(io, service))
+                        .await
+                }
+                Some(acceptor) => {
+                    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(socket))
+                        .await
+                    {
+                        Ok(Ok(tls)) => tls,
+                        Ok(Err(error)) => {
+                            tracing::debug!(%error, "gRPC TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!("gRPC TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    stopping
+                        .serve(tls, |io| builder.serve_connection(io, service))
+                        .await
+                }
+            };
+            if let Err(error) = result {
+                tracing::debug!(%error, "gRPC connection closed with an error");
+            }
+        }
+    })
+    .await;
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "grpc_tests.rs"]
+mod tests;
