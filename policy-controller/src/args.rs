@@ -4,7 +4,6 @@ use crate::{
     admin::AdmissionMetrics,
     admission::AdmissionService,
     index::{crd_check, NamespaceFanout, NamespaceIndex, NamespaceMetrics, SyncGate},
-    policy::{serve_api, ApiMetrics},
     tls_server,
 };
 use anyhow::{Context, Result};
@@ -38,10 +37,6 @@ pub struct Args {
 
     #[command(flatten)]
     server: ServerArgs,
-
-    /// Address of the policy API (plain HTTP, JSON) that the proxies query
-    #[arg(long, default_value = "0.0.0.0:8090")]
-    policy_addr: SocketAddr,
 
     /// Inbound policy of ports that no Server describes, unless a namespace or pod overrides it
     /// with `config.weft.dev/default-inbound-policy`: all-unauthenticated, all-authenticated,
@@ -88,7 +83,6 @@ impl Args {
             client,
             admin,
             server,
-            policy_addr,
             default_policy,
             cluster_networks,
             proxy,
@@ -102,7 +96,6 @@ impl Args {
         let admission_metrics = AdmissionMetrics::register(weft);
         let namespace_metrics = NamespaceMetrics::register(weft);
         let index_metrics = IndexMetrics::register(weft);
-        let api_metrics = ApiMetrics::register(weft);
         let runtime_metrics =
             kubert::RuntimeMetrics::register(registry.sub_registry_with_prefix("kube"));
 
@@ -116,8 +109,8 @@ impl Args {
             .await
             .context("failed to start the controller runtime")?;
 
-        // Both servers listen, and the webhook's credentials load, before anything is watched, so
-        // a taken port or an unusable key fails start-up with a clear error.
+        // The server listens, and the webhook's credentials load, before anything is watched, so a
+        // taken port or an unusable key fails start-up with a clear error.
         let credentials = tls_server::TlsCredentials::load(
             server.server_tls_key.clone(),
             server.server_tls_certs.clone(),
@@ -126,9 +119,6 @@ impl Args {
         let webhook_listener = tokio::net::TcpListener::bind(server.server_addr)
             .await
             .with_context(|| format!("failed to listen on --server-addr {}", server.server_addr))?;
-        let policy_listener = tokio::net::TcpListener::bind(policy_addr)
-            .await
-            .with_context(|| format!("failed to listen on --policy-addr {policy_addr}"))?;
 
         // Namespaces feed both the injection webhook's namespace index and the policy index
         // (default-policy overrides) from one watch.
@@ -172,16 +162,10 @@ impl Args {
             }
         });
 
+        // `policy` is what the proxies' inbound policy API (`crate::inbound`) serves.
+
         // Each server holds kubert's shutdown handle until it has drained, so the process exits
         // only once the requests in flight at SIGTERM are answered (`crate::shutdown`).
-        tokio::spawn(serve_api(
-            policy_listener,
-            policy,
-            api_metrics,
-            runtime.shutdown_handle().signaled(),
-        ));
-        tracing::info!(%policy_addr, "Serving the policy API on HTTP");
-
         let admission = AdmissionService::new(
             injector,
             namespaces,

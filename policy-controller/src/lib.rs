@@ -1,5 +1,5 @@
-//! The Weft controller: the proxy-injection webhook, the policy index and its API, and the admin
-//! server, wired together on kubert's runtime.
+//! The Weft controller: the proxy-injection webhook, the policy index and the proxies' inbound
+//! policy gRPC API, and the admin server, wired together on kubert's runtime.
 //!
 //! Pure logic lives elsewhere: injection in `weft-injector`, policy indexing in `weft-policy-index`,
 //! resource types and validation in `weft-policy-k8s-api`. The modules here only connect pieces.
@@ -7,9 +7,9 @@
 pub mod admin;
 mod admission;
 mod args;
+pub mod inbound;
 pub mod index;
 mod inject;
-pub mod policy;
 pub mod shutdown;
 pub mod tls_server;
 mod validate;
