@@ -4,12 +4,13 @@ use crate::{
     admin::AdmissionMetrics,
     admission::AdmissionService,
     index::{crd_check, NamespaceFanout, NamespaceIndex, NamespaceMetrics, SyncGate},
-    policy::{serve_api, ApiMetrics},
     tls_server,
 };
 use crate::{
     identity::{IdentityMetrics, KubeTokenReviewer},
+    inbound::{InboundPolicyMetrics, InboundPolicyService, InboundSettings},
     proxy_api::{MeshIdentity, ProxyApiArgs},
+    shutdown::Stopping,
 };
 use anyhow::{Context, Result};
 use ipnet::IpNet;
@@ -42,10 +43,6 @@ pub struct Args {
 
     #[command(flatten)]
     server: ServerArgs,
-
-    /// Address of the policy API (plain HTTP, JSON) that the proxies query
-    #[arg(long, default_value = "0.0.0.0:8090")]
-    policy_addr: SocketAddr,
 
     /// Inbound policy of ports that no Server describes, unless a namespace or pod overrides it
     /// with `config.weft.dev/default-inbound-policy`: all-unauthenticated, all-authenticated,
@@ -95,7 +92,6 @@ impl Args {
             client,
             admin,
             server,
-            policy_addr,
             default_policy,
             cluster_networks,
             proxy,
@@ -120,8 +116,8 @@ impl Args {
         let admission_metrics = AdmissionMetrics::register(weft);
         let namespace_metrics = NamespaceMetrics::register(weft);
         let index_metrics = IndexMetrics::register(weft);
-        let api_metrics = ApiMetrics::register(weft);
         let identity_metrics = IdentityMetrics::register(weft);
+        let inbound_metrics = InboundPolicyMetrics::register(weft);
         let runtime_metrics =
             kubert::RuntimeMetrics::register(registry.sub_registry_with_prefix("kube"));
 
@@ -135,8 +131,8 @@ impl Args {
             .await
             .context("failed to start the controller runtime")?;
 
-        // Both servers listen, and the webhook's credentials load, before anything is watched, so
-        // a taken port or an unusable key fails start-up with a clear error.
+        // The server listens, and the webhook's credentials load, before anything is watched, so a
+        // taken port or an unusable key fails start-up with a clear error.
         let credentials = tls_server::TlsCredentials::load(
             server.server_tls_key.clone(),
             server.server_tls_certs.clone(),
@@ -145,12 +141,16 @@ impl Args {
         let webhook_listener = tokio::net::TcpListener::bind(server.server_addr)
             .await
             .with_context(|| format!("failed to listen on --server-addr {}", server.server_addr))?;
-        let policy_listener = tokio::net::TcpListener::bind(policy_addr)
-            .await
-            .with_context(|| format!("failed to listen on --policy-addr {policy_addr}"))?;
         // The identity issuer loads, the gRPC server's own certificate is issued and its port is
         // bound before anything is watched, too.
+        let inbound_settings = InboundSettings::new(
+            cluster_networks.clone(),
+            mesh.namespace.clone(),
+            mesh.trust_domain.clone(),
+        )
+        .context("invalid inbound policy settings (--cluster-networks)")?;
         let proxy_api = proxy_api.prepare(mesh, identity_metrics).await?;
+        let server_name = proxy_api.server_name().to_string();
         let config = injector.config();
         for (flag, api) in [
             ("--proxy-identity-name", &config.identity_api),
@@ -209,20 +209,23 @@ impl Args {
 
         // Each server holds kubert's shutdown handle until it has drained, so the process exits
         // only once the requests in flight at SIGTERM are answered (`crate::shutdown`).
-        tokio::spawn(serve_api(
-            policy_listener,
-            policy,
-            api_metrics,
-            runtime.shutdown_handle().signaled(),
-        ));
-        tracing::info!(%policy_addr, "Serving the policy API on HTTP");
-
-        // The proxies' gRPC API: one server, one Routes; more services are added with
-        // `.add_service(..)`.
+        // The proxies' gRPC API: one server, one Routes: identity and inbound policy. Watch
+        // streams end as soon as shutdown begins, so proxies reconnect to another replica.
+        let (stop_watches, stopping) = Stopping::new();
+        let signaled = runtime.shutdown_handle();
+        tokio::spawn(async move {
+            let _ = signaled.signaled().await;
+            let _ = stop_watches.send(true);
+        });
+        let inbound =
+            InboundPolicyService::new(policy, inbound_settings, stopping, inbound_metrics);
         let reviewer = Arc::new(KubeTokenReviewer::new(runtime.client()));
         let routes =
-            tonic::service::Routes::new(proxy_api.identity_service(reviewer).into_server());
+            tonic::service::Routes::new(proxy_api.identity_service(reviewer).into_server())
+                .add_service(inbound.into_server());
+        let grpc_addr = proxy_api.addr();
         proxy_api.spawn(routes, runtime.shutdown_handle());
+        tracing::info!(%grpc_addr, server_name = %server_name, "Serving the proxies' gRPC API (identity, inbound policy)");
 
         let admission = AdmissionService::new(
             injector,

@@ -1,5 +1,5 @@
-//! The Weft controller: the proxy-injection webhook, the policy index and its API, and the admin
-//! server, wired together on kubert's runtime.
+//! The Weft controller: the proxy-injection webhook, the policy index and the proxies' inbound
+//! policy gRPC API, and the admin server, wired together on kubert's runtime.
 //!
 //! Pure logic lives elsewhere: injection in `weft-injector`, policy indexing in `weft-policy-index`,
 //! resource types and validation in `weft-policy-k8s-api`. The modules here only connect pieces.
@@ -9,9 +9,9 @@ mod admission;
 mod args;
 pub mod grpc;
 pub mod identity;
+pub mod inbound;
 pub mod index;
 mod inject;
-pub mod policy;
 pub mod proxy_api;
 pub mod shutdown;
 pub mod tls_server;

@@ -124,6 +124,11 @@ impl ProxyApi {
         )
     }
 
+    /// The address the gRPC server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// The controller's identity name, which the proxies verify the server's certificate against
     /// (their `..._IDENTITY_SVC_NAME` and friends).
     pub fn server_name(&self) -> &str {

@@ -31,7 +31,6 @@ const EXIT_DEADLINE: Duration = Duration::from_secs(15);
 struct Controller {
     child: Child,
     server_addr: SocketAddr,
-    policy_addr: SocketAddr,
     pki: TestPki,
     log: PathBuf,
     _dir: tempfile::TempDir,
@@ -79,7 +78,7 @@ impl Controller {
         let dir = tempfile::tempdir().unwrap();
         let pki = TestPki::generate("shutdown");
         pki.write(dir.path());
-        let (server_addr, policy_addr, admin_addr) = (free_addr(), free_addr(), free_addr());
+        let (server_addr, admin_addr) = (free_addr(), free_addr());
         let log = dir.path().join("controller.log");
         let log_file = std::fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_weft-controller"))
@@ -89,7 +88,6 @@ impl Controller {
             ))
             .arg(format!("--admin-addr={admin_addr}"))
             .arg(format!("--server-addr={server_addr}"))
-            .arg(format!("--policy-addr={policy_addr}"))
             .arg(format!(
                 "--server-tls-key={}",
                 dir.path().join("tls.key").display()
@@ -108,12 +106,11 @@ impl Controller {
         let mut controller = Self {
             child,
             server_addr,
-            policy_addr,
             pki,
             log,
             _dir: dir,
         };
-        // Logged once both servers listen (the admin server listens before them).
+        // Logged once the webhook server listens (the admin server listens before it).
         let deadline = Instant::now() + Duration::from_secs(30);
         while !std::fs::read_to_string(&controller.log)
             .unwrap_or_default()
@@ -147,10 +144,10 @@ impl Controller {
         assert!(sent.success(), "kill -TERM {pid} failed");
     }
 
-    /// Waits until neither server accepts a connection any more.
+    /// Waits until the webhook server accepts no connection any more.
     async fn wait_refusing(&self) -> Duration {
         let start = Instant::now();
-        for addr in [self.server_addr, self.policy_addr] {
+        for addr in [self.server_addr] {
             while tokio::net::TcpStream::connect(addr).await.is_ok() {
                 assert!(
                     start.elapsed() < Duration::from_secs(5),

@@ -2,6 +2,9 @@
 
 use crate::pki::{Pki, PkiFiles};
 use anyhow::{bail, Context, Result};
+use linkerd2_proxy_api::inbound::{
+    self, inbound_server_policies_client::InboundServerPoliciesClient,
+};
 use std::{
     net::{SocketAddr, TcpListener},
     path::{Path, PathBuf},
@@ -9,11 +12,22 @@ use std::{
     time::{Duration, Instant},
 };
 
+/// The `PortSpec` a proxy of `namespace/pod` sends for `port`.
+pub fn port_spec(namespace: &str, pod: &str, port: u16) -> inbound::PortSpec {
+    inbound::PortSpec {
+        workload: serde_json::json!({"ns": namespace, "pod": pod}).to_string(),
+        port: port.into(),
+    }
+}
+
 #[derive(Debug)]
 pub struct Controller {
     child: Child,
     pub admin_addr: SocketAddr,
     pub server_addr: SocketAddr,
+    /// The address for the controller's gRPC server (the proxies' inbound policy API).
+    /// NOTE: not passed to the binary yet: the flag comes with the gRPC server; pass it in
+    /// [`Controller::start`] when that is wired.
     pub policy_addr: SocketAddr,
     pub pki: Pki,
     pub log: PathBuf,
@@ -51,7 +65,6 @@ impl Controller {
             .arg(format!("--server-addr={server_addr}"))
             .arg(format!("--server-tls-key={}", key.display()))
             .arg(format!("--server-tls-certs={}", cert.display()))
-            .arg(format!("--policy-addr={policy_addr}"))
             .arg("--control-plane-namespace=weft-e2e-system")
             .arg("--log-level=info,weft=debug,kube=warn")
             .args(extra_args)
@@ -109,6 +122,37 @@ impl Controller {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// A client of the proxies' inbound policy API (`InboundServerPolicies`) on
+    /// [`policy_addr`](Self::policy_addr). Plaintext: when the gRPC server requires TLS, this is
+    /// the one place to give the client its configuration.
+    pub async fn policy_client(
+        &self,
+    ) -> Result<InboundServerPoliciesClient<tonic::transport::Channel>> {
+        let endpoint =
+            tonic::transport::Endpoint::from_shared(format!("http://{}", self.policy_addr))?
+                .connect_timeout(Duration::from_secs(5));
+        Ok(InboundServerPoliciesClient::new(
+            endpoint.connect().await.with_context(|| {
+                format!("connecting to the policy gRPC API at {}", self.policy_addr)
+            })?,
+        ))
+    }
+
+    /// `GetPort` for a pod's port: `Ok(Err(status))` when the controller refused (e.g. NotFound
+    /// before it has indexed the pod).
+    pub async fn inbound_policy(
+        &self,
+        namespace: &str,
+        pod: &str,
+        port: u16,
+    ) -> Result<std::result::Result<inbound::Server, tonic::Status>> {
+        let mut client = self.policy_client().await?;
+        Ok(client
+            .get_port(port_spec(namespace, pod, port))
+            .await
+            .map(tonic::Response::into_inner))
     }
 
     pub async fn admin_get(&self, path: &str) -> Result<(u16, String)> {
@@ -211,7 +255,7 @@ pub async fn https_post(
     Ok((status, rsp.into_body().collect().await?.to_bytes()))
 }
 
-/// A plain-HTTP GET (the admin and policy API servers).
+/// A plain-HTTP GET (the admin server).
 pub async fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
     use http_body_util::{BodyExt, Empty};
     let tcp = tokio::net::TcpStream::connect(addr).await?;

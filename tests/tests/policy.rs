@@ -1,5 +1,5 @@
-//! Policy resources through the real API server: the validating webhook and the policy API fed
-//! by real watches.
+//! Policy resources through the real API server: the validating webhook, and the proxies' inbound
+//! policy gRPC API fed by real watches.
 
 use crate::{block_on, Harness};
 use anyhow::{bail, ensure, Context, Result};
@@ -8,8 +8,9 @@ use kube::{
     api::{Api, DynamicObject, PostParams},
     core::{ApiResource, GroupVersionKind},
 };
+use linkerd2_proxy_api::inbound::{self, proxy_protocol::Kind};
 use std::time::{Duration, Instant};
-use weft_e2e::{controller::http_get, resources};
+use weft_e2e::{controller::port_spec, resources};
 
 pub const TESTS: &[(&str, crate::TestFn)] = &[
     (
@@ -17,8 +18,8 @@ pub const TESTS: &[(&str, crate::TestFn)] = &[
         invalid_server_is_refused_with_weft_message,
     ),
     (
-        "policy::policy_api_reflects_a_new_server_within_one_second",
-        policy_api_reflects_a_new_server_within_one_second,
+        "policy::inbound_api_streams_a_new_server_within_one_second",
+        inbound_api_streams_a_new_server_within_one_second,
     ),
 ];
 
@@ -123,35 +124,57 @@ fn invalid_server_is_refused_with_weft_message(h: &Harness) -> Result<()> {
     })
 }
 
-fn policy_api_reflects_a_new_server_within_one_second(h: &Harness) -> Result<()> {
+/// The next message of a watch, or why there is none within `wait`.
+async fn next_policy(
+    stream: &mut tonic::Streaming<inbound::Server>,
+    wait: Duration,
+) -> Result<Option<inbound::Server>> {
+    match tokio::time::timeout(wait, stream.message()).await {
+        Err(_) => bail!("no policy within {wait:?}"),
+        Ok(message) => Ok(message?),
+    }
+}
+
+fn protocol(server: &inbound::Server) -> Option<&Kind> {
+    server.protocol.as_ref().and_then(|p| p.kind.as_ref())
+}
+
+fn inbound_api_streams_a_new_server_within_one_second(h: &Harness) -> Result<()> {
     block_on(async {
         let client = h.cluster.client().await?;
         let ns = resources::namespace(&client, "e2e-policy", &[], &[]).await?;
         Api::<Pod>::namespaced(client.clone(), &ns)
             .create(&PostParams::default(), &resources::pod("web", &[]))
             .await?;
-        let path = format!("/v1/inbound/{ns}/web/8080");
-        let addr = h.controller.policy_addr;
+        let mut policies = h.controller.policy_client().await?;
 
-        // The pod's port starts with the default policy.
+        // The pod's port starts with the default policy. Until the controller has indexed the
+        // pod it answers NotFound, on which a proxy retries, as here.
         let deadline = Instant::now() + Duration::from_secs(10);
-        let before = loop {
-            let (status, body) = http_get(addr, &path).await?;
-            if status == 200 {
-                break serde_json::from_str::<serde_json::Value>(&body)?;
+        let mut stream = loop {
+            match policies.watch_port(port_spec(&ns, "web", 8080)).await {
+                Ok(response) => break response.into_inner(),
+                Err(status) if status.code() == tonic::Code::NotFound => ensure!(
+                    Instant::now() < deadline,
+                    "the pod never appeared in the policy API: {status}"
+                ),
+                Err(status) => bail!("WatchPort refused: {status}"),
             }
-            ensure!(
-                Instant::now() < deadline,
-                "the pod never appeared in the policy API: {status} {body}"
-            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
+        let first = next_policy(&mut stream, Duration::from_secs(5))
+            .await?
+            .context("the watch ended before its first policy")?;
         ensure!(
-            before["server"]["kind"] == "default",
-            "expected the default policy first: {before}"
+            first.labels.get("kind").map(String::as_str) == Some("default"),
+            "expected the default policy first: {first:?}"
+        );
+        ensure!(
+            matches!(protocol(&first), Some(Kind::Detect(d)) if d.timeout.is_some()),
+            "a default policy detects the protocol, with a timeout: {first:?}"
         );
 
-        // A Server created through the API is served within a second, by its port name.
+        // A Server created through the API is streamed within a second, by its port name.
         api(&client, &ns, "Server")
             .create(
                 &PostParams::default(),
@@ -159,30 +182,66 @@ fn policy_api_reflects_a_new_server_within_one_second(h: &Harness) -> Result<()>
             )
             .await?;
         let created = Instant::now();
-        loop {
-            let (status, body) = http_get(addr, &path).await?;
-            ensure!(status == 200, "policy API answered {status}: {body}");
-            let policy: serde_json::Value = serde_json::from_str(&body)?;
-            if policy["server"]["name"] == "web-http" {
-                ensure!(policy["protocol"] == "HTTP/2", "protocol: {policy}");
-                ensure!(
-                    policy["authorizations"]
-                        .as_array()
-                        .is_some_and(|a| a.is_empty()),
-                    "a Server without authorizations admits nobody: {policy}"
-                );
-                break;
-            }
-            ensure!(
-                created.elapsed() < Duration::from_secs(1),
-                "the policy API did not reflect the new Server within 1s: {policy}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let policy = next_policy(&mut stream, Duration::from_secs(1))
+            .await
+            .context("the policy API did not stream the new Server within 1s")?
+            .context("the watch ended instead of streaming the new Server")?;
         eprintln!(
-            "policy API reflected the Server after {:?}",
+            "policy API streamed the Server after {:?}",
             created.elapsed()
         );
+        ensure!(
+            policy.labels.get("name").map(String::as_str) == Some("web-http")
+                && policy.labels.get("group").map(String::as_str) == Some("policy.weft.dev"),
+            "labels: {policy:?}"
+        );
+        ensure!(
+            matches!(protocol(&policy), Some(Kind::Http2(_))),
+            "protocol: {policy:?}"
+        );
+        ensure!(
+            policy.authorizations.is_empty(),
+            "a Server without authorizations admits nobody: {policy:?}"
+        );
+
+        // A ServerAuthorization by service account reaches the proxy as that account's identity.
+        let authz: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "policy.weft.dev/v1beta1",
+            "kind": "ServerAuthorization",
+            "metadata": {"name": "web-clients"},
+            "spec": {
+                "server": {"name": "web-http"},
+                "client": {"meshTLS": {"serviceAccounts": [{"name": "api"}]}},
+            },
+        }))?;
+        api(&client, &ns, "ServerAuthorization")
+            .create(&PostParams::default(), &authz)
+            .await?;
+        let policy = next_policy(&mut stream, Duration::from_secs(5))
+            .await?
+            .context("the watch ended instead of streaming the authorization")?;
+        let debug = format!("{policy:?}");
+        ensure!(
+            policy.authorizations.len() == 1
+                && debug.contains(&format!("api.{ns}.serviceaccount.identity.")),
+            "one authorization naming the identity of {ns}/api: {policy:?}"
+        );
+
+        // Deleting the pod ends the watch.
+        Api::<Pod>::namespaced(client.clone(), &ns)
+            .delete("web", &kube::api::DeleteParams::default().grace_period(0))
+            .await?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            ensure!(
+                !left.is_zero(),
+                "the watch did not end when the pod was deleted"
+            );
+            if next_policy(&mut stream, left).await?.is_none() {
+                break;
+            }
+        }
         Ok(())
     })
 }

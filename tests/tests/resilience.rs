@@ -4,11 +4,7 @@
 use crate::{block_on, Harness};
 use anyhow::{bail, ensure, Context, Result};
 use std::time::{Duration, Instant};
-use weft_e2e::{
-    controller::{http_get, Controller},
-    gate_proxy::GateProxy,
-    resources,
-};
+use weft_e2e::{controller::Controller, gate_proxy::GateProxy, resources};
 
 pub const TESTS: &[(&str, crate::TestFn)] = &[
     (
@@ -123,13 +119,12 @@ fn relists_after_losing_the_api_server(h: &Harness) -> Result<()> {
         kube::Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), &changed)
             .create(&Default::default(), &resources::pod("web", &[]))
             .await?;
-        let path = format!("/v1/inbound/{changed}/web/8080");
         eventually(
             "the controller indexed the pod",
             Duration::from_secs(10),
             async || {
-                let (status, body) = http_get(controller.policy_addr, &path).await?;
-                Ok(status == 200 && body.contains(r#""kind":"default""#))
+                let policy = controller.inbound_policy(&changed, "web", 8080).await?;
+                Ok(policy.is_ok_and(|p| p.labels.get("kind").is_some_and(|k| k == "default")))
             },
         )
         .await?;
@@ -145,8 +140,8 @@ fn relists_after_losing_the_api_server(h: &Harness) -> Result<()> {
             "the re-listed policy index serves the new Server",
             Duration::from_secs(30),
             async || {
-                let (status, body) = http_get(controller.policy_addr, &path).await?;
-                Ok(status == 200 && body.contains(r#""name":"web-http""#))
+                let policy = controller.inbound_policy(&changed, "web", 8080).await?;
+                Ok(policy.is_ok_and(|p| p.labels.get("name").is_some_and(|n| n == "web-http")))
             },
         )
         .await

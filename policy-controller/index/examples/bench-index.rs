@@ -62,7 +62,7 @@ fn pod(n: usize, i: usize) -> Pod {
 }
 
 fn server(n: usize, j: usize, protocol: &str) -> Server {
-    let port = if j % 2 == 0 {
+    let port = if j.is_multiple_of(2) {
         json!("http")
     } else {
         json!(8080)
@@ -171,7 +171,7 @@ async fn main() {
     // Server updates with nobody watching: the index's own work.
     let unwatched: Vec<Duration> = (0..UPDATES)
         .map(|u| {
-            let protocol = if (u / NAMESPACES) % 2 == 0 {
+            let protocol = if (u / NAMESPACES).is_multiple_of(2) {
                 "TLS"
             } else {
                 "HTTP/1"
@@ -212,7 +212,7 @@ async fn main() {
     for u in 0..UPDATES {
         let n = (u * 37) % NAMESPACES;
         let j = (u * 13) % SERVERS_PER_NS;
-        let protocol = if (u / NAMESPACES) % 2 == 0 {
+        let protocol = if (u / NAMESPACES).is_multiple_of(2) {
             "HTTP/2"
         } else {
             "opaque"

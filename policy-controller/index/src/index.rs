@@ -1,4 +1,4 @@
-//! The index itself: per-namespace state and the lookup used by the policy API.
+//! The index itself: per-namespace state and the lookup used by the inbound policy gRPC API.
 
 use parking_lot::RwLock;
 use std::{
@@ -12,7 +12,7 @@ use crate::{
     server::ServerInfo, ClusterInfo, InboundPolicy, IndexMetrics,
 };
 
-/// The index shared between the kubert index tasks (writers) and the policy API (readers).
+/// The index shared between the kubert index tasks (writers) and the gRPC policy API (readers).
 pub type SharedIndex = Arc<RwLock<Index>>;
 
 /// Inbound policies of all pod ports, by namespace.

@@ -1,6 +1,9 @@
 //! Pods in the index: what of a pod matters for policy, and the watches of its ports.
 
-use k8s_openapi::api::core::v1::{ContainerPort, Pod};
+use k8s_openapi::{
+    api::core::v1::{Container, ContainerPort, Pod},
+    apimachinery::pkg::util::intstr::IntOrString,
+};
 use kube::ResourceExt;
 use kubert::index::IndexNamespacedResource;
 use parking_lot::Mutex;
@@ -26,6 +29,9 @@ pub(crate) struct PodMeta {
     pub(crate) named_ports: HashMap<String, BTreeSet<u16>>,
     /// TCP ports declared by containers and init containers.
     pub(crate) declared_ports: BTreeSet<u16>,
+    /// The paths of the HTTP probes (liveness, readiness, startup) of containers and init
+    /// containers, by port: what the kubelet requests, so default policies can let it through.
+    pub(crate) probe_paths: HashMap<u16, BTreeSet<String>>,
     pub(crate) override_annotation: Option<String>,
     pub(crate) default_override: PolicyOverride,
 }
@@ -49,7 +55,15 @@ impl PodMeta {
     pub(crate) fn from_pod(pod: &Pod, previous: Option<&PodMeta>) -> Self {
         let mut named_ports: HashMap<String, BTreeSet<u16>> = HashMap::new();
         let mut declared_ports = BTreeSet::new();
+        let mut probe_paths: HashMap<u16, BTreeSet<String>> = HashMap::new();
         if let Some(spec) = &pod.spec {
+            let containers = spec
+                .containers
+                .iter()
+                .chain(spec.init_containers.iter().flatten());
+            for (port, path) in containers.flat_map(http_probes) {
+                probe_paths.entry(port).or_default().insert(path);
+            }
             let containers = spec
                 .containers
                 .iter()
@@ -82,9 +96,46 @@ impl PodMeta {
             labels: pod.labels().clone(),
             named_ports,
             declared_ports,
+            probe_paths,
             override_annotation,
             default_override,
         }
+    }
+}
+
+/// The `(port, path)` of each HTTP probe of a container. A named port is looked up among the
+/// container's own ports, as the kubelet does; a probe whose port cannot be resolved is skipped
+/// (the kubelet cannot run it either).
+fn http_probes(container: &Container) -> impl Iterator<Item = (u16, String)> + '_ {
+    let probes = [
+        &container.liveness_probe,
+        &container.readiness_probe,
+        &container.startup_probe,
+    ];
+    probes.into_iter().flatten().filter_map(move |probe| {
+        let http = probe.http_get.as_ref()?;
+        let port = match &http.port {
+            IntOrString::Int(n) => u16::try_from(*n).ok().filter(|n| *n != 0)?,
+            IntOrString::String(name) => container
+                .ports
+                .iter()
+                .flatten()
+                .find(|p| p.name.as_deref() == Some(name.as_str()))
+                .and_then(tcp_port)?,
+        };
+        Some((port, request_path(http.path.as_deref())))
+    })
+}
+
+/// The path the kubelet requests for a probe's `path`: without query or fragment, `/` when
+/// empty, with a leading `/` added when missing (the kubelet joins it to `http://host:port`).
+fn request_path(path: Option<&str>) -> String {
+    let path = path.unwrap_or_default();
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("/{path}")
     }
 }
 

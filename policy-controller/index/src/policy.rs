@@ -1,4 +1,5 @@
-//! The inbound policy of one pod port: the JSON a proxy receives from the policy API.
+//! The inbound policy of one pod port: what the controller's gRPC API turns into the proxy's
+//! `InboundServer` message.
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -18,6 +19,10 @@ pub struct InboundPolicy {
     pub protocol: ProxyProtocol,
     /// Who may connect; sorted by name. Empty means nobody.
     pub authorizations: Vec<Authorization>,
+    /// The paths of the pod's HTTP probes on this port (sorted, without duplicates), so that
+    /// the kubelet's probes can be let through whatever the policy is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub probe_paths: Vec<String>,
 }
 
 /// The source of a port's policy.
@@ -127,6 +132,7 @@ impl InboundPolicy {
                 })
                 .into_iter()
                 .collect(),
+            probe_paths: Vec::new(),
         }
     }
 }
@@ -185,6 +191,7 @@ mod tests {
                     }],
                 },
             }],
+            probe_paths: vec!["/ready".into()],
         };
         let json = serde_json::to_string(&policy).unwrap();
         assert_eq!(

@@ -32,7 +32,7 @@ impl<'a> Resolver<'a> {
         let servers_of = |port: u16| candidates.get(&port).map(Vec::as_slice).unwrap_or_default();
         let ports = pod.ports.get_mut();
         for (&port, watch) in ports.iter_mut() {
-            let (policy, losers) = self.policy(&pod.meta, servers_of(port));
+            let (policy, losers) = self.policy(&pod.meta, port, servers_of(port));
             self.record_conflict(pod_name, port, &mut watch.losers, losers, &policy);
             watch.tx.send_if_modified(|current| {
                 if *current == policy {
@@ -44,7 +44,7 @@ impl<'a> Resolver<'a> {
         }
         for &port in pod.meta.declared_ports.iter().chain(candidates.keys()) {
             if let Entry::Vacant(entry) = ports.entry(port) {
-                let (policy, losers) = self.policy(&pod.meta, servers_of(port));
+                let (policy, losers) = self.policy(&pod.meta, port, servers_of(port));
                 entry.insert(self.watch_with(pod_name, port, policy, losers));
             }
         }
@@ -57,7 +57,7 @@ impl<'a> Resolver<'a> {
             .values()
             .filter(|s| s.selects(pod) && s.ports_on(pod).any(|p| p == port))
             .collect();
-        let (policy, losers) = self.policy(pod, &servers);
+        let (policy, losers) = self.policy(pod, port, &servers);
         self.watch_with(pod_name, port, policy, losers)
     }
 
@@ -87,7 +87,18 @@ impl<'a> Resolver<'a> {
     }
 
     /// The policy given the Servers selecting a port, and the names of Servers that lost.
-    fn policy(&self, pod: &PodMeta, servers: &[&ServerInfo]) -> (InboundPolicy, Vec<String>) {
+    fn policy(
+        &self,
+        pod: &PodMeta,
+        port: u16,
+        servers: &[&ServerInfo],
+    ) -> (InboundPolicy, Vec<String>) {
+        let probe_paths = || {
+            pod.probe_paths
+                .get(&port)
+                .map(|paths| paths.iter().cloned().collect())
+                .unwrap_or_default()
+        };
         let Some(winner) = servers
             .iter()
             .min_by(|a, b| a.precedence_key().cmp(&b.precedence_key()))
@@ -97,10 +108,11 @@ impl<'a> Resolver<'a> {
                 self.namespace_override,
                 &pod.default_override,
             );
-            return (
-                InboundPolicy::default_for(default, self.cluster),
-                Vec::new(),
-            );
+            let policy = InboundPolicy {
+                probe_paths: probe_paths(),
+                ..InboundPolicy::default_for(default, self.cluster)
+            };
+            return (policy, Vec::new());
         };
         let mut losers: Vec<String> = servers
             .iter()
@@ -119,6 +131,7 @@ impl<'a> Resolver<'a> {
                 .filter(|a| a.targets(winner))
                 .map(|a| a.rule.clone())
                 .collect(),
+            probe_paths: probe_paths(),
         };
         (policy, losers)
     }

@@ -4,6 +4,7 @@
 
 mod authorizations;
 mod defaults;
+mod probes;
 mod reset;
 mod servers;
 

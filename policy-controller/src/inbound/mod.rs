@@ -1,0 +1,20 @@
+//! The inbound policy API of the proxies: `io.linkerd.proxy.inbound.InboundServerPolicies`
+//! (`GetPort`, `WatchPort`) from `linkerd2-proxy-api`, served from Weft's policy index.
+//!
+//! The mapping from index results to the proxy's messages is pure ([`mapping`]); the service
+//! only connects the index's watch channels to gRPC streams ([`service`]).
+
+pub mod mapping;
+mod metrics;
+mod service;
+mod workload;
+
+#[cfg(test)]
+mod tests;
+
+pub use self::{
+    mapping::{to_server, InboundSettings, InvalidSettings, DEFAULT_DETECT_TIMEOUT, POLICY_GROUP},
+    metrics::{InboundPolicyMetrics, Rpc},
+    service::{InboundPolicyService, WatchPortStream},
+    workload::{InvalidWorkload, Workload, ACCEPTED_FORMS},
+};
