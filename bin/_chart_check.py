@@ -162,11 +162,11 @@ def check_render(mode, path, namespace, release):
     c.eq(binding.get("subjects"), [{"kind": "ServiceAccount", "name": sa.get("metadata", {}).get("name"),
                                     "namespace": namespace}], "ClusterRoleBinding subjects")
 
-    # Service: 443 -> webhook, plus policy and admin.
+    # Service: 443 -> webhook, plus the proxies' gRPC API and admin.
     svc = only(docs, "Service", c)
     svc_name = svc.get("metadata", {}).get("name")
     ports = {p["name"]: (p["port"], p["targetPort"]) for p in svc.get("spec", {}).get("ports", [])}
-    c.eq(ports, {"webhook": (443, "webhook"), "policy": (8090, "policy"), "admin": (8080, "admin")}, "Service ports")
+    c.eq(ports, {"webhook": (443, "webhook"), "grpc": (8090, "grpc"), "admin": (8080, "admin")}, "Service ports")
 
     # Deployment.
     deploy = only(docs, "Deployment", c)
@@ -183,7 +183,11 @@ def check_render(mode, path, namespace, release):
                      f".serviceaccount.identity.{namespace}.cluster.local",
                      "--identity-trust-anchors-file=/var/run/weft/identity/trust-anchors/ca-bundle.crt",
                      "--proxy-image=cr.l5d.io/linkerd/proxy", "--proxy-version=edge-26.8.3",
-                     "--server-addr=0.0.0.0:9443", "--admin-addr=0.0.0.0:8080", "--policy-addr=0.0.0.0:8090",
+                     "--server-addr=0.0.0.0:9443", "--admin-addr=0.0.0.0:8080", "--grpc-addr=0.0.0.0:8090",
+                     f"--service-account={sa.get('metadata', {}).get('name')}",
+                     "--identity-issuer-certs=/var/run/weft/identity/issuer/tls.crt",
+                     "--identity-issuer-key=/var/run/weft/identity/issuer/tls.key",
+                     "--identity-cert-lifetime=24h",
                      "--server-tls-key=/var/run/weft/tls/tls.key", "--server-tls-certs=/var/run/weft/tls/tls.crt",
                      "--default-policy=all-unauthenticated", "--log-format=plain", "--proxy-uid=2102",
                      "--opaque-ports=25,587,3306,4444,5432,6379,9300,11211",
@@ -203,8 +207,8 @@ def check_render(mode, path, namespace, release):
     c.check(isinstance(psc.get("runAsUser"), int) and psc["runAsUser"] > 0, "pod runAsUser is a non-zero uid")
     c.check(bool(ctr.get("resources", {}).get("requests")), "controller resource requests are set")
     c.eq(pod.get("serviceAccountName"), sa.get("metadata", {}).get("name"), "Deployment serviceAccountName")
-    c.eq([v.get("secret", {}).get("secretName") for v in pod.get("volumes", []) if "secret" in v], [tls_secret],
-         "TLS volume Secret")
+    c.eq([v.get("secret", {}).get("secretName") for v in pod.get("volumes", []) if "secret" in v],
+         [tls_secret, f"{fullname}-identity-issuer"], "volume Secrets: webhook TLS and identity issuer")
     c.eq([v.get("configMap", {}).get("name") for v in pod.get("volumes", []) if "configMap" in v],
          [f"{deploy.get('metadata', {}).get('name')}-identity-trust-anchors"], "trust anchors ConfigMap volume")
     pod_labels = deploy.get("spec", {}).get("template", {}).get("metadata", {}).get("labels", {})
@@ -401,17 +405,20 @@ def host_args(deploy_path, tls_dir):
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         socks.append(sock)
-    admin, server, policy = (sock.getsockname()[1] for sock in socks)
+    admin, server, grpc = (sock.getsockname()[1] for sock in socks)
     for sock in socks:
         sock.close()
     overrides = {
         "--admin-addr": f"127.0.0.1:{admin}",
         "--server-addr": f"127.0.0.1:{server}",
-        "--policy-addr": f"127.0.0.1:{policy}",
+        "--grpc-addr": f"127.0.0.1:{grpc}",
         "--server-tls-key": os.path.join(tls_dir, "tls.key"),
         "--server-tls-certs": os.path.join(tls_dir, "tls.crt"),
+        "--identity-issuer-key": os.path.join(tls_dir, "identity", "tls.key"),
+        "--identity-issuer-certs": os.path.join(tls_dir, "identity", "tls.crt"),
+        "--identity-trust-anchors-file": os.path.join(tls_dir, "identity", "ca-bundle.crt"),
     }
-    print(admin, server, policy, sep="\n")
+    print(admin, server, grpc, sep="\n")
     seen = set()
     for arg in ctr["args"]:
         flag = arg.split("=", 1)[0]

@@ -27,6 +27,11 @@ pub struct ProxyApiArgs {
     #[arg(long, default_value = "0.0.0.0:8090")]
     pub grpc_addr: SocketAddr,
 
+    /// Serve the gRPC API without TLS. Only allowed when --grpc-addr is a loopback address (local
+    /// debugging and tests): proxies dialing a non-loopback address always require TLS
+    #[arg(long)]
+    pub grpc_plaintext: bool,
+
     /// PEM file with the issuer's CA certificate first, then any intermediates (`tls.crt` of a
     /// kubernetes.io/tls Secret, e.g. from cert-manager); re-read when it changes
     #[arg(long)]
@@ -58,6 +63,8 @@ pub struct ProxyApi {
     serving: Arc<ServingIdentity>,
     lifetime: Duration,
     metrics: IdentityMetrics,
+    /// `--grpc-plaintext` (checked to be on loopback).
+    plaintext: bool,
 }
 
 /// The identity settings the injector shares with the identity service (flags of
@@ -95,6 +102,10 @@ impl ProxyApiArgs {
         let lifetime = self.identity_cert_lifetime;
         let serving = ServingIdentity::issue(own, &store.current(), lifetime, SystemTime::now())
             .context("cannot issue the gRPC server's certificate")?;
+        if self.grpc_plaintext {
+            grpc::plaintext_allowed(self.grpc_addr)
+                .context("--grpc-plaintext needs a loopback --grpc-addr")?;
+        }
         let listener = tokio::net::TcpListener::bind(self.grpc_addr)
             .await
             .with_context(|| format!("failed to listen on --grpc-addr {}", self.grpc_addr))?;
@@ -106,6 +117,7 @@ impl ProxyApiArgs {
             serving: Arc::new(serving),
             lifetime,
             metrics,
+            plaintext: self.grpc_plaintext,
         })
     }
 }
@@ -150,8 +162,13 @@ impl ProxyApi {
                     let _ = stop_renewing.signaled().await;
                 }),
         );
-        tracing::info!(grpc_addr = %self.addr, name = %self.serving.name(), "Serving the proxy API on gRPC over TLS");
-        let transport = GrpcTransport::Tls(self.serving);
+        let transport = if self.plaintext {
+            tracing::warn!(grpc_addr = %self.addr, "Serving the proxy API on gRPC WITHOUT TLS (--grpc-plaintext, loopback only)");
+            GrpcTransport::Plaintext
+        } else {
+            tracing::info!(grpc_addr = %self.addr, name = %self.serving.name(), "Serving the proxy API on gRPC over TLS");
+            GrpcTransport::Tls(self.serving)
+        };
         tokio::spawn(async move {
             if let Err(error) =
                 grpc::serve(self.listener, transport, routes, shutdown.signaled()).await
@@ -235,6 +252,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let args = || ProxyApiArgs {
             grpc_addr: "127.0.0.1:0".parse().unwrap(),
+            grpc_plaintext: false,
             identity_issuer_certs: dir.path().join("tls.crt"),
             identity_issuer_key: dir.path().join("tls.key"),
             identity_cert_lifetime: Duration::from_secs(3600),

@@ -28,7 +28,7 @@ pub struct Controller {
     /// The address for the controller's gRPC server (the proxies' inbound policy API).
     /// NOTE: not passed to the binary yet: the flag comes with the gRPC server; pass it in
     /// [`Controller::start`] when that is wired.
-    pub policy_addr: SocketAddr,
+    pub grpc_addr: SocketAddr,
     pub pki: Pki,
     pub log: PathBuf,
     _dir: tempfile::TempDir,
@@ -41,6 +41,23 @@ pub fn build() -> Result<PathBuf> {
         "weft-controller",
         "WEFT_CONTROLLER_BIN",
     )
+}
+
+/// Writes a self-signed ECDSA P-256 CA, the identity issuer and trust anchor at once, as
+/// `issuer.crt` and `issuer.key` under `dir`; returns the certificate's path.
+fn write_identity_issuer(dir: &Path) -> Result<PathBuf> {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        "identity.weft-e2e-system.cluster.local",
+    );
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let issuer = params.self_signed(&key)?;
+    let cert = dir.join("issuer.crt");
+    std::fs::write(&cert, issuer.pem())?;
+    std::fs::write(dir.join("issuer.key"), key.serialize_pem())?;
+    Ok(cert)
 }
 
 pub fn free_addr() -> Result<SocketAddr> {
@@ -56,7 +73,8 @@ impl Controller {
         let PkiFiles { cert, key } = pki.write(dir.path())?;
         let admin_addr = free_addr()?;
         let server_addr = free_addr()?;
-        let policy_addr = free_addr()?;
+        let grpc_addr = free_addr()?;
+        let identity = write_identity_issuer(dir.path())?;
         let log = dir.path().join("controller.log");
         let log_file = std::fs::File::create(&log)?;
         let child = Command::new(binary)
@@ -66,6 +84,19 @@ impl Controller {
             .arg(format!("--server-tls-key={}", key.display()))
             .arg(format!("--server-tls-certs={}", cert.display()))
             .arg("--control-plane-namespace=weft-e2e-system")
+            // Plaintext on loopback, so the tests' gRPC clients need no TLS settings; proxies
+            // in pods always get TLS (the node suite).
+            .arg(format!("--grpc-addr={grpc_addr}"))
+            .arg("--grpc-plaintext")
+            .arg(format!(
+                "--identity-trust-anchors-file={}",
+                identity.display()
+            ))
+            .arg(format!("--identity-issuer-certs={}", identity.display()))
+            .arg(format!(
+                "--identity-issuer-key={}",
+                identity.with_file_name("issuer.key").display()
+            ))
             .arg("--log-level=info,weft=debug,kube=warn")
             .args(extra_args)
             .stdin(Stdio::null())
@@ -77,7 +108,7 @@ impl Controller {
             child,
             admin_addr,
             server_addr,
-            policy_addr,
+            grpc_addr,
             pki,
             log,
             _dir: dir,
@@ -125,17 +156,17 @@ impl Controller {
     }
 
     /// A client of the proxies' inbound policy API (`InboundServerPolicies`) on
-    /// [`policy_addr`](Self::policy_addr). Plaintext: when the gRPC server requires TLS, this is
-    /// the one place to give the client its configuration.
+    /// [`grpc_addr`](Self::grpc_addr), in plaintext (the harness runs the controller with
+    /// `--grpc-plaintext` on loopback).
     pub async fn policy_client(
         &self,
     ) -> Result<InboundServerPoliciesClient<tonic::transport::Channel>> {
         let endpoint =
-            tonic::transport::Endpoint::from_shared(format!("http://{}", self.policy_addr))?
+            tonic::transport::Endpoint::from_shared(format!("http://{}", self.grpc_addr))?
                 .connect_timeout(Duration::from_secs(5));
         Ok(InboundServerPoliciesClient::new(
             endpoint.connect().await.with_context(|| {
-                format!("connecting to the policy gRPC API at {}", self.policy_addr)
+                format!("connecting to the policy gRPC API at {}", self.grpc_addr)
             })?,
         ))
     }

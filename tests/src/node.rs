@@ -16,6 +16,9 @@ use std::{
 /// defaults (`weft`, `weft-webhook-tls`, `weft-proxy-injector`, `weft-policy-validator`).
 pub const RELEASE: &str = "weft";
 pub const RELEASE_NAMESPACE: &str = "weft";
+/// The fixed ClusterIP of the controller's Service: the local cluster has no DNS, so injected
+/// proxies dial the control plane by this address (and verify its identity over TLS).
+pub const CONTROL_PLANE_IP: &str = "10.96.0.20";
 
 /// Images pushed to the node's registry by `bin/images`.
 #[derive(Clone, Debug)]
@@ -23,6 +26,8 @@ pub struct Images {
     pub registry: String,
     pub controller: String,
     pub test_app: String,
+    /// linkerd2-proxy with its identity wrapper and proxy-init (`bin/proxy-image`).
+    pub proxy: String,
 }
 
 impl Images {
@@ -51,9 +56,22 @@ impl Images {
                 .map(str::to_string)
                 .with_context(|| format!("bin/images printed no {name}= line:\n{stdout}"))
         };
+        let output = run(
+            Command::new(crate::repo_root().join("bin/proxy-image")).args([
+                "push",
+                "--registry",
+                &registry,
+            ]),
+        )?;
+        let proxy = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .find_map(|line| line.strip_prefix("linkerd-proxy="))
+            .map(str::to_string)
+            .context("bin/proxy-image printed no linkerd-proxy= line")?;
         Ok(Self {
             controller: find("weft-controller")?,
             test_app: find("test-app")?,
+            proxy,
             registry,
         })
     }
@@ -114,10 +132,7 @@ pub fn kubectl(cluster: &Cluster, args: &[&str]) -> Result<String> {
 pub fn install_chart(cluster: &Cluster, images: &Images, extra: &[&str]) -> Result<()> {
     let (repository, tag) = repository_and_tag(&images.controller)?;
     let chart = crate::repo_root().join("charts/weft");
-    // Injected pods name proxy images that the registry does not have: they are pulled from the
-    // local registry and fail there, instead of reaching for a registry on the internet.
-    let proxy_image = format!("{}/weft-proxy-not-built", images.registry);
-    let proxy_init_image = format!("{}/weft-proxy-init-not-built:v0", images.registry);
+    let (proxy_repository, proxy_tag) = repository_and_tag(&images.proxy)?;
     let mut args = vec![
         "upgrade".to_string(),
         "--install".to_string(),
@@ -131,9 +146,14 @@ pub fn install_chart(cluster: &Cluster, images: &Images, extra: &[&str]) -> Resu
         "--set".to_string(),
         format!("image.tag={tag}"),
         "--set".to_string(),
-        format!("proxy.image={proxy_image}"),
+        format!("proxy.image={proxy_repository}"),
         "--set".to_string(),
-        format!("proxyInit.image={proxy_init_image}"),
+        format!("proxy.version={proxy_tag}"),
+        // The local cluster has no DNS: proxies dial the controller's Service at a fixed address.
+        "--set".to_string(),
+        format!("service.clusterIP={CONTROL_PLANE_IP}"),
+        "--set".to_string(),
+        format!("proxy.controlPlaneAddress={CONTROL_PLANE_IP}:8090"),
         "--wait".to_string(),
         "--timeout".to_string(),
         "180s".to_string(),

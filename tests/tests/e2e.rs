@@ -5,6 +5,7 @@
 //! cluster from `bin/cluster` unless `WEFT_E2E_KUBECONFIG` names another one.
 
 mod check;
+mod identity;
 mod inject;
 mod policy;
 mod resilience;
@@ -98,6 +99,7 @@ fn main() -> ExitCode {
     let tests: Vec<(&'static str, TestFn)> = [
         inject::TESTS,
         policy::TESTS,
+        identity::TESTS,
         check::TESTS,
         resilience::TESTS,
         shutdown::TESTS,

@@ -8,6 +8,7 @@
 
 mod node_chart;
 mod node_check;
+mod node_mesh;
 mod node_workloads;
 
 use anyhow::Result;
@@ -82,6 +83,7 @@ fn main() -> ExitCode {
         node_chart::TESTS,
         node_workloads::TESTS,
         node_check::TESTS,
+        node_mesh::TESTS,
         node_chart::LAST,
     ]
     .concat();

@@ -77,7 +77,7 @@ Address of the controller's gRPC server (identity, policy and destination APIs) 
 {{- if .Values.proxy.controlPlaneAddress }}
 {{- .Values.proxy.controlPlaneAddress }}
 {{- else }}
-{{- printf "%s.%s.svc.%s:%d" (include "weft.serviceName" .) .Release.Namespace .Values.clusterDomain (int .Values.controller.ports.policy) }}
+{{- printf "%s.%s.svc.%s:%d" (include "weft.serviceName" .) .Release.Namespace .Values.clusterDomain (int .Values.controller.ports.grpc) }}
 {{- end }}
 {{- end }}
 

@@ -1,4 +1,5 @@
-//! RBAC: the controller's ServiceAccount may get, list and watch what it indexes. Asked with a
+//! RBAC: the controller's ServiceAccount may get, list and watch what it indexes, and create
+//! TokenReviews (the identity service checks proxies' tokens with them). Asked with a
 //! SubjectAccessReview for the ServiceAccount's user (a SelfSubjectAccessReview would check the
 //! person running `weft check` instead).
 
@@ -24,7 +25,8 @@ impl std::fmt::Display for Access {
     }
 }
 
-/// What the controller watches (the chart's ClusterRole grants exactly this).
+/// What the controller watches, and the TokenReviews its identity service creates (the chart's
+/// ClusterRole grants exactly this).
 pub fn required() -> Vec<Access> {
     let resources = [
         ("", "pods"),
@@ -41,6 +43,11 @@ pub fn required() -> Vec<Access> {
                 verb,
             })
         })
+        .chain([Access {
+            group: "authentication.k8s.io",
+            resource: "tokenreviews",
+            verb: "create",
+        }])
         .collect()
 }
 
@@ -111,7 +118,7 @@ pub fn check(
         );
     }
     Check::ok(format!(
-        "{who} may get, list and watch pods, namespaces, servers and serverauthorizations"
+        "{who} may get, list and watch pods, namespaces, servers and serverauthorizations, and create tokenreviews"
     ))
 }
 
@@ -134,7 +141,11 @@ mod tests {
     #[test]
     fn reviews_ask_for_the_service_account() {
         let access = required();
-        assert_eq!(access.len(), 12);
+        assert_eq!(access.len(), 13);
+        assert_eq!(
+            access[12].to_string(),
+            "create tokenreviews.authentication.k8s.io"
+        );
         let review = review(&inst(), &access[4]);
         assert_eq!(
             review.spec.user.as_deref(),

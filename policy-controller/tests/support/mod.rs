@@ -89,6 +89,5 @@ pub fn identity_args(dir: &Path, grpc_addr: std::net::SocketAddr) -> Vec<String>
         ),
         format!("--identity-issuer-certs={}", dir.join("tls.crt").display()),
         format!("--identity-issuer-key={}", dir.join("tls.key").display()),
-        "--namespace=weft".to_string(),
     ]
 }
