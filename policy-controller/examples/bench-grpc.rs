@@ -2,8 +2,10 @@
 //! and 50 ServerAuthorizations per namespace, each Server selecting 10 pods), 10,000 open
 //! `WatchPort` streams over loopback (100 HTTP/2 connections of 100 streams), then measures RSS,
 //! memory per open stream, and the delay from one Server change to every affected stream
-//! receiving the new policy. Client and server share the process, so memory per stream counts
-//! both ends. A measurement, not a test.
+//! receiving the new policy. The server (index + gRPC service) runs in a child process (this
+//! program again, with `WEFT_BENCH_ROLE=server`), so its RSS is the server's alone; the parent
+//! holds the clients and sends the child its changes over a pipe (the pipe's latency counts in
+//! the delays). A measurement, not a test.
 //!
 //! cargo run --release -p weft-policy-controller --example bench-grpc
 
@@ -92,6 +94,17 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::main]
 async fn main() {
+    if std::env::var("WEFT_BENCH_ROLE").as_deref() == Ok("server") {
+        serve().await
+    } else {
+        measure().await
+    }
+}
+
+/// The child: builds the index, serves it, and answers the parent's commands on stdin, one line
+/// each: `rss`, `watches`, `change <namespace> <app> <protocol>`.
+async fn serve() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
     let start_rss = rss_mib();
     let index: SharedIndex = Index::shared(
         ClusterInfo {
@@ -127,6 +140,68 @@ async fn main() {
             .add_service(service.into_server())
             .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
     );
+    println!("ready {addr} {start_rss} {index_rss}");
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["rss"] => println!("{}", rss_mib()),
+            ["watches"] => println!("{}", metrics.open_watches()),
+            ["change", n, app, protocol] => {
+                let server = server(n.parse().unwrap(), app.parse().unwrap(), protocol);
+                IndexNamespacedResource::apply(&mut *index.write(), server);
+                println!("changed");
+            }
+            _ => panic!("unknown command {line:?}"),
+        }
+    }
+}
+
+/// The parent's end of the pipe to the server.
+struct ServerProcess {
+    _child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    stdout: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl ServerProcess {
+    async fn ask(&mut self, command: &str) -> String {
+        use tokio::io::AsyncWriteExt;
+        self.stdin
+            .write_all(format!("{command}\n").as_bytes())
+            .await
+            .unwrap();
+        self.stdin.flush().await.unwrap();
+        self.stdout.next_line().await.unwrap().unwrap()
+    }
+}
+
+/// The parent: starts the server process, opens the streams and measures.
+async fn measure() {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .env("WEFT_BENCH_ROLE", "server")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut server_process = ServerProcess {
+        _child: child,
+        stdin,
+        stdout,
+    };
+    let ready = server_process.stdout.next_line().await.unwrap().unwrap();
+    let words: Vec<&str> = ready.split_whitespace().collect();
+    let ["ready", addr, start_rss, index_rss] = words.as_slice() else {
+        panic!("the server process said {ready:?}");
+    };
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    let start_rss: f64 = start_rss.parse().unwrap();
+    let index_rss: f64 = index_rss.parse().unwrap();
+    let client_start_rss = rss_mib();
 
     // Stream s watches pod s of the first STREAMS / PODS_PER_NS namespaces; each received
     // message reports (s, when).
@@ -161,8 +236,9 @@ async fn main() {
     }
     let opened_in = opening.elapsed();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let streams_rss = rss_mib();
-    assert_eq!(metrics.open_watches(), STREAMS as i64);
+    let streams_rss: f64 = server_process.ask("rss").await.parse().unwrap();
+    let client_streams_rss = rss_mib();
+    assert_eq!(server_process.ask("watches").await, STREAMS.to_string());
 
     // Each change toggles the protocol of one Server of a watched namespace: its 10 pods' streams
     // must each receive exactly one message.
@@ -183,7 +259,12 @@ async fn main() {
             .map(|i| n * PODS_PER_NS + i)
             .collect();
         let changed = Instant::now();
-        IndexNamespacedResource::apply(&mut *index.write(), server(n, app, protocol));
+        assert_eq!(
+            server_process
+                .ask(&format!("change {n} {app} {protocol}"))
+                .await,
+            "changed"
+        );
         let mut last = Duration::ZERO;
         for _ in 0..affected.len() {
             let (s, when) = tokio::time::timeout(Duration::from_secs(10), arrivals.recv())
@@ -210,10 +291,13 @@ async fn main() {
 
     println!("pods {}, Servers {}, ServerAuthorizations {}, open WatchPort streams {STREAMS} over {CONNECTIONS} connections",
         NAMESPACES * PODS_PER_NS, NAMESPACES * APPS_PER_NS, NAMESPACES * APPS_PER_NS);
-    println!("RSS: start {start_rss:.1} MiB, index built {index_rss:.1} MiB, with streams {streams_rss:.1} MiB");
+    println!("server RSS: start {start_rss:.1} MiB, index built {index_rss:.1} MiB, with streams {streams_rss:.1} MiB");
     println!(
-        "memory per open stream (client + server, incl. the first policy sent): {:.1} KiB",
+        "server memory per open stream (incl. the first policy sent): {:.1} KiB",
         (streams_rss - index_rss) * 1024.0 / STREAMS as f64
+    );
+    println!(
+        "client RSS (the benchmark's clients, not the server): {client_start_rss:.1} MiB before the streams, {client_streams_rss:.1} MiB with them"
     );
     println!("opening {STREAMS} streams and receiving their first policy: {opened_in:?}");
     println!(

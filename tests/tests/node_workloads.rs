@@ -13,8 +13,8 @@ use weft_e2e::{
 
 pub const TESTS: &[(&str, crate::TestFn)] = &[
     (
-        "workloads::deployment_in_enabled_namespace_is_stored_injected_and_scheduled",
-        deployment_in_enabled_namespace_is_stored_injected_and_scheduled,
+        "workloads::deployment_in_enabled_namespace_is_stored_injected_and_runs_meshed",
+        deployment_in_enabled_namespace_is_stored_injected_and_runs_meshed,
     ),
     (
         "workloads::deployment_in_plain_namespace_runs_unchanged_and_logs",
@@ -55,7 +55,7 @@ fn deployment(name: &str, image: &str, replicas: i32) -> Result<Deployment> {
     }))?)
 }
 
-fn deployment_in_enabled_namespace_is_stored_injected_and_scheduled(h: &Harness) -> Result<()> {
+fn deployment_in_enabled_namespace_is_stored_injected_and_runs_meshed(h: &Harness) -> Result<()> {
     block_on(async {
         let client = h.cluster.client().await?;
         let ns = resources::namespace(
@@ -109,24 +109,25 @@ fn deployment_in_enabled_namespace_is_stored_injected_and_scheduled(h: &Harness)
                 .context("a Deployment's pod without an owner")?;
             ensure!(owner.kind == "ReplicaSet", "owner is {}", owner.kind);
         }
-        // The kubelet has taken them up: the proxy image is not built yet (the data-plane issue),
-        // so they do not start; what is asserted is that the node tries to run exactly what the
-        // API server stored.
-        node::wait_for(
-            "the kubelet reports the injected containers",
-            Duration::from_secs(60),
-            || async {
-                let pods = web_pods().await?;
-                let reported = pods.iter().all(|p| {
-                    p.status
-                        .as_ref()
-                        .and_then(|s| s.init_container_statuses.as_ref())
-                        .is_some_and(|s| s.iter().any(|c| c.name == "weft-init"))
-                });
-                Ok(reported.then_some(()))
-            },
-        )
-        .await?;
+        // The kubelet runs them: proxy-init's rules, linkerd2-proxy certified by Weft (its
+        // readiness waits for that), the app's probe through the proxy. Available means both
+        // pods Ready, every container of each.
+        node::wait_deployment_available(&client, &ns, "web", Duration::from_secs(120)).await?;
+        for pod in web_pods().await? {
+            let statuses = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.clone())
+                .unwrap_or_default();
+            ensure!(
+                statuses.len() == 2 && statuses.iter().all(|c| c.ready),
+                "both containers of each meshed pod must be ready: {:?}",
+                statuses
+                    .iter()
+                    .map(|c| (&c.name, c.ready))
+                    .collect::<Vec<_>>()
+            );
+        }
         let _ = resources::delete_namespace(&client, &ns).await;
         Ok(())
     })
