@@ -25,6 +25,10 @@ pub const TESTS: &[(&str, crate::TestFn)] = &[
         "policy::weft_policy_prints_the_servers_policy_and_watches_it",
         weft_policy_prints_the_servers_policy_and_watches_it,
     ),
+    (
+        "policy::weft_policy_finds_the_controller_from_the_installation",
+        weft_policy_finds_the_controller_from_the_installation,
+    ),
 ];
 
 fn api(client: &kube::Client, namespace: &str, kind: &str) -> Api<DynamicObject> {
@@ -413,6 +417,97 @@ fn weft_policy_prints_the_servers_policy_and_watches_it(h: &Harness) -> Result<(
                 && printed.matches("---\n").count() == 2
                 && docs[1]["authorizations"][0]["labels"]["name"] == "anyone",
             "two documents, each after ---, the second with the authorization:\n{printed}"
+        );
+        Ok(())
+    })
+}
+
+/// Without --addr, or with --addr but without --trust-anchors and --server-name, `weft policy`
+/// reads the installation: its Deployment's args (the controller's identity and gRPC port, the
+/// pods' selector) and the trust anchors ConfigMap. There is no node here, so no controller pod
+/// is ever ready; the errors show what was found.
+fn weft_policy_finds_the_controller_from_the_installation(h: &Harness) -> Result<()> {
+    let weft = weft_cli::build()?;
+    let kubeconfig = format!("--kubeconfig={}", h.cluster.kubeconfig.display());
+    block_on(async {
+        let client = h.cluster.client().await?;
+        let ns = resources::namespace(&client, "e2e-policy-install", &[], &[]).await?;
+        let run = |args: &[&str]| {
+            let mut all = vec!["e2e/web", "8080", kubeconfig.as_str(), "-n", ns.as_str()];
+            all.extend_from_slice(args);
+            weft_cli::policy(&weft, &all)
+        };
+
+        // Nothing installed under release `mesh`.
+        let nothing = run(&["--release", "mesh"])?;
+        ensure!(
+            nothing.code == Some(1)
+                && nothing.stdout.is_empty()
+                && nothing
+                    .stderr
+                    .contains(&format!("there is no Deployment {ns}/mesh-weft")),
+            "no installation: {nothing:?}"
+        );
+
+        // The chart's objects for release `mesh`: the Deployment (its pods never run here) and
+        // the trust anchors.
+        let deployment: k8s_openapi::api::apps::v1::Deployment =
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "mesh-weft"},
+                "spec": {
+                    "selector": {"matchLabels": {"app.kubernetes.io/instance": "mesh"}},
+                    "template": {
+                        "metadata": {"labels": {"app.kubernetes.io/instance": "mesh"}},
+                        "spec": {"containers": [{
+                            "name": "weft-controller",
+                            "image": "registry.example/weft-controller:1",
+                            "args": [
+                                "--grpc-addr=0.0.0.0:8090",
+                                "--service-account=mesh-weft",
+                                format!("--control-plane-namespace={ns}"),
+                                "--identity-trust-domain=example.org",
+                            ],
+                        }]},
+                    },
+                },
+            }))?;
+        Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), &ns)
+            .create(&PostParams::default(), &deployment)
+            .await?;
+        let anchors = weft_e2e::pki::Pki::generate("weft-policy")?.ca_pem;
+        let config_map: k8s_openapi::api::core::v1::ConfigMap =
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "mesh-weft-identity-trust-anchors"},
+                "data": {"ca-bundle.crt": anchors},
+            }))?;
+        Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), &ns)
+            .create(&PostParams::default(), &config_map)
+            .await?;
+
+        let no_pod = run(&["--release", "mesh"])?;
+        ensure!(
+            no_pod.code == Some(1)
+                && no_pod.stdout.is_empty()
+                && no_pod
+                    .stderr
+                    .contains(&format!("no controller pod in {ns} is ready"))
+                && no_pod.stderr.contains("app.kubernetes.io/instance=mesh"),
+            "no ready controller pod: {no_pod:?}"
+        );
+
+        // --addr without --trust-anchors and --server-name: TLS for the identity the Deployment
+        // names, with the ConfigMap's anchors. The harness's controller speaks plaintext, so the
+        // handshake fails, naming the address and the name.
+        let addr = h.controller.grpc_addr.to_string();
+        let tls = run(&["--release", "mesh", "--addr", addr.as_str()])?;
+        let name = format!("mesh-weft.{ns}.serviceaccount.identity.{ns}.example.org");
+        ensure!(
+            tls.code == Some(1)
+                && tls.stdout.is_empty()
+                && tls.stderr.contains(&format!(
+                    "cannot reach the controller's policy API at {addr} (TLS, server name {name})"
+                )),
+            "TLS to the harness's plaintext controller: {tls:?}"
         );
         Ok(())
     })
