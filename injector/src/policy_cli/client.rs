@@ -32,6 +32,9 @@ trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 type BoxIo = Box<dyn Io>;
 type BoxFuture<T> = Pin<Box<dyn Future<Output = std::io::Result<T>> + Send>>;
+/// What a port-forward's error channel reports (e.g. nothing listens on the port in the pod);
+/// `None` when it closed without a message.
+type ForwardError = Pin<Box<dyn Future<Output = Option<String>> + Send>>;
 
 /// How to reach the controller's gRPC port.
 #[derive(Clone)]
@@ -63,7 +66,8 @@ impl Dial {
         }
     }
 
-    fn connect(&self) -> BoxFuture<BoxIo> {
+    /// A new connection, and for a port-forward, its error report.
+    fn connect(&self) -> BoxFuture<(BoxIo, Option<ForwardError>)> {
         let dial = self.clone();
         Box::pin(async move {
             match dial {
@@ -74,7 +78,7 @@ impl Dial {
                         .map_err(|e| io_error(format!("cannot connect to {host}:{port}: {e}")))?;
                     // gRPC messages are small; do not hold them back.
                     let _ = tcp.set_nodelay(true);
-                    Ok(Box::new(tcp) as BoxIo)
+                    Ok((Box::new(tcp) as BoxIo, None))
                 }
                 Dial::PortForward {
                     pods, pod, port, ..
@@ -85,7 +89,10 @@ impl Dial {
                     let stream = forwarder.take_stream(port).ok_or_else(|| {
                         io_error(format!("the port-forward to pod {pod} has no port {port}"))
                     })?;
-                    Ok(Box::new(stream) as BoxIo)
+                    let error = forwarder
+                        .take_error(port)
+                        .map(|e| Box::pin(e) as ForwardError);
+                    Ok((Box::new(stream) as BoxIo, error))
                 }
             }
         })
@@ -126,18 +133,34 @@ impl Connection {
             let connect = dial.connect();
             let tls = tls.clone();
             async move {
-                let io = connect.await?;
-                let io =
-                    match tls {
-                        None => io,
-                        Some((config, name)) => {
-                            let shown = name.to_str().into_owned();
-                            let tls = TlsConnector::from(config).connect(name, io).await.map_err(
-                                |e| io_error(format!("TLS handshake with {shown} failed: {e}")),
-                            )?;
-                            Box::new(tls) as BoxIo
+                let (io, forward_error) = connect.await?;
+                let io = match tls {
+                    None => io,
+                    Some((config, name)) => {
+                        let shown = name.to_str().into_owned();
+                        match TlsConnector::from(config).connect(name, io).await {
+                            Ok(tls) => Box::new(tls) as BoxIo,
+                            Err(e) => {
+                                // Through a port-forward, a closed connection usually means the
+                                // API server could not reach the pod's port: say why.
+                                let reason = match forward_error {
+                                    Some(report) => {
+                                        tokio::time::timeout(Duration::from_secs(1), report)
+                                            .await
+                                            .ok()
+                                            .flatten()
+                                            .map(|r| format!(" (the port-forward reported: {r})"))
+                                    }
+                                    None => None,
+                                };
+                                return Err(io_error(format!(
+                                    "TLS handshake with {shown} failed: {e}{}",
+                                    reason.unwrap_or_default()
+                                )));
+                            }
                         }
-                    };
+                    }
+                };
                 Ok::<_, std::io::Error>(TokioIo::new(io))
             }
         });
