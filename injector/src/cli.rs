@@ -1,6 +1,6 @@
 //! Command-line interface of `weft`: argument definitions and the pure step from input text to output text.
 //! Reading files and writing to stdout/stderr happens in `src/bin/weft.rs`; `weft check` runs in
-//! [`crate::check`].
+//! [`crate::check`], `weft policy` in [`crate::policy_cli`].
 
 use crate::{
     config::{ConfigError, ProxyArgs, ProxyConfig, DEFAULT_CLUSTER_NETWORKS},
@@ -9,8 +9,8 @@ use crate::{
     values,
 };
 
-/// The Weft service mesh's command line: inject and uninject manifests offline, and check an
-/// installation in a cluster.
+/// The Weft service mesh's command line: inject and uninject manifests offline, check an
+/// installation in a cluster, and print the inbound policy a proxy gets.
 #[derive(Debug, clap::Parser)]
 #[command(name = "weft", version)]
 pub struct Cli {
@@ -36,10 +36,76 @@ pub enum Command {
     /// Exit status: 0 when no check failed (warnings do not fail), 1 when one did or the cluster
     /// cannot be reached, 2 for a usage error.
     Check(CheckArgs),
+    /// Print the inbound policy the controller gives a pod's proxy for a port
+    ///
+    /// Asks the controller's gRPC API (`InboundServerPolicies`, the API the proxies use) for the
+    /// policy of PORT on pod NS/POD and prints it as YAML: the Server (its labels), the protocol
+    /// (detect with its timeout, http1, http2, grpc, opaque or tls) with its routes, and each
+    /// authorization with its networks and authentication. With --watch, prints a YAML document
+    /// (after `---`) for the current policy and one more each time it changes, until the stream
+    /// ends or Ctrl-C.
+    ///
+    /// Without --addr, finds the installation as `weft check` does (--namespace, --release),
+    /// port-forwards to a ready controller pod and speaks TLS, verifying the controller's
+    /// certificate against the mesh's trust anchors (ConfigMap <fullname>-identity-trust-anchors)
+    /// for its identity (from the Deployment's --service-account, --control-plane-namespace and
+    /// --identity-trust-domain). With --addr, dials that address instead; --trust-anchors and
+    /// --server-name then spare the cluster lookups.
+    ///
+    /// Exit status: 0 when the policy was printed, 1 on any error (nothing on stdout), 2 for a
+    /// usage error (a malformed NS/POD, a port out of range).
+    ///
+    /// Example: weft policy emojivoto/web-5d8f7c-x2x9k 8080 --watch
+    Policy(Box<PolicyArgs>),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PolicyArgs {
+    /// The pod, as NAMESPACE/POD
+    #[arg(value_name = "NS/POD")]
+    pub target: crate::policy_cli::Target,
+
+    /// The pod's port (1-65535)
+    #[arg(value_parser = crate::policy_cli::parse_port)]
+    pub port: u16,
+
+    /// Keep the stream open and print the policy again each time it changes (WatchPort)
+    #[arg(long)]
+    pub watch: bool,
+
+    /// The controller's gRPC address, HOST:PORT (e.g. 127.0.0.1:8090 after `kubectl
+    /// port-forward deploy/weft -n weft 8090`), instead of port-forwarding to a controller pod
+    #[arg(long, value_name = "HOST:PORT")]
+    pub addr: Option<String>,
+
+    /// Speak plaintext gRPC, for a controller run with --grpc-plaintext; only with a loopback
+    /// --addr
+    #[arg(long, requires = "addr", conflicts_with_all = ["trust_anchors", "server_name"])]
+    pub plaintext: bool,
+
+    /// PEM file of the mesh's trust anchors to verify the controller's certificate with
+    /// (default: the installation's ConfigMap <fullname>-identity-trust-anchors)
+    #[arg(long, value_name = "FILE")]
+    pub trust_anchors: Option<std::path::PathBuf>,
+
+    /// The name the controller's certificate must have (default: its identity,
+    /// <sa>.<ns>.serviceaccount.identity.<ns>.<trust-domain>, from the Deployment's args)
+    #[arg(long, value_name = "NAME")]
+    pub server_name: Option<String>,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// Which cluster, and which Weft installation in it: shared by `weft check` and `weft policy`.
+#[derive(Debug, clap::Args)]
+pub struct ClusterArgs {
     /// Kubeconfig file to use (default: $KUBECONFIG, else ~/.kube/config, else the in-cluster
     /// service account)
     #[arg(long, value_name = "PATH")]
@@ -62,6 +128,13 @@ pub struct CheckArgs {
     /// name (wins over --release)
     #[arg(long, value_name = "NAME")]
     pub fullname: Option<String>,
+}
+
+impl ClusterArgs {
+    /// The names of the installation's objects.
+    pub fn installation(&self) -> crate::check::Installation {
+        crate::check::Installation::new(&self.namespace, &self.release, self.fullname.as_deref())
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -120,7 +193,7 @@ impl Command {
         match self {
             Command::Inject(args) => Some(&args.file),
             Command::Uninject(args) => Some(&args.file),
-            Command::Check(_) => None,
+            Command::Check(_) | Command::Policy(_) => None,
         }
     }
 }
@@ -131,7 +204,7 @@ pub enum CliError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Manifest(#[from] ManifestError),
-    #[error("`weft check` reads no manifest: run it with weft_injector::check::fetch::run")]
+    #[error("`weft check` and `weft policy` read no manifest: run them with weft_injector::check::fetch::run and weft_injector::policy_cli::client::run")]
     NotAManifestCommand,
     #[error("--identity-trust-anchors-file is required with --manual: the injected proxy cannot start without the mesh's trust anchors (PEM CA certificates; the chart keeps them in the ConfigMap <release>-identity-trust-anchors)")]
     NoTrustAnchors,
@@ -155,6 +228,6 @@ pub fn execute(command: &Command, input: &str) -> Result<Processed, CliError> {
             Ok(manifest::inject(input, &injector, mode)?)
         }
         Command::Uninject(_) => Ok(manifest::uninject_manifest(input)?),
-        Command::Check(_) => Err(CliError::NotAManifestCommand),
+        Command::Check(_) | Command::Policy(_) => Err(CliError::NotAManifestCommand),
     }
 }

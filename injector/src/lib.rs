@@ -1,7 +1,8 @@
 //! Weft proxy injection: the pure decision whether a pod gets the proxy, the JSON patch that adds it, the
 //! webhook's request/response handling, and the offline manifest processing behind the `weft` CLI.
 //! No I/O happens here, except in `check::fetch`, which reads an installation from the API server
-//! for `weft check` (the checks themselves are pure, in `check`).
+//! for `weft check` (the checks themselves are pure, in `check`), and `policy_cli::client`, which
+//! calls the controller's policy gRPC API for `weft policy` (the rendering is pure).
 
 pub mod admission;
 pub mod check;
@@ -12,6 +13,7 @@ pub mod manifest;
 mod overrides;
 mod patch;
 mod pod_view;
+pub mod policy_cli;
 mod pruned;
 mod rejection;
 mod rendered;

@@ -264,3 +264,64 @@ fn every_proxy_flag_has_help_text() {
         assert!(described, "{flag} has no help text:\n{help}");
     }
 }
+
+#[test]
+fn policy_usage_and_connection_errors_exit_without_output() {
+    // Usage errors: clap's exit code 2, the reason on stderr.
+    for (args, reason) in [
+        (
+            &["policy", "web", "8080"][..],
+            "\"web\" is not NAMESPACE/POD",
+        ),
+        (
+            &["policy", "ns/web", "70000"][..],
+            "port 70000 is out of range (1-65535)",
+        ),
+        (
+            &["policy", "ns/web", "0"][..],
+            "port 0 is out of range (1-65535)",
+        ),
+        (
+            &["policy", "ns/web", "80", "--plaintext"][..],
+            "--addr <HOST:PORT>",
+        ),
+    ] {
+        let out = weft(args, None);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(out.stdout.is_empty(), "{args:?}");
+        assert!(
+            text(&out.stderr).contains(reason),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+
+    // Errors: exit 1, nothing on stdout, the reason naming the address.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    for (args, reason) in [
+        (
+            vec!["policy", "ns/web", "80", "--addr", "10.0.0.1:8090", "--plaintext"],
+            "--plaintext is allowed only with a loopback --addr".to_string(),
+        ),
+        (
+            vec!["policy", "ns/web", "80", "--addr", &addr, "--plaintext"],
+            format!("cannot reach the controller's policy API at {addr} (plaintext): cannot connect to {addr}"),
+        ),
+        (
+            vec!["policy", "ns/web", "80", "--addr", "nowhere", "--plaintext"],
+            "--addr \"nowhere\" is not HOST:PORT".to_string(),
+        ),
+    ] {
+        let out = weft(&args, None);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out.stderr));
+        assert!(out.stdout.is_empty(), "{args:?}");
+        assert!(text(&out.stderr).contains(&reason), "{args:?}: {}", text(&out.stderr));
+    }
+}

@@ -1,4 +1,5 @@
-//! The real `weft` CLI binary, for `weft check` against the test cluster.
+//! The real `weft` CLI binary, for `weft check` against the test cluster and `weft policy`
+//! against the test controller.
 
 use anyhow::{Context, Result};
 use std::{
@@ -39,5 +40,27 @@ pub fn check(binary: &Path, kubeconfig: &Path, args: &[&str]) -> Result<CheckRun
     Ok(CheckRun {
         code: output.status.code(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+    })
+}
+
+/// What a `weft` command printed, and its exit code.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `weft policy <args>`.
+pub fn policy(binary: &Path, args: &[&str]) -> Result<Run> {
+    let output = Command::new(binary)
+        .arg("policy")
+        .args(args)
+        .output()
+        .with_context(|| format!("running {} policy", binary.display()))?;
+    Ok(Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     })
 }

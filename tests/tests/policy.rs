@@ -10,7 +10,7 @@ use kube::{
 };
 use linkerd2_proxy_api::inbound::{self, proxy_protocol::Kind};
 use std::time::{Duration, Instant};
-use weft_e2e::{controller::port_spec, resources};
+use weft_e2e::{controller::port_spec, resources, weft_cli};
 
 pub const TESTS: &[(&str, crate::TestFn)] = &[
     (
@@ -20,6 +20,14 @@ pub const TESTS: &[(&str, crate::TestFn)] = &[
     (
         "policy::inbound_api_streams_a_new_server_within_one_second",
         inbound_api_streams_a_new_server_within_one_second,
+    ),
+    (
+        "policy::weft_policy_prints_the_servers_policy_and_watches_it",
+        weft_policy_prints_the_servers_policy_and_watches_it,
+    ),
+    (
+        "policy::weft_policy_finds_the_controller_from_the_installation",
+        weft_policy_finds_the_controller_from_the_installation,
     ),
 ];
 
@@ -242,6 +250,265 @@ fn inbound_api_streams_a_new_server_within_one_second(h: &Harness) -> Result<()>
                 break;
             }
         }
+        Ok(())
+    })
+}
+
+/// The YAML documents `weft policy` printed.
+fn documents(text: &str) -> Result<Vec<serde_json::Value>> {
+    use serde::Deserialize;
+    let mut docs = vec![];
+    for doc in serde_norway::Deserializer::from_str(text) {
+        let value = serde_json::Value::deserialize(doc).context("weft policy printed bad YAML")?;
+        if !value.is_null() {
+            docs.push(value);
+        }
+    }
+    Ok(docs)
+}
+
+/// `weft policy NS/POD PORT --addr <grpc> --plaintext` against the harness's controller: the
+/// Server and protocol of a pod's port, an unknown pod (exit 1, nothing on stdout), and
+/// `--watch` printing a document per change until the pod is deleted.
+fn weft_policy_prints_the_servers_policy_and_watches_it(h: &Harness) -> Result<()> {
+    let weft = weft_cli::build()?;
+    let addr = h.controller.grpc_addr.to_string();
+    block_on(async {
+        let client = h.cluster.client().await?;
+        let ns = resources::namespace(&client, "e2e-policy-cli", &[], &[]).await?;
+        Api::<Pod>::namespaced(client.clone(), &ns)
+            .create(&PostParams::default(), &resources::pod("web", &[]))
+            .await?;
+        create_server(&client, &ns, "web-http", "http", "HTTP/1").await?;
+        let target = format!("{ns}/web");
+        let args = ["--addr", addr.as_str(), "--plaintext"];
+
+        // Until the controller has indexed the pod and the Server, it prints another policy or
+        // fails with NotFound; then the Server's.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let policy = loop {
+            let run = weft_cli::policy(&weft, &[&[target.as_str(), "8080"], &args[..]].concat())?;
+            if run.code == Some(0) && run.stdout.contains("name: web-http") {
+                break run;
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "weft policy never printed the Server web-http: {run:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        eprintln!("weft policy {target} 8080:\n{}", policy.stdout);
+        let docs = documents(&policy.stdout)?;
+        ensure!(docs.len() == 1, "one document: {}", policy.stdout);
+        let doc = &docs[0];
+        ensure!(
+            doc["server"]
+                == serde_json::json!({"group": "policy.weft.dev", "kind": "server", "name": "web-http"}),
+            "the Server's labels: {doc}"
+        );
+        ensure!(doc["protocol"]["kind"] == "http1", "protocol: {doc}");
+        ensure!(
+            doc["authorizations"] == serde_json::json!([]),
+            "a Server without authorizations admits nobody: {doc}"
+        );
+
+        // An unknown pod: exit 1, the reason on stderr, nothing on stdout.
+        let unknown = format!("{ns}/nope");
+        let run = weft_cli::policy(&weft, &[&[unknown.as_str(), "8080"], &args[..]].concat())?;
+        ensure!(
+            run.code == Some(1)
+                && run.stdout.is_empty()
+                && run
+                    .stderr
+                    .contains(&format!("pod {unknown} is not known to the policy index")),
+            "an unknown pod: {run:?}"
+        );
+
+        // --watch: the current policy, one more document per change, and exit 0 when the pod is
+        // deleted.
+        let mut child = std::process::Command::new(&weft)
+            .arg("policy")
+            .args([target.as_str(), "8080", "--watch"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .context("starting weft policy --watch")?;
+        let stdout = child.stdout.take().context("the child's stdout")?;
+        let (lines_tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if lines_tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut printed = String::new();
+        let mut wait_for = |text: &str, wait: Duration| -> Result<()> {
+            let deadline = Instant::now() + wait;
+            while !printed.contains(text) {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match lines.recv_timeout(left) {
+                    Ok(line) => {
+                        printed.push_str(&line);
+                        printed.push('\n');
+                    }
+                    Err(_) => bail!(
+                        "weft policy --watch did not print {text:?} within {wait:?}:\n{printed}"
+                    ),
+                }
+            }
+            Ok(())
+        };
+        let result = async {
+            wait_for("kind: http1", Duration::from_secs(10))?;
+            let authz: DynamicObject = serde_json::from_value(serde_json::json!({
+                "apiVersion": "policy.weft.dev/v1beta1",
+                "kind": "ServerAuthorization",
+                "metadata": {"name": "anyone"},
+                "spec": {"server": {"name": "web-http"}, "client": {"unauthenticated": true}},
+            }))?;
+            api(&client, &ns, "ServerAuthorization")
+                .create(&PostParams::default(), &authz)
+                .await?;
+            wait_for("authentication: unauthenticated", Duration::from_secs(5))?;
+            Api::<Pod>::namespaced(client.clone(), &ns)
+                .delete("web", &kube::api::DeleteParams::default().grace_period(0))
+                .await?;
+            Ok::<_, anyhow::Error>(())
+        }
+        .await;
+        if let Err(error) = result {
+            let _ = child.kill();
+            return Err(error);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("weft policy --watch did not exit when the pod was deleted");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let mut stderr = String::new();
+        if let Some(mut pipe) = child.stderr.take() {
+            use std::io::Read;
+            pipe.read_to_string(&mut stderr)?;
+        }
+        ensure!(
+            status.success() && stderr.contains("the controller ended the watch"),
+            "weft policy --watch must exit 0 when the stream ends: {status}, stderr: {stderr}"
+        );
+        // Drain what the reader thread still holds.
+        while let Ok(line) = lines.recv_timeout(Duration::from_millis(200)) {
+            printed.push_str(&line);
+            printed.push('\n');
+        }
+        let docs = documents(&printed)?;
+        ensure!(
+            docs.len() == 2
+                && printed.matches("---\n").count() == 2
+                && docs[1]["authorizations"][0]["labels"]["name"] == "anyone",
+            "two documents, each after ---, the second with the authorization:\n{printed}"
+        );
+        Ok(())
+    })
+}
+
+/// Without --addr, or with --addr but without --trust-anchors and --server-name, `weft policy`
+/// reads the installation: its Deployment's args (the controller's identity and gRPC port, the
+/// pods' selector) and the trust anchors ConfigMap. There is no node here, so no controller pod
+/// is ever ready; the errors show what was found.
+fn weft_policy_finds_the_controller_from_the_installation(h: &Harness) -> Result<()> {
+    let weft = weft_cli::build()?;
+    let kubeconfig = format!("--kubeconfig={}", h.cluster.kubeconfig.display());
+    block_on(async {
+        let client = h.cluster.client().await?;
+        let ns = resources::namespace(&client, "e2e-policy-install", &[], &[]).await?;
+        let run = |args: &[&str]| {
+            let mut all = vec!["e2e/web", "8080", kubeconfig.as_str(), "-n", ns.as_str()];
+            all.extend_from_slice(args);
+            weft_cli::policy(&weft, &all)
+        };
+
+        // Nothing installed under release `mesh`.
+        let nothing = run(&["--release", "mesh"])?;
+        ensure!(
+            nothing.code == Some(1)
+                && nothing.stdout.is_empty()
+                && nothing
+                    .stderr
+                    .contains(&format!("there is no Deployment {ns}/mesh-weft")),
+            "no installation: {nothing:?}"
+        );
+
+        // The chart's objects for release `mesh`: the Deployment (its pods never run here) and
+        // the trust anchors.
+        let deployment: k8s_openapi::api::apps::v1::Deployment =
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "mesh-weft"},
+                "spec": {
+                    "selector": {"matchLabels": {"app.kubernetes.io/instance": "mesh"}},
+                    "template": {
+                        "metadata": {"labels": {"app.kubernetes.io/instance": "mesh"}},
+                        "spec": {"containers": [{
+                            "name": "weft-controller",
+                            "image": "registry.example/weft-controller:1",
+                            "args": [
+                                "--grpc-addr=0.0.0.0:8090",
+                                "--service-account=mesh-weft",
+                                format!("--control-plane-namespace={ns}"),
+                                "--identity-trust-domain=example.org",
+                            ],
+                        }]},
+                    },
+                },
+            }))?;
+        Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), &ns)
+            .create(&PostParams::default(), &deployment)
+            .await?;
+        let anchors = weft_e2e::pki::Pki::generate("weft-policy")?.ca_pem;
+        let config_map: k8s_openapi::api::core::v1::ConfigMap =
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "mesh-weft-identity-trust-anchors"},
+                "data": {"ca-bundle.crt": anchors},
+            }))?;
+        Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), &ns)
+            .create(&PostParams::default(), &config_map)
+            .await?;
+
+        let no_pod = run(&["--release", "mesh"])?;
+        ensure!(
+            no_pod.code == Some(1)
+                && no_pod.stdout.is_empty()
+                && no_pod
+                    .stderr
+                    .contains(&format!("no controller pod in {ns} is ready"))
+                && no_pod.stderr.contains("app.kubernetes.io/instance=mesh"),
+            "no ready controller pod: {no_pod:?}"
+        );
+
+        // --addr without --trust-anchors and --server-name: TLS for the identity the Deployment
+        // names, with the ConfigMap's anchors. The harness's controller speaks plaintext, so the
+        // handshake fails, naming the address and the name.
+        let addr = h.controller.grpc_addr.to_string();
+        let tls = run(&["--release", "mesh", "--addr", addr.as_str()])?;
+        let name = format!("mesh-weft.{ns}.serviceaccount.identity.{ns}.example.org");
+        ensure!(
+            tls.code == Some(1)
+                && tls.stdout.is_empty()
+                && tls.stderr.contains(&format!(
+                    "cannot reach the controller's policy API at {addr} (TLS, server name {name})"
+                )),
+            "TLS to the harness's plaintext controller: {tls:?}"
+        );
         Ok(())
     })
 }

@@ -1,5 +1,5 @@
-//! `weft`: offline injection and uninjection of Kubernetes manifests, and `weft check` of an
-//! installation. See `weft --help`.
+//! `weft`: offline injection and uninjection of Kubernetes manifests, `weft check` of an
+//! installation, and `weft policy` of a pod's port. See `weft --help`.
 
 use anyhow::Context;
 use clap::Parser;
@@ -9,13 +9,15 @@ use std::{
 };
 use weft_injector::{
     check,
-    cli::{execute, CheckArgs, Cli, Command},
+    cli::{execute, CheckArgs, Cli, Command, PolicyArgs},
+    policy_cli,
 };
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Check(args) => run_check(args),
+        Command::Policy(args) => run_policy(args).map(|()| ExitCode::SUCCESS),
         command => run_manifest(command).map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|error| {
@@ -37,6 +39,21 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         .and_then(|()| stdout.flush())
         .context("cannot write to stdout")?;
     Ok(ExitCode::from(check::exit_code(&groups)))
+}
+
+/// Prints the policy (with --watch, every change of it) as YAML documents.
+fn run_policy(args: &PolicyArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(policy_cli::client::run(args, |document| {
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(document.as_bytes())
+            .and_then(|()| stdout.flush())
+            .context("cannot write to stdout")
+    }))
 }
 
 fn run_manifest(command: &Command) -> anyhow::Result<()> {

@@ -2,8 +2,8 @@
 //! hands them to the pure checks. Every request's failure becomes a failed check line, never an
 //! early exit (except when the API server cannot be reached at all).
 
-use super::{crds, rbac, webhooks, workload, Check, Fetched, Group, Installation};
-use crate::cli::CheckArgs;
+use super::{crds, rbac, webhooks, workload, Check, Fetched, Group};
+use crate::cli::{CheckArgs, ClusterArgs};
 use k8s_openapi::{
     api::{
         admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration},
@@ -21,8 +21,8 @@ use kube::{
 
 /// Runs every check against the cluster `args` name.
 pub async fn run(args: &CheckArgs) -> Vec<Group> {
-    let inst = Installation::new(&args.namespace, &args.release, args.fullname.as_deref());
-    let (client, connected) = match connect(args).await {
+    let inst = args.cluster.installation();
+    let (client, connected) = match connect(&args.cluster).await {
         Ok(connected) => connected,
         Err(check) => {
             return vec![Group {
@@ -107,7 +107,7 @@ pub async fn run(args: &CheckArgs) -> Vec<Group> {
 
 /// A client for the kubeconfig and context `args` name, and the check line saying where it is
 /// connected; or the failed check line.
-async fn connect(args: &CheckArgs) -> Result<(kube::Client, Check), Check> {
+pub async fn connect(args: &ClusterArgs) -> Result<(kube::Client, Check), Check> {
     let fix = "point --kubeconfig and --context (or $KUBECONFIG) at the cluster; \
                `kubectl cluster-info` tests the same connection";
     let options = KubeConfigOptions {
@@ -161,7 +161,7 @@ where
 
 /// A short description of a request's failure: the API server's status and message when it
 /// answered.
-fn describe(error: kube::Error) -> String {
+pub fn describe(error: kube::Error) -> String {
     match error {
         kube::Error::Api(status) => format!("{} ({})", status.message, status.code),
         other => other.to_string(),

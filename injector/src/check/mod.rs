@@ -131,6 +131,11 @@ impl Installation {
         format!("{}-webhook-tls", self.fullname)
     }
 
+    /// `weft.trustAnchorsConfigMapName`: the mesh's trust anchors (key `ca-bundle.crt`).
+    pub fn trust_anchors_config_map(&self) -> String {
+        format!("{}-identity-trust-anchors", self.fullname)
+    }
+
     pub fn mutating_webhook(&self) -> String {
         format!("{}-proxy-injector", self.fullname)
     }
@@ -204,6 +209,10 @@ mod tests {
         assert_eq!(default.tls_secret(), "weft-webhook-tls");
         assert_eq!(default.mutating_webhook(), "weft-proxy-injector");
         assert_eq!(default.validating_webhook(), "weft-policy-validator");
+        assert_eq!(
+            default.trust_anchors_config_map(),
+            "weft-identity-trust-anchors"
+        );
         assert_eq!(Installation::new("ns", "mesh", None).fullname, "mesh-weft");
         assert_eq!(Installation::new("ns", "my-weft", None).fullname, "my-weft");
         assert_eq!(Installation::new("ns", "mesh", Some("x")).fullname, "x");
