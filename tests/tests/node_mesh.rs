@@ -167,20 +167,29 @@ async fn create_policy(
     Ok(())
 }
 
-/// Polls the client's request until it gets `want` (a status code, or `None` for no response);
-/// returns how long that took.
-async fn wait_for_answer(pid: u32, url: &str, want: Option<u16>, what: &str) -> Result<Duration> {
+/// Polls the client's request until its answer satisfies `wanted` (a status code, or `None` for
+/// no response); returns how long that took.
+async fn wait_for_answer(
+    pid: u32,
+    url: &str,
+    wanted: impl Fn(Option<u16>) -> bool,
+    what: &str,
+) -> Result<Duration> {
     let start = Instant::now();
     let mut last = None;
     while start.elapsed() < Duration::from_secs(20) {
         let got = http_get_from(pid, url)?;
-        if got == want {
+        if wanted(got) {
             return Ok(start.elapsed());
         }
         last = got;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    anyhow::bail!("{what}: wanted {want:?} from {url}, still {last:?} after 20s")
+    anyhow::bail!("{what}: {url} still answered {last:?} after 20s")
+}
+
+fn refused(answer: Option<u16>) -> bool {
+    matches!(answer, None | Some(403))
 }
 
 fn injected_pod_is_ready_with_an_identity_weft_issued(h: &Harness) -> Result<()> {
@@ -271,10 +280,10 @@ fn the_proxy_allows_and_refuses_as_the_policy_says(h: &Harness) -> Result<()> {
 
         // No Server selects the port and the default policy is deny: refused, although the
         // kubelet's probes of /healthz pass (the pod is Ready).
-        let refused = http_get_from(client_pid, &url)?;
+        let answer = http_get_from(client_pid, &url)?;
         ensure!(
-            matches!(refused, None | Some(403)),
-            "under the deny default policy the request must be refused, got {refused:?}"
+            refused(answer),
+            "under the deny default policy the request must be refused, got {answer:?}"
         );
 
         // A Server and a ServerAuthorization admitting unauthenticated clients of the pod
@@ -306,8 +315,26 @@ fn the_proxy_allows_and_refuses_as_the_policy_says(h: &Harness) -> Result<()> {
             }),
         )
         .await?;
-        let allowed_after = wait_for_answer(client_pid, &url, Some(200), "authorized").await?;
+        let allowed_after =
+            wait_for_answer(client_pid, &url, |a| a == Some(200), "authorized").await?;
         eprintln!("mesh: allowed {allowed_after:?} after the ServerAuthorization was created");
+
+        // `weft policy` shows what the proxy got: it finds the controller, port-forwards to it
+        // and verifies its identity against the trust anchors.
+        let weft = weft_e2e::weft_cli::build()?;
+        let kubeconfig = format!("--kubeconfig={}", h.cluster.kubeconfig.display());
+        let shown =
+            weft_e2e::weft_cli::policy(&weft, &[&format!("{ns}/web"), "8080", &kubeconfig])?;
+        ensure!(
+            shown.code == Some(0)
+                && shown.stdout.contains("name: web-http")
+                && shown.stdout.contains("pod-network")
+                && shown.stdout.contains("10.251.0.0/24"),
+            "weft policy must show the Server and its authorization (exit {:?}):\n{}{}",
+            shown.code,
+            shown.stdout,
+            shown.stderr
+        );
 
         // Deleting the authorization leaves the Server admitting nobody: refused again.
         let authorizations = Api::<DynamicObject>::namespaced_with(
@@ -318,17 +345,13 @@ fn the_proxy_allows_and_refuses_as_the_policy_says(h: &Harness) -> Result<()> {
         authorizations
             .delete("pod-network", &DeleteParams::default())
             .await?;
-        let start = Instant::now();
-        let mut refused_after = None;
-        while start.elapsed() < Duration::from_secs(20) {
-            if matches!(http_get_from(client_pid, &url)?, None | Some(403)) {
-                refused_after = Some(start.elapsed());
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let refused_after =
-            refused_after.context("still allowed 20s after the ServerAuthorization was deleted")?;
+        let refused_after = wait_for_answer(
+            client_pid,
+            &url,
+            refused,
+            "the ServerAuthorization was deleted",
+        )
+        .await?;
         eprintln!("mesh: refused {refused_after:?} after the ServerAuthorization was deleted");
 
         let _ = resources::delete_namespace(&client, &ns).await;

@@ -273,54 +273,42 @@ fn route_common(
 
 fn http_route(route: &proto::HttpRoute) -> Value {
     let mut out = route_common(route.metadata.as_ref(), &route.hosts, &route.authorizations);
-    let rules = route
-        .rules
-        .iter()
-        .map(|rule| {
-            let mut r = Map::new();
-            r.insert(
-                "matches".into(),
-                rule.matches.iter().map(http_match).collect(),
-            );
-            if !rule.filters.is_empty() {
-                let filters = rule
-                    .filters
-                    .iter()
-                    .map(|f| f.kind.as_ref().map_or(UNSET.into(), http_filter))
-                    .collect();
-                r.insert("filters".into(), filters);
-            }
-            Value::Object(r)
-        })
-        .collect();
-    out.insert("rules".into(), rules);
+    let rules = route.rules.iter().map(|rule| {
+        rule_value(
+            rule.matches.iter().map(http_match).collect(),
+            rule.filters
+                .iter()
+                .map(|f| f.kind.as_ref().map_or(UNSET.into(), http_filter))
+                .collect(),
+        )
+    });
+    out.insert("rules".into(), rules.collect());
     Value::Object(out)
 }
 
 fn grpc_route(route: &proto::GrpcRoute) -> Value {
     let mut out = route_common(route.metadata.as_ref(), &route.hosts, &route.authorizations);
-    let rules = route
-        .rules
-        .iter()
-        .map(|rule| {
-            let mut r = Map::new();
-            r.insert(
-                "matches".into(),
-                rule.matches.iter().map(grpc_match).collect(),
-            );
-            if !rule.filters.is_empty() {
-                let filters = rule
-                    .filters
-                    .iter()
-                    .map(|f| f.kind.as_ref().map_or(UNSET.into(), grpc_filter))
-                    .collect();
-                r.insert("filters".into(), filters);
-            }
-            Value::Object(r)
-        })
-        .collect();
-    out.insert("rules".into(), rules);
+    let rules = route.rules.iter().map(|rule| {
+        rule_value(
+            rule.matches.iter().map(grpc_match).collect(),
+            rule.filters
+                .iter()
+                .map(|f| f.kind.as_ref().map_or(UNSET.into(), grpc_filter))
+                .collect(),
+        )
+    });
+    out.insert("rules".into(), rules.collect());
     Value::Object(out)
+}
+
+/// One rule of a route: its matches, and its filters when it has any.
+fn rule_value(matches: Vec<Value>, filters: Vec<Value>) -> Value {
+    let mut rule = Map::new();
+    rule.insert("matches".into(), Value::Array(matches));
+    if !filters.is_empty() {
+        rule.insert("filters".into(), Value::Array(filters));
+    }
+    Value::Object(rule)
 }
 
 fn host(host: &HostMatch) -> Value {
