@@ -169,6 +169,8 @@ pub struct ProxyConfig {
     pub opaque_ports: PortList,
     pub native_sidecar: bool,
     pub control_plane_namespace: String,
+    /// `--cluster-domain`: Service names are `<name>.<namespace>.svc.<cluster-domain>`.
+    pub cluster_domain: String,
     pub trust_domain: String,
     /// `None` when no --identity-trust-anchors-file was given: pods are still injected (with a warning), but
     /// their proxy exits at start-up, as it requires trust anchors.
@@ -349,6 +351,7 @@ impl ProxyArgs {
                 &self.proxy_destination_name,
             )?,
             control_plane_namespace,
+            cluster_domain,
             trust_domain,
             trust_anchors,
             default_inbound_policy: InboundPolicy::AllUnauthenticated,

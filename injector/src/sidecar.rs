@@ -194,7 +194,7 @@ pub fn proxy_env(config: &ProxyConfig, inbound: String) -> Vec<Value> {
             "LINKERD2_PROXY_INBOUND_DEFAULT_POLICY",
             config.default_inbound_policy.as_str(),
         ),
-        value_env("LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS", networks),
+        value_env("LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS", networks.clone()),
         value_env(
             "LINKERD2_PROXY_POLICY_SVC_ADDR",
             config.policy_api.addr.as_str(),
@@ -215,8 +215,13 @@ pub fn proxy_env(config: &ProxyConfig, inbound: String) -> Vec<Value> {
             "LINKERD2_PROXY_DESTINATION_SVC_NAME",
             config.destination_api.name.as_str(),
         ),
-        // Empty: no service-profile lookups (the controller serves no destination profiles yet).
-        value_env("LINKERD2_PROXY_DESTINATION_PROFILE_SUFFIXES", ""),
+        // Profile lookups (Destination.GetProfile) for the cluster's Service names and for
+        // addresses in the cluster networks: the controller answers them from its endpoints index.
+        value_env(
+            "LINKERD2_PROXY_DESTINATION_PROFILE_SUFFIXES",
+            format!("svc.{}.", config.cluster_domain),
+        ),
+        value_env("LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS", networks.clone()),
         value_env("LINKERD2_PROXY_IDENTITY_DIR", IDENTITY_DIR),
     ];
     if let Some(anchors) = &config.trust_anchors {
