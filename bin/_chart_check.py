@@ -144,7 +144,7 @@ def check_render(mode, path, namespace, release):
         else:
             c.eq(ns, namespace, f"{name_of(d)} metadata.namespace")
 
-    # RBAC: exactly get/list/watch on the four watched resources, and create on tokenreviews (identity).
+    # RBAC: exactly get/list/watch on the six watched resources, and create on tokenreviews (identity).
     role = only(docs, "ClusterRole", c)
     granted = set()
     for rule in role.get("rules", []):
@@ -153,7 +153,8 @@ def check_render(mode, path, namespace, release):
             for res in rule.get("resources", []):
                 granted.add((group, res, verbs))
     watch = ("get", "list", "watch")
-    c.eq(granted, {("", "pods", watch), ("", "namespaces", watch), ("policy.weft.dev", "servers", watch),
+    c.eq(granted, {("", "pods", watch), ("", "namespaces", watch), ("", "services", watch),
+                   ("discovery.k8s.io", "endpointslices", watch), ("policy.weft.dev", "servers", watch),
                    ("policy.weft.dev", "serverauthorizations", watch),
                    ("authentication.k8s.io", "tokenreviews", ("create",))}, "ClusterRole rules")
     binding = only(docs, "ClusterRoleBinding", c)

@@ -31,6 +31,8 @@ pub fn required() -> Vec<Access> {
     let resources = [
         ("", "pods"),
         ("", "namespaces"),
+        ("", "services"),
+        ("discovery.k8s.io", "endpointslices"),
         (weft_policy_k8s_api::GROUP, "servers"),
         (weft_policy_k8s_api::GROUP, "serverauthorizations"),
     ];
@@ -118,7 +120,7 @@ pub fn check(
         );
     }
     Check::ok(format!(
-        "{who} may get, list and watch pods, namespaces, servers and serverauthorizations, and create tokenreviews"
+        "{who} may get, list and watch pods, namespaces, services, endpointslices, servers and serverauthorizations, and create tokenreviews"
     ))
 }
 
@@ -141,9 +143,9 @@ mod tests {
     #[test]
     fn reviews_ask_for_the_service_account() {
         let access = required();
-        assert_eq!(access.len(), 13);
+        assert_eq!(access.len(), 19);
         assert_eq!(
-            access[12].to_string(),
+            access[18].to_string(),
             "create tokenreviews.authentication.k8s.io"
         );
         let review = review(&inst(), &access[4]);
