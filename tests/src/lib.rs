@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod controller;
 pub mod extra_webhook;
 pub mod gate_proxy;
+pub mod mesh;
 pub mod node;
 pub mod pki;
 pub mod resources;

@@ -1,0 +1,187 @@
+//! Helpers of the node tests that run meshed pods: the test app as a pod, waiting for it, entering
+//! its network namespace to make requests as it would, and creating policy resources.
+
+use crate::{cluster::Cluster, node, resources};
+use anyhow::{Context, Result};
+use k8s_openapi::api::core::v1::Pod;
+use kube::{
+    api::{Api, DynamicObject, PostParams},
+    core::{ApiResource, GroupVersionKind},
+};
+use std::{
+    process::Command,
+    time::{Duration, Instant},
+};
+
+/// The test app (BusyBox httpd on 8080) as a pod running as `service_account`, with a readiness
+/// probe on `/healthz` (the kubelet's probes must pass whatever the policy: probe routes).
+pub fn app_pod(
+    name: &str,
+    image: &str,
+    service_account: &str,
+    annotations: &[(&str, &str)],
+) -> Pod {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "labels": {"app": name},
+            "annotations": resources::to_map(annotations),
+        },
+        "spec": {
+            "serviceAccountName": service_account,
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{
+                "name": "app",
+                "image": image,
+                "ports": [{"name": "http", "containerPort": 8080}],
+                "readinessProbe": {
+                    "httpGet": {"path": "/healthz", "port": "http"},
+                    "periodSeconds": 1,
+                },
+                "securityContext": {
+                    "runAsNonRoot": true,
+                    "runAsUser": 65532,
+                    "allowPrivilegeEscalation": false,
+                },
+            }],
+        },
+    }))
+    .expect("the literal pod is a valid Pod")
+}
+
+pub async fn service_account(client: &kube::Client, namespace: &str, name: &str) -> Result<()> {
+    let sa: k8s_openapi::api::core::v1::ServiceAccount =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))?;
+    Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &sa)
+        .await
+        .with_context(|| format!("creating ServiceAccount {namespace}/{name}"))?;
+    Ok(())
+}
+
+/// Creates `pod` and waits until all its containers are Ready; returns the stored pod. A pod
+/// that does not get Ready fails with the proxy's log.
+pub async fn run_pod(
+    cluster: &Cluster,
+    client: &kube::Client,
+    namespace: &str,
+    pod: &Pod,
+) -> Result<Pod> {
+    let api = Api::<Pod>::namespaced(client.clone(), namespace);
+    let name = pod.metadata.name.clone().context("pod without a name")?;
+    api.create(&PostParams::default(), pod).await?;
+    let ready = node::wait_for(
+        &format!("pod {namespace}/{name} Ready"),
+        Duration::from_secs(120),
+        || async {
+            let pod = api.get(&name).await?;
+            Ok(node::pod_ready(&pod).then_some(pod))
+        },
+    )
+    .await;
+    ready.map_err(|error| {
+        let log = node::kubectl(
+            cluster,
+            &[
+                "-n",
+                namespace,
+                "logs",
+                &name,
+                "-c",
+                "weft-proxy",
+                "--tail=30",
+            ],
+        )
+        .unwrap_or_else(|e| format!("(no proxy log: {e:#})"));
+        error.context(format!("--- weft-proxy log of {namespace}/{name}:\n{log}"))
+    })
+}
+
+pub fn pod_ip(pod: &Pod) -> Result<String> {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.pod_ip.clone())
+        .context("the pod has no IP")
+}
+
+/// The host pid of a container of `pod`, to enter its namespaces.
+pub fn pid_of(cluster: &Cluster, pod: &Pod, container: &str) -> Result<u32> {
+    let status = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|s| s.iter().find(|c| c.name == container))
+        .with_context(|| format!("no status for container {container}"))?;
+    let id = status
+        .container_id
+        .as_deref()
+        .with_context(|| format!("container {container} has no id"))?;
+    node::container_pid(cluster, id)
+}
+
+/// What an HTTP GET to `url` from inside the network namespace of `pid` got: the status code,
+/// or `None` when no HTTP response came (connection refused, reset or timed out).
+pub fn http_get_from(pid: u32, url: &str) -> Result<Option<u16>> {
+    let output = Command::new("nsenter")
+        .args(["-t", &pid.to_string(), "-n", "--"])
+        .args([
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-m",
+            "3",
+            "-w",
+            "%{http_code}",
+        ])
+        .arg(url)
+        .output()
+        .context("running curl in the client pod's network namespace")?;
+    let code = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    Ok(code.parse::<u16>().ok().filter(|c| *c != 0))
+}
+
+pub fn policy_resource(kind: &str) -> ApiResource {
+    ApiResource::from_gvk(&GroupVersionKind::gvk("policy.weft.dev", "v1beta1", kind))
+}
+
+pub async fn create_policy(
+    client: &kube::Client,
+    namespace: &str,
+    kind: &str,
+    value: serde_json::Value,
+) -> Result<()> {
+    let object: DynamicObject = serde_json::from_value(value)?;
+    Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &policy_resource(kind))
+        .create(&PostParams::default(), &object)
+        .await
+        .with_context(|| format!("creating {kind}"))?;
+    Ok(())
+}
+
+/// Polls the client's request until its answer satisfies `wanted` (a status code, or `None` for
+/// no response); returns how long that took.
+pub async fn wait_for_answer(
+    pid: u32,
+    url: &str,
+    wanted: impl Fn(Option<u16>) -> bool,
+    what: &str,
+) -> Result<Duration> {
+    let start = Instant::now();
+    let mut last = None;
+    while start.elapsed() < Duration::from_secs(20) {
+        let got = http_get_from(pid, url)?;
+        if wanted(got) {
+            return Ok(start.elapsed());
+        }
+        last = got;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("{what}: {url} still answered {last:?} after 20s")
+}
+
+pub fn refused(answer: Option<u16>) -> bool {
+    matches!(answer, None | Some(403))
+}
