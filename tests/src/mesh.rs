@@ -185,3 +185,69 @@ pub async fn wait_for_answer(
 pub fn refused(answer: Option<u16>) -> bool {
     matches!(answer, None | Some(403))
 }
+
+/// The Prometheus metrics of the proxy of the pod at `pod_ip`, from its admin port (4191, which
+/// the proxy's iptables rules leave alone), fetched from the host.
+pub fn proxy_metrics(pod_ip: &str) -> Result<String> {
+    let output = node::run(Command::new("curl").args([
+        "-sf",
+        "-m",
+        "3",
+        &format!("http://{pod_ip}:4191/metrics"),
+    ]))
+    .with_context(|| format!("fetching the proxy metrics of {pod_ip}"))?;
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Whether an HTTPS server answered `url` (any HTTP status; the certificate is not checked)
+/// from inside the network namespace of `pid`.
+pub fn https_answers_from(pid: u32, url: &str) -> Result<bool> {
+    let output = Command::new("nsenter")
+        .args(["-t", &pid.to_string(), "-n", "--"])
+        .args([
+            "curl",
+            "-sk",
+            "-o",
+            "/dev/null",
+            "-m",
+            "5",
+            "-w",
+            "%{http_code}",
+        ])
+        .arg(url)
+        .output()
+        .context("running curl in the client pod's network namespace")?;
+    let code = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    Ok(code.parse::<u16>().is_ok_and(|c| c != 0))
+}
+
+/// A Service `name` selecting `app: name` pods, port `port` to their `http` port.
+pub fn service(name: &str, port: u16) -> k8s_openapi::api::core::v1::Service {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {
+            "selector": {"app": name},
+            "ports": [{"name": "http", "port": port, "targetPort": "http"}],
+        },
+    }))
+    .expect("the literal Service is a valid Service")
+}
+
+/// Creates `service` and returns its cluster IP.
+pub async fn create_service(
+    client: &kube::Client,
+    namespace: &str,
+    service: &k8s_openapi::api::core::v1::Service,
+) -> Result<String> {
+    let created = Api::<k8s_openapi::api::core::v1::Service>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), service)
+        .await
+        .with_context(|| format!("creating a Service in {namespace}"))?;
+    created
+        .spec
+        .and_then(|s| s.cluster_ip)
+        .filter(|ip| !ip.is_empty() && ip != "None")
+        .context("the Service got no cluster IP")
+}

@@ -9,6 +9,7 @@
 mod node_chart;
 mod node_check;
 mod node_mesh;
+mod node_mtls;
 mod node_workloads;
 
 use anyhow::Result;
@@ -84,6 +85,7 @@ fn main() -> ExitCode {
         node_workloads::TESTS,
         node_check::TESTS,
         node_mesh::TESTS,
+        node_mtls::TESTS,
         node_chart::LAST,
     ]
     .concat();
