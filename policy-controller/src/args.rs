@@ -3,21 +3,27 @@
 use crate::{
     admin::AdmissionMetrics,
     admission::AdmissionService,
-    index::{crd_check, NamespaceFanout, NamespaceIndex, NamespaceMetrics, SyncGate},
+    index::{crd_check, NamespaceFanout, NamespaceIndex, NamespaceMetrics, PodFanout, SyncGate},
     tls_server,
 };
 use crate::{
+    destination::{DestinationMetrics, DestinationService},
     identity::{IdentityMetrics, KubeTokenReviewer},
+    outbound::{OutboundPolicyMetrics, OutboundPolicyService},
     inbound::{InboundPolicyMetrics, InboundPolicyService, InboundSettings},
     proxy_api::{MeshIdentity, ProxyApiArgs},
     shutdown::Stopping,
 };
 use anyhow::{Context, Result};
 use ipnet::IpNet;
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::{
+    core::v1::{Namespace, Pod, Service},
+    discovery::v1::EndpointSlice,
+};
 use kube::{core::DeserializeGuard, runtime::watcher};
 use prometheus_client::registry::Registry;
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use weft_endpoints_index::{EndpointsIndex, EndpointsIndexMetrics, MeshSettings};
 use weft_injector::{config::ProxyArgs, values::parse_inbound_policy, Injector};
 use weft_policy_index::{ClusterInfo, DefaultPolicy, Index, IndexMetrics};
 use weft_policy_k8s_api::{Server, ServerAuthorization};
@@ -100,6 +106,11 @@ impl Args {
 
         // Validate our own flags before touching the network, so a typo fails fast and clearly.
         // The injected proxies enforce the same default policy and cluster networks as the index.
+        let mesh_settings = MeshSettings {
+            control_plane_namespace: proxy.control_plane_namespace.clone(),
+            trust_domain: proxy.identity_trust_domain.clone(),
+            cluster_domain: proxy.cluster_domain.clone(),
+        };
         let mesh = MeshIdentity {
             namespace: proxy.control_plane_namespace.clone(),
             trust_domain: proxy.identity_trust_domain.clone(),
@@ -118,6 +129,9 @@ impl Args {
         let index_metrics = IndexMetrics::register(weft);
         let identity_metrics = IdentityMetrics::register(weft);
         let inbound_metrics = InboundPolicyMetrics::register(weft);
+        let endpoints_metrics = EndpointsIndexMetrics::register(weft);
+        let destination_metrics = DestinationMetrics::register(weft);
+        let outbound_metrics = OutboundPolicyMetrics::register(weft);
         let runtime_metrics =
             kubert::RuntimeMetrics::register(registry.sub_registry_with_prefix("kube"));
 
@@ -180,10 +194,20 @@ impl Args {
         let gate = SyncGate::new(fanout, runtime.initialized_handle());
         tokio::spawn(kubert::index::cluster(gate, events));
 
-        // Pods and the policy resources feed the policy index. Each watch holds readiness until
-        // its first full list has been indexed. Malformed policy objects are skipped, not fatal.
+        // Pods feed the policy index and the endpoints index from one watch; Services and
+        // EndpointSlices feed the endpoints index; the policy resources feed the policy index.
+        // Each watch holds readiness until its first full list has been indexed. Malformed
+        // policy objects are skipped, not fatal.
+        let endpoints = EndpointsIndex::shared(mesh_settings, endpoints_metrics);
+        let pods = PodFanout::shared(policy.clone(), endpoints.clone());
         let events = runtime.watch_all::<Pod>(watcher::Config::default());
-        let gate = SyncGate::new(policy.clone(), runtime.initialized_handle());
+        let gate = SyncGate::new(pods, runtime.initialized_handle());
+        tokio::spawn(kubert::index::namespaced(gate, events));
+        let events = runtime.watch_all::<Service>(watcher::Config::default());
+        let gate = SyncGate::new(endpoints.clone(), runtime.initialized_handle());
+        tokio::spawn(kubert::index::namespaced(gate, events));
+        let events = runtime.watch_all::<EndpointSlice>(watcher::Config::default());
+        let gate = SyncGate::new(endpoints.clone(), runtime.initialized_handle());
         tokio::spawn(kubert::index::namespaced(gate, events));
         // The policy watches start once their CRD is installed (a watch is lazy: nothing is
         // requested, and readiness is held, until it is first polled). Until then the controller
@@ -209,7 +233,8 @@ impl Args {
 
         // Each server holds kubert's shutdown handle until it has drained, so the process exits
         // only once the requests in flight at SIGTERM are answered (`crate::shutdown`).
-        // The proxies' gRPC API: one server, one Routes: identity and inbound policy. Watch
+        // The proxies' gRPC API: one server, one Routes: identity, inbound policy, destination
+        // and outbound policy. Watch
         // streams end as soon as shutdown begins, so proxies reconnect to another replica.
         let (stop_watches, stopping) = Stopping::new();
         let signaled = runtime.shutdown_handle();
@@ -217,15 +242,24 @@ impl Args {
             let _ = signaled.signaled().await;
             let _ = stop_watches.send(true);
         });
-        let inbound =
-            InboundPolicyService::new(policy, inbound_settings, stopping, inbound_metrics);
+        let inbound = InboundPolicyService::new(
+            policy,
+            inbound_settings,
+            stopping.clone(),
+            inbound_metrics,
+        );
+        let destination =
+            DestinationService::new(endpoints.clone(), stopping.clone(), destination_metrics);
+        let outbound = OutboundPolicyService::new(endpoints, stopping, outbound_metrics);
         let reviewer = Arc::new(KubeTokenReviewer::new(runtime.client()));
         let routes =
             tonic::service::Routes::new(proxy_api.identity_service(reviewer).into_server())
-                .add_service(inbound.into_server());
+                .add_service(inbound.into_server())
+                .add_service(destination.into_server())
+                .add_service(outbound.into_server());
         let grpc_addr = proxy_api.addr();
         proxy_api.spawn(routes, runtime.shutdown_handle());
-        tracing::info!(%grpc_addr, server_name = %server_name, "Serving the proxies' gRPC API (identity, inbound policy)");
+        tracing::info!(%grpc_addr, server_name = %server_name, "Serving the proxies' gRPC API (identity, inbound policy, destination, outbound policy)");
 
         let admission = AdmissionService::new(
             injector,
