@@ -13,11 +13,23 @@
 mod authority;
 mod index;
 mod metrics;
+mod opaque;
+mod pod;
+mod resolve;
+mod service;
+mod slice;
 mod types;
+mod watches;
+
+#[cfg(test)]
+mod tests;
 
 pub use self::{
     authority::{parse_authority, InvalidAuthority, ServicePort},
     index::{EndpointsIndex, SharedEndpointsIndex},
     metrics::EndpointsIndexMetrics,
+    opaque::{InvalidOpaquePorts, OpaquePorts, OPAQUE_PORTS_ANNOTATION},
+    pod::PROXY_CONTAINER_NAME,
+    slice::SERVICE_NAME_LABEL,
     types::{Endpoint, EndpointSet, MeshSettings, OutboundTarget},
 };
