@@ -55,7 +55,8 @@ fn meshed_pods_have_an_identity() {
 
 #[test]
 fn meshed_means_a_proxy_container_or_init_container() {
-    let cases: [(&str, fn(&mut PodSpec), bool); 4] = [
+    type Edit = fn(&mut PodSpec);
+    let cases: [(&str, Edit, bool); 4] = [
         ("proxy container", |_| {}, true),
         (
             "no proxy",
