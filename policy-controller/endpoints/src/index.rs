@@ -1,25 +1,127 @@
-//! The index itself. SKELETON: the real implementation replaces these bodies.
+//! The index itself: what it keeps of Services, EndpointSlices and pods, the reverse maps that
+//! let an update touch only the affected watches, and the two lookups.
 
-use parking_lot::RwLock;
-use std::{net::SocketAddr, sync::Arc};
+use parking_lot::{Mutex, RwLock};
+use std::{
+    collections::{BTreeSet, HashMap, HashSet},
+    fmt,
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+};
 use tokio::sync::watch;
 
-use crate::{EndpointSet, EndpointsIndexMetrics, MeshSettings, OutboundTarget, ServicePort};
+use crate::{
+    pod::PodInfo, service::ServiceInfo, slice::SliceInfo, watches::Watches, EndpointSet,
+    EndpointsIndexMetrics, MeshSettings, OutboundTarget, ServicePort,
+};
 
 /// The index shared between the kubert index tasks (writers) and the gRPC APIs (readers).
 pub type SharedEndpointsIndex = Arc<RwLock<EndpointsIndex>>;
 
-/// Services, EndpointSlices and pods, by namespace.
+/// Services, EndpointSlices and pods, and the watches published from them.
+///
+/// Lookups take `&self` (a read lock on [`SharedEndpointsIndex`]); the kubert index traits
+/// (`IndexNamespacedResource<Service | EndpointSlice | Pod>`) take `&mut self`.
 #[derive(Debug)]
 pub struct EndpointsIndex {
-    mesh: MeshSettings,
-    #[allow(dead_code)]
-    metrics: EndpointsIndexMetrics,
+    pub(crate) mesh: MeshSettings,
+    pub(crate) metrics: EndpointsIndexMetrics,
+    pub(crate) state: State,
+    /// Behind mutexes only so that lookups through `&self` can add a watch; updates hold
+    /// `&mut self` and use `get_mut` without locking.
+    pub(crate) endpoint_watches: Mutex<Watches<ObjKey, Arc<EndpointSet>>>,
+    pub(crate) target_watches: Mutex<Watches<IpAddr, OutboundTarget>>,
+}
+
+/// A namespaced object's key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct ObjKey {
+    pub(crate) namespace: String,
+    pub(crate) name: String,
+}
+
+impl ObjKey {
+    pub(crate) fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for ObjKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// What the index knows, without the watches.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub(crate) services: HashMap<ObjKey, ServiceInfo>,
+    pub(crate) slices: HashMap<ObjKey, SliceInfo>,
+    /// The slices of each Service (by the `kubernetes.io/service-name` label), by slice name.
+    pub(crate) service_slices: HashMap<ObjKey, BTreeSet<String>>,
+    pub(crate) pods: HashMap<ObjKey, PodInfo>,
+    /// The slices whose endpoints name each pod (known or not), so a pod change recomputes only
+    /// the Services that route to it.
+    pub(crate) pod_slices: HashMap<ObjKey, HashSet<ObjKey>>,
+    pub(crate) cluster_ips: IpOwners,
+    /// IPs of pods that can be targets (not hostNetwork, not Succeeded/Failed).
+    pub(crate) pod_ips: IpOwners,
+}
+
+/// Which object owns an IP. When several claim one (a terminated pod's IP reused, a Service
+/// recreated), the one that claimed it last owns it; when it lets go, the previous claimant
+/// owns it again.
+#[derive(Debug, Default)]
+pub(crate) struct IpOwners {
+    by_ip: HashMap<IpAddr, Vec<ObjKey>>,
+}
+
+impl IpOwners {
+    pub(crate) fn owner(&self, ip: &IpAddr) -> Option<&ObjKey> {
+        self.by_ip.get(ip).and_then(|keys| keys.last())
+    }
+
+    /// `key` claims `ip` (the latest claim wins); claiming again does not reorder.
+    pub(crate) fn claim(&mut self, ip: IpAddr, key: &ObjKey) {
+        let keys = self.by_ip.entry(ip).or_default();
+        if !keys.contains(key) {
+            keys.push(key.clone());
+        }
+    }
+
+    pub(crate) fn release(&mut self, ip: &IpAddr, key: &ObjKey) {
+        if let Some(keys) = self.by_ip.get_mut(ip) {
+            keys.retain(|k| k != key);
+            if keys.is_empty() {
+                self.by_ip.remove(ip);
+            }
+        }
+    }
+
+    /// Moves `key`'s claims from `old` to `new`: released IPs first, then new claims. IPs in
+    /// both keep their order.
+    pub(crate) fn reclaim(&mut self, key: &ObjKey, old: &[IpAddr], new: &[IpAddr]) {
+        for ip in old.iter().filter(|ip| !new.contains(ip)) {
+            self.release(ip, key);
+        }
+        for ip in new {
+            self.claim(*ip, key);
+        }
+    }
 }
 
 impl EndpointsIndex {
     pub fn new(mesh: MeshSettings, metrics: EndpointsIndexMetrics) -> Self {
-        Self { mesh, metrics }
+        Self {
+            endpoint_watches: Mutex::new(Watches::new(metrics.watched_service_ports.clone())),
+            target_watches: Mutex::new(Watches::new(metrics.watched_addresses.clone())),
+            mesh,
+            metrics,
+            state: State::default(),
+        }
     }
 
     pub fn shared(mesh: MeshSettings, metrics: EndpointsIndexMetrics) -> SharedEndpointsIndex {
@@ -30,18 +132,66 @@ impl EndpointsIndex {
         &self.mesh
     }
 
+    pub fn metrics(&self) -> &EndpointsIndexMetrics {
+        &self.metrics
+    }
+
     /// Subscribes to the ready endpoints of a Service port. Never fails: a Service the index
     /// does not know gives `service_exists: false`, and the receiver changes when it appears.
+    ///
+    /// `service_exists` is true only while the Service exists, is not `ExternalName`, and has
+    /// a TCP port numbered `service.port`; otherwise the set is empty.
     pub fn service_endpoints(&self, service: &ServicePort) -> watch::Receiver<Arc<EndpointSet>> {
-        let _ = service;
-        watch::channel(Arc::new(EndpointSet::default())).1
+        let key = ObjKey::new(&service.namespace, &service.name);
+        let init = || Arc::new(self.state.endpoint_set(&self.mesh, &key, service.port));
+        self.endpoint_watches
+            .lock()
+            .subscribe(key.clone(), service.port, init)
     }
 
     /// Subscribes to what `addr` is: a Service's cluster IP port, a pod's port, or unknown.
     /// Never fails; the receiver changes when the answer does (a Service or pod appears,
     /// changes or goes).
     pub fn outbound_target(&self, addr: SocketAddr) -> watch::Receiver<OutboundTarget> {
-        let _ = addr;
-        watch::channel(OutboundTarget::Unknown).1
+        let init = || self.state.outbound_target(&self.mesh, addr);
+        self.target_watches
+            .lock()
+            .subscribe(addr.ip(), addr.port(), init)
+    }
+
+    /// Drops every watch without receivers now (updates and lookups also do it as they go).
+    pub fn sweep_watches(&mut self) {
+        self.endpoint_watches.get_mut().sweep();
+        self.target_watches.get_mut().sweep();
+    }
+
+    /// Recomputes the watched ports of the Services `keys`.
+    pub(crate) fn update_services<'k>(&mut self, keys: impl IntoIterator<Item = &'k ObjKey>) {
+        let Self {
+            mesh,
+            state,
+            endpoint_watches,
+            ..
+        } = self;
+        let watches = endpoint_watches.get_mut();
+        for key in keys {
+            watches.update(key, |port| Arc::new(state.endpoint_set(mesh, key, port)));
+        }
+    }
+
+    /// Recomputes the watched addresses at `ips`.
+    pub(crate) fn update_ips<'i>(&mut self, ips: impl IntoIterator<Item = &'i IpAddr>) {
+        let Self {
+            mesh,
+            state,
+            target_watches,
+            ..
+        } = self;
+        let watches = target_watches.get_mut();
+        for ip in ips {
+            watches.update(ip, |port| {
+                state.outbound_target(mesh, SocketAddr::new(*ip, port))
+            });
+        }
     }
 }

@@ -9,15 +9,44 @@
 //!   port, or unknown to the cluster.
 //!
 //! Both are `tokio::sync::watch` channels that change only when the answer does.
+//!
+//! What users of the API should know:
+//! - Lookups never fail and take `&self` (a read lock): an unknown Service gives
+//!   `service_exists: false`, an unknown address [`OutboundTarget::Unknown`]; the receiver
+//!   changes when the object appears. Receivers do not close when objects go away.
+//! - `service_exists` needs a TCP Service port with that number (not the target port); an
+//!   `ExternalName` Service never exists for endpoints. Endpoints are not served without their
+//!   Service.
+//! - One watch per Service port and per `ip:port` is shared by all lookups; it is dropped once
+//!   it has no receivers (when its key is next updated, on a resync, or by an amortized sweep
+//!   during lookups), so keep the receiver for as long as you need updates.
+//! - When several pods claim one IP, the one that claimed it last owns it (a new pod given a
+//!   reused IP), and the previous claimant owns it again when that one lets go. hostNetwork
+//!   and `Succeeded`/`Failed` pods never own an IP. Cluster IPs behave the same.
+//! - A malformed `config.weft.dev/opaque-ports` annotation is logged, counted in
+//!   `weft_endpoints_index_invalid_objects_total`, and treated as no opaque port.
+//! - `reset` (kubert's resync) replaces the state of that kind: objects not listed are removed.
 
 mod authority;
 mod index;
 mod metrics;
+mod opaque;
+mod pod;
+mod resolve;
+mod service;
+mod slice;
 mod types;
+mod watches;
+
+#[cfg(test)]
+mod tests;
 
 pub use self::{
     authority::{parse_authority, InvalidAuthority, ServicePort},
     index::{EndpointsIndex, SharedEndpointsIndex},
     metrics::EndpointsIndexMetrics,
+    opaque::{InvalidOpaquePorts, OpaquePorts, OPAQUE_PORTS_ANNOTATION},
+    pod::PROXY_CONTAINER_NAME,
+    slice::SERVICE_NAME_LABEL,
     types::{Endpoint, EndpointSet, MeshSettings, OutboundTarget},
 };

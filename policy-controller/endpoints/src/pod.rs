@@ -1,0 +1,188 @@
+//! Pods in the index: their IPs, service account, whether they are meshed, opaque ports.
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use kubert::index::{IndexNamespacedResource, NamespacedRemoved};
+use std::{
+    collections::{BTreeSet, HashSet},
+    net::IpAddr,
+};
+
+use crate::{
+    index::ObjKey, opaque::OpaquePorts, EndpointsIndex, MeshSettings, OPAQUE_PORTS_ANNOTATION,
+};
+
+/// The name of the proxy container Weft's injector adds to meshed pods. Kept here rather than
+/// imported from the injector so this crate stays free of it; the two must agree.
+pub const PROXY_CONTAINER_NAME: &str = "weft-proxy";
+
+/// What the index keeps of a pod.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PodInfo {
+    pub(crate) ips: Vec<IpAddr>,
+    pub(crate) host_network: bool,
+    /// `Succeeded` or `Failed`: the pod's IP may already belong to another pod.
+    pub(crate) terminated: bool,
+    pub(crate) service_account: String,
+    /// Runs Weft's proxy (a container or init container named [`PROXY_CONTAINER_NAME`]).
+    pub(crate) meshed: bool,
+    pub(crate) opaque: OpaquePorts,
+    pub(crate) opaque_annotation: Option<String>,
+}
+
+impl PodInfo {
+    /// Extracts what matters of `pod`. `previous` avoids re-parsing (and re-logging and
+    /// re-counting) an unchanged malformed annotation; the flag tells whether the annotation was
+    /// newly found malformed.
+    pub(crate) fn from_pod(key: &ObjKey, pod: &Pod, previous: Option<&PodInfo>) -> (Self, bool) {
+        let opaque_annotation = pod.annotations().get(OPAQUE_PORTS_ANNOTATION).cloned();
+        let (opaque, invalid) = match previous {
+            Some(prev) if prev.opaque_annotation == opaque_annotation => {
+                (prev.opaque.clone(), false)
+            }
+            _ => OpaquePorts::from_annotation(
+                opaque_annotation.as_deref(),
+                &format_args!("pod {key}"),
+            ),
+        };
+        let spec = pod.spec.as_ref();
+        let status = pod.status.as_ref();
+        let mut ips: Vec<IpAddr> = Vec::new();
+        let listed = status
+            .and_then(|s| s.pod_ips.as_ref())
+            .filter(|ips| !ips.is_empty());
+        let strings: Vec<&str> = match listed {
+            Some(list) => list.iter().map(|ip| ip.ip.as_str()).collect(),
+            None => status
+                .and_then(|s| s.pod_ip.as_deref())
+                .into_iter()
+                .collect(),
+        };
+        for ip in strings.into_iter().filter_map(|s| s.parse::<IpAddr>().ok()) {
+            if !ips.contains(&ip) {
+                ips.push(ip);
+            }
+        }
+        let meshed = spec.is_some_and(|spec| {
+            spec.containers
+                .iter()
+                .chain(spec.init_containers.iter().flatten())
+                .any(|c| c.name == PROXY_CONTAINER_NAME)
+        });
+        let info = PodInfo {
+            ips,
+            host_network: spec.and_then(|s| s.host_network).unwrap_or(false),
+            terminated: matches!(
+                status.and_then(|s| s.phase.as_deref()),
+                Some("Succeeded" | "Failed")
+            ),
+            service_account: spec
+                .and_then(|s| s.service_account_name.clone())
+                .filter(|sa| !sa.is_empty())
+                .unwrap_or_else(|| "default".to_string()),
+            meshed,
+            opaque,
+            opaque_annotation,
+        };
+        (info, invalid)
+    }
+
+    /// The identity clients must require of this pod: only when it is meshed.
+    pub(crate) fn identity(&self, mesh: &MeshSettings, namespace: &str) -> Option<String> {
+        self.meshed
+            .then(|| mesh.identity(&self.service_account, namespace))
+    }
+
+    /// The IPs at which the pod is an outbound target: none for hostNetwork pods (their IP is
+    /// the node's) and terminated pods (their IP may be reused).
+    fn target_ips(&self) -> &[IpAddr] {
+        if self.host_network || self.terminated {
+            &[]
+        } else {
+            &self.ips
+        }
+    }
+}
+
+impl EndpointsIndex {
+    fn upsert_pod(&mut self, key: ObjKey, pod: &Pod) {
+        let previous = self.state.pods.get(&key);
+        let (info, invalid) = PodInfo::from_pod(&key, pod, previous);
+        if invalid {
+            self.metrics.invalid_objects.inc();
+        }
+        if previous == Some(&info) {
+            return; // e.g. a status update that changes nothing the index keeps
+        }
+        let old = self.state.pods.insert(key.clone(), info);
+        if old.is_none() {
+            self.metrics.pods.inc();
+        }
+        self.pod_changed(&key, old);
+    }
+
+    fn remove_pod(&mut self, key: &ObjKey) {
+        let Some(old) = self.state.pods.remove(key) else {
+            return;
+        };
+        self.metrics.pods.dec();
+        self.pod_changed(key, Some(old));
+    }
+
+    /// Updates the pod IP map and the watches after the pod `key` changed from `old`: the
+    /// Services whose slices name the pod, and the addresses at its old and new IPs.
+    fn pod_changed(&mut self, key: &ObjKey, old: Option<PodInfo>) {
+        let old_ips = old.as_ref().map(PodInfo::target_ips).unwrap_or_default();
+        let new = self.state.pods.get(key);
+        let new_ips = new.map(PodInfo::target_ips).unwrap_or_default();
+        self.state.pod_ips.reclaim(key, old_ips, new_ips);
+        let mut ips: HashSet<IpAddr> = old_ips.iter().copied().collect();
+        ips.extend(new_ips);
+        let services: BTreeSet<ObjKey> = self
+            .state
+            .pod_slices
+            .get(key)
+            .into_iter()
+            .flatten()
+            .filter_map(|slice| {
+                let info = self.state.slices.get(slice)?;
+                Some(ObjKey::new(&slice.namespace, &info.service))
+            })
+            .collect();
+        self.update_services(&services);
+        self.update_ips(&ips);
+    }
+}
+
+impl IndexNamespacedResource<Pod> for EndpointsIndex {
+    fn apply(&mut self, pod: Pod) {
+        let key = ObjKey::new(pod.namespace().unwrap_or_default(), pod.name_any());
+        self.upsert_pod(key, &pod);
+    }
+
+    fn delete(&mut self, namespace: String, name: String) {
+        self.remove_pod(&ObjKey::new(namespace, name));
+    }
+
+    /// Replaces all pods: those not listed are removed, then the listed ones applied.
+    fn reset(&mut self, pods: Vec<Pod>, _removed: NamespacedRemoved) {
+        let live: HashSet<ObjKey> = pods
+            .iter()
+            .map(|p| ObjKey::new(p.namespace().unwrap_or_default(), p.name_any()))
+            .collect();
+        let stale: Vec<ObjKey> = self
+            .state
+            .pods
+            .keys()
+            .filter(|k| !live.contains(*k))
+            .cloned()
+            .collect();
+        for key in &stale {
+            self.remove_pod(key);
+        }
+        for pod in pods {
+            self.apply(pod);
+        }
+        self.sweep_watches();
+    }
+}

@@ -1,0 +1,194 @@
+//! EndpointSlices in the index: the ready addresses of a Service, by target port.
+
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::ResourceExt;
+use kubert::index::{IndexNamespacedResource, NamespacedRemoved};
+use std::{
+    collections::{BTreeSet, HashSet},
+    net::IpAddr,
+};
+
+use crate::{index::ObjKey, EndpointsIndex};
+
+/// The label naming an EndpointSlice's Service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// What the index keeps of an EndpointSlice of IPv4 or IPv6 addresses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SliceInfo {
+    /// The Service (in the slice's namespace) the slice belongs to.
+    pub(crate) service: String,
+    pub(crate) ports: Vec<SlicePort>,
+    /// Ready endpoints only.
+    pub(crate) endpoints: Vec<SliceEndpoint>,
+}
+
+/// A TCP port of an EndpointSlice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SlicePort {
+    /// `None` when unnamed or empty, as for Service ports.
+    pub(crate) name: Option<String>,
+    pub(crate) port: u16,
+}
+
+/// A ready endpoint of an EndpointSlice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SliceEndpoint {
+    pub(crate) addresses: Vec<IpAddr>,
+    /// The pod the endpoint names (`targetRef` of kind Pod).
+    pub(crate) pod: Option<ObjKey>,
+    pub(crate) zone: Option<String>,
+}
+
+impl SliceInfo {
+    /// Extracts what matters of `slice`; `None` when the index ignores it: no
+    /// `kubernetes.io/service-name` label, or addresses that are not IPs (`FQDN`).
+    pub(crate) fn from_slice(namespace: &str, slice: &EndpointSlice) -> Option<Self> {
+        let service = slice.labels().get(SERVICE_NAME_LABEL)?.clone();
+        if !matches!(slice.address_type.as_str(), "IPv4" | "IPv6") {
+            return None;
+        }
+        let ports = slice
+            .ports
+            .iter()
+            .flatten()
+            .filter(|p| p.protocol.as_deref().is_none_or(|p| p == "TCP"))
+            .filter_map(|p| {
+                // A slice port without a number stands for "all ports": nothing to connect to.
+                let port = p
+                    .port
+                    .and_then(|n| u16::try_from(n).ok())
+                    .filter(|n| *n != 0)?;
+                Some(SlicePort {
+                    name: p.name.clone().filter(|n| !n.is_empty()),
+                    port,
+                })
+            })
+            .collect();
+        let endpoints = slice
+            .endpoints
+            .iter()
+            .filter(|ep| ep.conditions.as_ref().and_then(|c| c.ready) != Some(false))
+            .map(|ep| SliceEndpoint {
+                addresses: ep.addresses.iter().filter_map(|a| a.parse().ok()).collect(),
+                pod: ep
+                    .target_ref
+                    .as_ref()
+                    .filter(|r| r.kind.as_deref() == Some("Pod"))
+                    .and_then(|r| {
+                        let name = r.name.clone()?;
+                        let ns = r.namespace.clone().unwrap_or_else(|| namespace.to_string());
+                        Some(ObjKey::new(ns, name))
+                    }),
+                zone: ep.zone.clone(),
+            })
+            .filter(|ep| !ep.addresses.is_empty())
+            .collect();
+        Some(Self {
+            service,
+            ports,
+            endpoints,
+        })
+    }
+
+    fn pods(&self) -> impl Iterator<Item = &ObjKey> {
+        self.endpoints.iter().filter_map(|ep| ep.pod.as_ref())
+    }
+}
+
+impl EndpointsIndex {
+    /// Applies the slice `key` as `info` (`None`: the slice is gone or ignored).
+    fn set_slice(&mut self, key: ObjKey, info: Option<SliceInfo>) {
+        if self.state.slices.get(&key) == info.as_ref() {
+            return;
+        }
+        let old = match info {
+            Some(info) => {
+                for pod in info.pods() {
+                    self.state
+                        .pod_slices
+                        .entry(pod.clone())
+                        .or_default()
+                        .insert(key.clone());
+                }
+                self.state
+                    .service_slices
+                    .entry(ObjKey::new(&key.namespace, &info.service))
+                    .or_default()
+                    .insert(key.name.clone());
+                self.state.slices.insert(key.clone(), info)
+            }
+            None => self.state.slices.remove(&key),
+        };
+        let new = self.state.slices.get(&key);
+        match (&old, new) {
+            (None, Some(_)) => {
+                self.metrics.endpoint_slices.inc();
+            }
+            (Some(_), None) => {
+                self.metrics.endpoint_slices.dec();
+            }
+            _ => {}
+        }
+        let mut services = BTreeSet::new();
+        if let Some(new) = new {
+            services.insert(ObjKey::new(&key.namespace, &new.service));
+        }
+        if let Some(old) = &old {
+            let new_pods: HashSet<&ObjKey> = new.into_iter().flat_map(SliceInfo::pods).collect();
+            for pod in old.pods().filter(|p| !new_pods.contains(p)) {
+                if let Some(slices) = self.state.pod_slices.get_mut(pod) {
+                    slices.remove(&key);
+                    if slices.is_empty() {
+                        self.state.pod_slices.remove(pod);
+                    }
+                }
+            }
+            let old_service = ObjKey::new(&key.namespace, &old.service);
+            if !services.contains(&old_service) {
+                if let Some(slices) = self.state.service_slices.get_mut(&old_service) {
+                    slices.remove(&key.name);
+                    if slices.is_empty() {
+                        self.state.service_slices.remove(&old_service);
+                    }
+                }
+                services.insert(old_service);
+            }
+        }
+        self.update_services(&services);
+    }
+}
+
+impl IndexNamespacedResource<EndpointSlice> for EndpointsIndex {
+    fn apply(&mut self, slice: EndpointSlice) {
+        let namespace = slice.namespace().unwrap_or_default();
+        let info = SliceInfo::from_slice(&namespace, &slice);
+        self.set_slice(ObjKey::new(namespace, slice.name_any()), info);
+    }
+
+    fn delete(&mut self, namespace: String, name: String) {
+        self.set_slice(ObjKey::new(namespace, name), None);
+    }
+
+    /// Replaces all EndpointSlices: those not listed are removed, then the listed ones applied.
+    fn reset(&mut self, slices: Vec<EndpointSlice>, _removed: NamespacedRemoved) {
+        let live: HashSet<ObjKey> = slices
+            .iter()
+            .map(|s| ObjKey::new(s.namespace().unwrap_or_default(), s.name_any()))
+            .collect();
+        let stale: Vec<ObjKey> = self
+            .state
+            .slices
+            .keys()
+            .filter(|k| !live.contains(*k))
+            .cloned()
+            .collect();
+        for key in stale {
+            self.set_slice(key, None);
+        }
+        for slice in slices {
+            self.apply(slice);
+        }
+        self.sweep_watches();
+    }
+}

@@ -1,0 +1,137 @@
+//! Opaque ports: the annotation's syntax, on Services and on pods.
+
+use super::*;
+
+#[test]
+fn opaque_ports_parse() {
+    let ok: &[(&str, &[u16], &[u16])] = &[
+        ("", &[], &[1, 65535]),
+        ("3306", &[3306], &[3305, 3307]),
+        ("3306,5432-5433", &[3306, 5432, 5433], &[5431, 5434]),
+        (" 25 , 587 ,", &[25, 587], &[26]),
+        ("1-65535", &[1, 80, 65535], &[]),
+        ("10-20,15-30,31", &[10, 25, 30, 31], &[9, 32]),
+    ];
+    for (value, inside, outside) in ok {
+        let ports = OpaquePorts::parse(value).unwrap();
+        for port in *inside {
+            assert!(ports.contains(*port), "{value:?} contains {port}");
+        }
+        for port in *outside {
+            assert!(!ports.contains(*port), "{value:?} excludes {port}");
+        }
+    }
+    assert_eq!(
+        OpaquePorts::parse("10-20,15-30,31").unwrap().ranges(),
+        [10..=31]
+    );
+
+    let bad = [
+        ("mysql", "mysql"),
+        ("0", "0"),
+        ("65536", "65536"),
+        ("3306,-5", "-5"),
+        ("20-10", "20-10"),
+        ("1-2-3", "1-2-3"),
+        ("+80", "+80"),
+        ("80;443", "80;443"),
+    ];
+    for (value, item) in bad {
+        assert_eq!(
+            OpaquePorts::parse(value),
+            Err(InvalidOpaquePorts {
+                item: item.to_string()
+            }),
+            "{value:?}"
+        );
+    }
+}
+
+#[test]
+fn opaque_annotations_mark_service_and_pod_ports() {
+    let mut index = mk_index();
+    let mut svc = mk_svc(
+        "ns",
+        "db",
+        "10.96.0.5",
+        &[("", 3306, 3306), ("", 9104, 9104)],
+    );
+    annotate(&mut svc.metadata, OPAQUE_PORTS_ANNOTATION, "3306");
+    apply_svc(&mut index, svc);
+    let mut pod = mk_pod("ns", "db-0", "10.0.0.5", "db", true);
+    annotate(&mut pod.metadata, OPAQUE_PORTS_ANNOTATION, "3306,5432-5433");
+    apply_pod(&mut index, pod);
+    apply_slice(
+        &mut index,
+        mk_slice(
+            "ns",
+            "db-a",
+            "db",
+            &[("", 3306)],
+            vec![ep("10.0.0.5", None, Some("db-0"))],
+        ),
+    );
+
+    assert!(matches!(
+        target(&index, "10.96.0.5:3306"),
+        OutboundTarget::Service { opaque: true, .. }
+    ));
+    assert!(matches!(
+        target(&index, "10.96.0.5:9104"),
+        OutboundTarget::Service { opaque: false, .. }
+    ));
+    assert!(matches!(
+        target(&index, "10.0.0.5:5433"),
+        OutboundTarget::Pod(Endpoint { opaque: true, .. })
+    ));
+    assert!(matches!(
+        target(&index, "10.0.0.5:80"),
+        OutboundTarget::Pod(Endpoint { opaque: false, .. })
+    ));
+    let rx = index.service_endpoints(&sp("ns", "db", 3306));
+    assert!(endpoint(&rx, "10.0.0.5:3306").opaque);
+    assert_eq!(index.metrics().invalid_objects(), 0);
+}
+
+#[test]
+fn malformed_opaque_annotations_are_counted_and_ignored() {
+    let mut index = mk_index();
+    let mut svc = mk_svc("ns", "db", "10.96.0.5", &[("", 3306, 3306)]);
+    annotate(&mut svc.metadata, OPAQUE_PORTS_ANNOTATION, "mysql");
+    apply_svc(&mut index, svc.clone());
+    assert_eq!(index.metrics().invalid_objects(), 1);
+    // Re-applying the same value (e.g. on a resync) counts nothing more.
+    apply_svc(&mut index, svc);
+    assert_eq!(index.metrics().invalid_objects(), 1);
+
+    let mut pod = mk_pod("ns", "db-0", "10.0.0.5", "db", true);
+    annotate(&mut pod.metadata, OPAQUE_PORTS_ANNOTATION, "3306-");
+    apply_pod(&mut index, pod);
+    assert_eq!(index.metrics().invalid_objects(), 2);
+
+    assert_eq!(
+        target(&index, "10.96.0.5:3306"),
+        OutboundTarget::Service {
+            service: sp("ns", "db", 3306),
+            opaque: false
+        }
+    );
+    assert!(matches!(
+        target(&index, "10.0.0.5:3306"),
+        OutboundTarget::Pod(Endpoint { opaque: false, .. })
+    ));
+
+    // Fixing the annotation takes effect.
+    let mut svc = mk_svc("ns", "db", "10.96.0.5", &[("", 3306, 3306)]);
+    annotate(&mut svc.metadata, OPAQUE_PORTS_ANNOTATION, "3306");
+    apply_svc(&mut index, svc);
+    assert!(matches!(
+        target(&index, "10.96.0.5:3306"),
+        OutboundTarget::Service { opaque: true, .. }
+    ));
+    assert_eq!(index.metrics().invalid_objects(), 2);
+}
+
+fn target(index: &EndpointsIndex, at: &str) -> OutboundTarget {
+    index.outbound_target(addr(at)).borrow().clone()
+}
