@@ -23,7 +23,7 @@ use k8s_openapi::api::{
 use kube::{core::DeserializeGuard, runtime::watcher};
 use prometheus_client::registry::Registry;
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
-use weft_endpoints_index::{EndpointsIndex, EndpointsIndexMetrics, MeshSettings};
+use weft_endpoints_index::{EndpointsIndex, EndpointsIndexMetrics, MeshSettings, OpaquePorts};
 use weft_injector::{config::ProxyArgs, values::parse_inbound_policy, Injector};
 use weft_policy_index::{ClusterInfo, DefaultPolicy, Index, IndexMetrics};
 use weft_policy_k8s_api::{Server, ServerAuthorization};
@@ -106,17 +106,20 @@ impl Args {
 
         // Validate our own flags before touching the network, so a typo fails fast and clearly.
         // The injected proxies enforce the same default policy and cluster networks as the index.
-        let mesh_settings = MeshSettings {
-            control_plane_namespace: proxy.control_plane_namespace.clone(),
-            trust_domain: proxy.identity_trust_domain.clone(),
-            cluster_domain: proxy.cluster_domain.clone(),
-        };
         let mesh = MeshIdentity {
             namespace: proxy.control_plane_namespace.clone(),
             trust_domain: proxy.identity_trust_domain.clone(),
             trust_anchors_file: proxy.identity_trust_anchors_file.clone(),
         };
         let mut proxy = proxy.load().context("invalid proxy configuration")?;
+        // The endpoints index names identities and Services as the injected proxies do.
+        let mesh_settings = MeshSettings {
+            control_plane_namespace: proxy.control_plane_namespace.clone(),
+            trust_domain: proxy.trust_domain.clone(),
+            cluster_domain: proxy.cluster_domain.clone(),
+            default_opaque_ports: OpaquePorts::parse(&proxy.opaque_ports.to_string())
+                .context("--opaque-ports")?,
+        };
         proxy.default_inbound_policy = parse_inbound_policy(default_policy.as_str())
             .map_err(|e| anyhow::anyhow!("--default-policy: {e}"))?;
         proxy.cluster_networks = cluster_networks.clone();

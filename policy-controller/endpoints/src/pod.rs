@@ -16,6 +16,9 @@ use crate::{
 /// imported from the injector so this crate stays free of it; the two must agree.
 pub const PROXY_CONTAINER_NAME: &str = "weft-proxy";
 
+/// The injected proxy's list of opaque inbound ports (set by Weft's injector).
+const PROXY_OPAQUE_PORTS_ENV: &str = "LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION";
+
 /// What the index keeps of a pod.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct PodInfo {
@@ -26,7 +29,9 @@ pub(crate) struct PodInfo {
     pub(crate) service_account: String,
     /// Runs Weft's proxy (a container or init container named [`PROXY_CONTAINER_NAME`]).
     pub(crate) meshed: bool,
-    pub(crate) opaque: OpaquePorts,
+    /// For a meshed pod, the opaque ports its proxy was injected with; otherwise the pod's
+    /// annotation; `None` when neither says (the default opaque ports apply).
+    pub(crate) opaque: Option<OpaquePorts>,
     pub(crate) opaque_annotation: Option<String>,
 }
 
@@ -40,10 +45,14 @@ impl PodInfo {
             Some(prev) if prev.opaque_annotation == opaque_annotation => {
                 (prev.opaque.clone(), false)
             }
-            _ => OpaquePorts::from_annotation(
-                opaque_annotation.as_deref(),
-                &format_args!("pod {key}"),
-            ),
+            _ => match opaque_annotation.as_deref() {
+                None => (None, false),
+                Some(value) => {
+                    let (ports, invalid) =
+                        OpaquePorts::from_annotation(Some(value), &format_args!("pod {key}"));
+                    (Some(ports), invalid)
+                }
+            },
         };
         let spec = pod.spec.as_ref();
         let status = pod.status.as_ref();
@@ -63,12 +72,20 @@ impl PodInfo {
                 ips.push(ip);
             }
         }
-        let meshed = spec.is_some_and(|spec| {
+        let proxy = spec.and_then(|spec| {
             spec.containers
                 .iter()
                 .chain(spec.init_containers.iter().flatten())
-                .any(|c| c.name == PROXY_CONTAINER_NAME)
+                .find(|c| c.name == PROXY_CONTAINER_NAME)
         });
+        let meshed = proxy.is_some();
+        // What the injected proxy treats as opaque is the truth for a meshed pod: the injector
+        // resolved the pod's and namespace's annotations and the controller's default into it.
+        let injected_opaque = proxy
+            .and_then(|c| c.env.as_ref())
+            .and_then(|env| env.iter().find(|e| e.name == PROXY_OPAQUE_PORTS_ENV))
+            .and_then(|e| OpaquePorts::parse(e.value.as_deref().unwrap_or_default()).ok());
+        let opaque = injected_opaque.or(opaque);
         let info = PodInfo {
             ips,
             host_network: spec.and_then(|s| s.host_network).unwrap_or(false),

@@ -54,7 +54,7 @@ impl State {
                                 pod: ep.pod.as_ref().map(|k| k.name.clone()),
                                 service_account: None,
                                 identity: None,
-                                opaque: false,
+                                opaque: mesh.default_opaque_ports.contains(target_port),
                                 zone: None,
                             },
                         };
@@ -84,7 +84,11 @@ impl State {
                             name: key.name.clone(),
                             port,
                         },
-                        opaque: service.opaque.contains(port),
+                        opaque: service
+                            .opaque
+                            .as_ref()
+                            .unwrap_or(&mesh.default_opaque_ports)
+                            .contains(port),
                     };
                 }
             }
@@ -105,7 +109,11 @@ fn pod_endpoint(mesh: &MeshSettings, key: &ObjKey, pod: &PodInfo, addr: SocketAd
         pod: Some(key.name.clone()),
         service_account: Some(pod.service_account.clone()),
         identity: pod.identity(mesh, &key.namespace),
-        opaque: pod.opaque.contains(addr.port()),
+        opaque: pod
+            .opaque
+            .as_ref()
+            .unwrap_or(&mesh.default_opaque_ports)
+            .contains(addr.port()),
         zone: None,
     }
 }

@@ -18,7 +18,8 @@ pub(crate) struct ServiceInfo {
     /// TCP ports by number, with their name (`None` when unnamed or empty). Empty for
     /// ExternalName Services, which therefore have no endpoints and no `service_exists`.
     pub(crate) ports: BTreeMap<u16, Option<String>>,
-    pub(crate) opaque: OpaquePorts,
+    /// `None` without an annotation: the default opaque ports apply.
+    pub(crate) opaque: Option<OpaquePorts>,
     pub(crate) opaque_annotation: Option<String>,
 }
 
@@ -36,10 +37,14 @@ impl ServiceInfo {
             Some(prev) if prev.opaque_annotation == opaque_annotation => {
                 (prev.opaque.clone(), false)
             }
-            _ => OpaquePorts::from_annotation(
-                opaque_annotation.as_deref(),
-                &format_args!("Service {key}"),
-            ),
+            _ => match opaque_annotation.as_deref() {
+                None => (None, false),
+                Some(value) => {
+                    let (ports, invalid) =
+                        OpaquePorts::from_annotation(Some(value), &format_args!("Service {key}"));
+                    (Some(ports), invalid)
+                }
+            },
         };
         let mut info = ServiceInfo {
             cluster_ips: Vec::new(),

@@ -2,7 +2,7 @@
 
 use std::{collections::BTreeMap, net::SocketAddr};
 
-use crate::ServicePort;
+use crate::{OpaquePorts, ServicePort};
 
 /// How the mesh names things: identities of meshed pods, and Service authorities.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -14,6 +14,10 @@ pub struct MeshSettings {
     /// The cluster's DNS domain, e.g. `cluster.local`: Service authorities are
     /// `<name>.<namespace>.svc.<cluster-domain>:<port>`.
     pub cluster_domain: String,
+    /// The controller's `--opaque-ports`: the opaque ports of a Service, or of an unmeshed pod,
+    /// without a `config.weft.dev/opaque-ports` annotation (a meshed pod's are those its proxy
+    /// was injected with).
+    pub default_opaque_ports: OpaquePorts,
 }
 
 impl MeshSettings {
@@ -49,7 +53,9 @@ pub struct Endpoint {
     /// The mesh identity the client must require: `Some` only when the pod is meshed (it runs
     /// Weft's proxy) and known to the index.
     pub identity: Option<String>,
-    /// The port is opaque on the pod (`config.weft.dev/opaque-ports`): no protocol detection.
+    /// The port is opaque on the pod: no protocol detection. For a meshed pod, the ports its
+    /// proxy was injected with as opaque; otherwise the pod's `config.weft.dev/opaque-ports`, or
+    /// the default opaque ports.
     pub opaque: bool,
     /// The endpoint's zone (EndpointSlice `zone`), when set.
     pub zone: Option<String>,
@@ -63,7 +69,8 @@ pub enum OutboundTarget {
     /// A port of a Service's cluster IP: the proxy balances over the Service's endpoints.
     Service {
         service: ServicePort,
-        /// The Service marks this port opaque (`config.weft.dev/opaque-ports` on the Service).
+        /// The Service's `config.weft.dev/opaque-ports` lists this port, or, without that
+        /// annotation, the default opaque ports do.
         opaque: bool,
     },
     /// A port of a pod IP (not a Service): the proxy connects to the pod directly.

@@ -31,6 +31,7 @@ fn mesh() -> MeshSettings {
         control_plane_namespace: "weft".to_string(),
         trust_domain: "cluster.local".to_string(),
         cluster_domain: "cluster.local".to_string(),
+        default_opaque_ports: OpaquePorts::parse("25,3306").expect("the test default parses"),
     }
 }
 

@@ -135,3 +135,52 @@ fn malformed_opaque_annotations_are_counted_and_ignored() {
 fn target(index: &EndpointsIndex, at: &str) -> OutboundTarget {
     index.outbound_target(addr(at)).borrow().clone()
 }
+
+#[test]
+fn without_annotations_defaults_apply_and_a_meshed_pod_follows_its_proxy() {
+    let mut index = mk_index();
+    // No annotation: the default opaque ports (25, 3306 in the test mesh) apply to the Service.
+    apply_svc(
+        &mut index,
+        mk_svc("ns", "db", "10.96.0.6", &[("", 3306, 3306), ("", 80, 80)]),
+    );
+    assert!(matches!(
+        target(&index, "10.96.0.6:3306"),
+        OutboundTarget::Service { opaque: true, .. }
+    ));
+    assert!(matches!(
+        target(&index, "10.96.0.6:80"),
+        OutboundTarget::Service { opaque: false, .. }
+    ));
+    // An unmeshed pod without annotation: the defaults.
+    apply_pod(
+        &mut index,
+        mk_pod("ns", "plain", "10.0.0.6", "default", false),
+    );
+    let OutboundTarget::Pod(plain) = target(&index, "10.0.0.6:3306") else {
+        panic!("a pod target")
+    };
+    assert!(plain.opaque);
+    // A meshed pod: what its proxy was injected with, whatever the defaults or annotations.
+    let mut meshed = mk_pod("ns", "meshed", "10.0.0.7", "db", true);
+    annotate(&mut meshed.metadata, OPAQUE_PORTS_ANNOTATION, "9999");
+    if let Some(spec) = meshed.spec.as_mut() {
+        let proxy = spec
+            .containers
+            .iter_mut()
+            .find(|c| c.name == PROXY_CONTAINER_NAME)
+            .expect("mk_pod adds the proxy to meshed pods");
+        proxy.env = Some(vec![k8s_openapi::api::core::v1::EnvVar {
+            name: "LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION".to_string(),
+            value: Some("5432".to_string()),
+            ..Default::default()
+        }]);
+    }
+    apply_pod(&mut index, meshed);
+    for (port, opaque) in [(5432, true), (3306, false), (9999, false)] {
+        let OutboundTarget::Pod(ep) = target(&index, &format!("10.0.0.7:{port}")) else {
+            panic!("a pod target")
+        };
+        assert_eq!(ep.opaque, opaque, "meshed pod port {port}");
+    }
+}
