@@ -1,6 +1,7 @@
 //! Command-line interface of `weft`: argument definitions and the pure step from input text to output text.
 //! Reading files and writing to stdout/stderr happens in `src/bin/weft.rs`; `weft check` runs in
-//! [`crate::check`], `weft policy` in [`crate::policy_cli`].
+//! [`crate::check`], `weft policy` in [`crate::policy_cli`], `weft endpoints` in
+//! [`crate::endpoints_cli`].
 
 use crate::{
     config::{ConfigError, ProxyArgs, ProxyConfig, DEFAULT_CLUSTER_NETWORKS},
@@ -10,7 +11,7 @@ use crate::{
 };
 
 /// The Weft service mesh's command line: inject and uninject manifests offline, check an
-/// installation in a cluster, and print the inbound policy a proxy gets.
+/// installation in a cluster, and print the inbound policy and the endpoints a proxy gets.
 #[derive(Debug, clap::Parser)]
 #[command(name = "weft", version)]
 pub struct Cli {
@@ -73,6 +74,13 @@ pub struct PolicyArgs {
     #[arg(long)]
     pub watch: bool,
 
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+/// How to reach the controller's gRPC API: shared by `weft policy` and `weft endpoints`.
+#[derive(Debug, clap::Args)]
+pub struct ConnectArgs {
     /// The controller's gRPC address, HOST:PORT (e.g. 127.0.0.1:8090 after `kubectl
     /// port-forward deploy/weft -n weft 8090`), instead of port-forwarding to a controller pod
     #[arg(long, value_name = "HOST:PORT")]
@@ -188,7 +196,7 @@ pub struct UninjectArgs {
 }
 
 impl Command {
-    /// The manifest file the command reads (`-` for stdin); `None` for `check`, which reads none.
+    /// The manifest file the command reads (`-` for stdin); `None` for the commands that read none.
     pub fn file(&self) -> Option<&str> {
         match self {
             Command::Inject(args) => Some(&args.file),
@@ -204,7 +212,7 @@ pub enum CliError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Manifest(#[from] ManifestError),
-    #[error("`weft check` and `weft policy` read no manifest: run them with weft_injector::check::fetch::run and weft_injector::policy_cli::client::run")]
+    #[error("`weft check`, `weft policy` and `weft endpoints` read no manifest: run them with weft_injector::check::fetch::run, weft_injector::policy_cli::client::run and weft_injector::endpoints_cli::client::run")]
     NotAManifestCommand,
     #[error("--identity-trust-anchors-file is required with --manual: the injected proxy cannot start without the mesh's trust anchors (PEM CA certificates; the chart keeps them in the ConfigMap <release>-identity-trust-anchors)")]
     NoTrustAnchors,
