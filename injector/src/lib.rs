@@ -10,6 +10,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 mod decision;
+pub mod endpoints_cli;
 pub mod grpc_client;
 pub mod manifest;
 mod overrides;
