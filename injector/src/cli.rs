@@ -1,6 +1,7 @@
 //! Command-line interface of `weft`: argument definitions and the pure step from input text to output text.
 //! Reading files and writing to stdout/stderr happens in `src/bin/weft.rs`; `weft check` runs in
-//! [`crate::check`], `weft policy` in [`crate::policy_cli`].
+//! [`crate::check`], `weft policy` in [`crate::policy_cli`], `weft endpoints` in
+//! [`crate::endpoints_cli`].
 
 use crate::{
     config::{ConfigError, ProxyArgs, ProxyConfig, DEFAULT_CLUSTER_NETWORKS},
@@ -10,7 +11,7 @@ use crate::{
 };
 
 /// The Weft service mesh's command line: inject and uninject manifests offline, check an
-/// installation in a cluster, and print the inbound policy a proxy gets.
+/// installation in a cluster, and print the inbound policy and the endpoints a proxy gets.
 #[derive(Debug, clap::Parser)]
 #[command(name = "weft", version)]
 pub struct Cli {
@@ -57,6 +58,48 @@ pub enum Command {
     ///
     /// Example: weft policy emojivoto/web-5d8f7c-x2x9k 8080 --watch
     Policy(Box<PolicyArgs>),
+    /// Print the endpoints a meshed proxy would resolve for a Service port
+    ///
+    /// Asks the controller's Destination API (`Destination/Get`, the API the proxies use) for
+    /// SVC.NS:PORT, as `linkerd diagnostics endpoints` does, and prints one line per endpoint,
+    /// sorted by address: ADDRESS, POD, SERVICEACCOUNT, IDENTITY (the TLS identity the proxy
+    /// requires; `- (not meshed)` when the endpoint has none) and HINT (h2 or opaque). Absent
+    /// values are `-`. When there are none, says whether the Service exists. With --watch, prints
+    /// the current endpoints, then one line per change (`+ ADDRESS ...` for a new or changed
+    /// endpoint, `- ADDRESS` for a removed one) until the stream ends or Ctrl-C.
+    ///
+    /// The argument is SVC.NS:PORT (the path asked for is SVC.NS.svc.<--cluster-domain>:PORT)
+    /// or a full authority SVC.NS.svc.DOMAIN:PORT (asked for as is).
+    ///
+    /// Connects as `weft policy` does: without --addr, port-forwards to a ready controller pod
+    /// of the installation (--namespace, --release) and speaks TLS verified against the mesh's
+    /// trust anchors for the controller's identity; with --addr, dials that address instead
+    /// (--trust-anchors and --server-name spare the cluster lookups; --plaintext only on
+    /// loopback).
+    ///
+    /// Exit status: 0 when the endpoints were printed, 1 on any error (nothing on stdout), 2 for
+    /// a usage error (an argument of neither form, a port out of range).
+    ///
+    /// Example: weft endpoints web.emojivoto:80 --watch
+    Endpoints(Box<EndpointsArgs>),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EndpointsArgs {
+    /// The Service port, as SVC.NS:PORT (e.g. web.emojivoto:80) or SVC.NS.svc.DOMAIN:PORT
+    #[arg(value_name = "SVC.NS:PORT")]
+    pub target: crate::endpoints_cli::ServicePort,
+
+    /// Keep the stream open and print a line for each change of the endpoints
+    #[arg(long)]
+    pub watch: bool,
+
+    /// The cluster's DNS domain, which completes SVC.NS:PORT into the path the proxy asks for
+    #[arg(long, default_value = "cluster.local", value_parser = crate::endpoints_cli::parse_cluster_domain)]
+    pub cluster_domain: String,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -73,6 +116,13 @@ pub struct PolicyArgs {
     #[arg(long)]
     pub watch: bool,
 
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+/// How to reach the controller's gRPC API: shared by `weft policy` and `weft endpoints`.
+#[derive(Debug, clap::Args)]
+pub struct ConnectArgs {
     /// The controller's gRPC address, HOST:PORT (e.g. 127.0.0.1:8090 after `kubectl
     /// port-forward deploy/weft -n weft 8090`), instead of port-forwarding to a controller pod
     #[arg(long, value_name = "HOST:PORT")]
@@ -188,12 +238,12 @@ pub struct UninjectArgs {
 }
 
 impl Command {
-    /// The manifest file the command reads (`-` for stdin); `None` for `check`, which reads none.
+    /// The manifest file the command reads (`-` for stdin); `None` for the commands that read none.
     pub fn file(&self) -> Option<&str> {
         match self {
             Command::Inject(args) => Some(&args.file),
             Command::Uninject(args) => Some(&args.file),
-            Command::Check(_) | Command::Policy(_) => None,
+            Command::Check(_) | Command::Policy(_) | Command::Endpoints(_) => None,
         }
     }
 }
@@ -204,7 +254,7 @@ pub enum CliError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Manifest(#[from] ManifestError),
-    #[error("`weft check` and `weft policy` read no manifest: run them with weft_injector::check::fetch::run and weft_injector::policy_cli::client::run")]
+    #[error("`weft check`, `weft policy` and `weft endpoints` read no manifest: run them with weft_injector::check::fetch::run, weft_injector::policy_cli::client::run and weft_injector::endpoints_cli::client::run")]
     NotAManifestCommand,
     #[error("--identity-trust-anchors-file is required with --manual: the injected proxy cannot start without the mesh's trust anchors (PEM CA certificates; the chart keeps them in the ConfigMap <release>-identity-trust-anchors)")]
     NoTrustAnchors,
@@ -228,6 +278,8 @@ pub fn execute(command: &Command, input: &str) -> Result<Processed, CliError> {
             Ok(manifest::inject(input, &injector, mode)?)
         }
         Command::Uninject(_) => Ok(manifest::uninject_manifest(input)?),
-        Command::Check(_) | Command::Policy(_) => Err(CliError::NotAManifestCommand),
+        Command::Check(_) | Command::Policy(_) | Command::Endpoints(_) => {
+            Err(CliError::NotAManifestCommand)
+        }
     }
 }

@@ -221,7 +221,10 @@ pub fn proxy_env(config: &ProxyConfig, inbound: String) -> Vec<Value> {
             "LINKERD2_PROXY_DESTINATION_PROFILE_SUFFIXES",
             format!("svc.{}.", config.cluster_domain),
         ),
-        value_env("LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS", networks.clone()),
+        value_env(
+            "LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS",
+            networks.clone(),
+        ),
         value_env("LINKERD2_PROXY_IDENTITY_DIR", IDENTITY_DIR),
     ];
     if let Some(anchors) = &config.trust_anchors {

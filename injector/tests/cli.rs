@@ -325,3 +325,108 @@ fn policy_usage_and_connection_errors_exit_without_output() {
         assert!(text(&out.stderr).contains(&reason), "{args:?}: {}", text(&out.stderr));
     }
 }
+
+#[test]
+fn endpoints_help_documents_the_forms_and_exit_codes() {
+    let out = weft(&["endpoints", "--help"], None);
+    assert_eq!(out.status.code(), Some(0));
+    let help = text(&out.stdout);
+    for documented in [
+        "SVC.NS:PORT",
+        "SVC.NS.svc.DOMAIN:PORT",
+        "--cluster-domain",
+        "[default: cluster.local]",
+        "--watch",
+        "--addr",
+        "--plaintext",
+        "--trust-anchors",
+        "--server-name",
+        "Exit status: 0 when the endpoints were printed, 1 on any error (nothing on stdout), 2 for",
+        "Example: weft endpoints web.emojivoto:80 --watch",
+    ] {
+        assert!(help.contains(documented), "{documented}:\n{help}");
+    }
+}
+
+#[test]
+fn endpoints_usage_and_connection_errors_exit_without_output() {
+    // Usage errors: exit 2, the accepted forms named.
+    for (args, reason) in [
+        (
+            &["endpoints", "web:80"][..],
+            "\"web:80\" is not a Service port",
+        ),
+        (
+            &["endpoints", "web.emojivoto"][..],
+            "\"web.emojivoto\" is not a Service port (no :PORT)",
+        ),
+        (
+            &["endpoints", "web.emojivoto:70000"][..],
+            "port 70000 is out of range (1-65535)",
+        ),
+        (
+            &["endpoints", "emojivoto/web:80"][..],
+            "is not a Service port",
+        ),
+    ] {
+        let out = weft(args, None);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(out.stdout.is_empty(), "{args:?}");
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(reason), "{args:?}: {stderr}");
+        assert!(
+            stderr
+                .contains("expected SVC.NS:PORT (e.g. web.emojivoto:80) or SVC.NS.svc.DOMAIN:PORT"),
+            "{args:?}: {stderr}"
+        );
+    }
+    for (args, reason) in [
+        (
+            &["endpoints", "web.ns:80", "--cluster-domain", "Bad..domain"][..],
+            "is not a DNS domain",
+        ),
+        (
+            &["endpoints", "web.ns:80", "--plaintext"][..],
+            "--addr <HOST:PORT>",
+        ),
+    ] {
+        let out = weft(args, None);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(out.stdout.is_empty(), "{args:?}");
+        assert!(
+            text(&out.stderr).contains(reason),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+
+    // Errors: exit 1, nothing on stdout.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    for (args, reason) in [
+        (
+            vec!["endpoints", "web.ns:80", "--addr", "10.0.0.1:8090", "--plaintext"],
+            "--plaintext is allowed only with a loopback --addr".to_string(),
+        ),
+        (
+            vec!["endpoints", "web.ns:80", "--addr", &addr, "--plaintext"],
+            format!("cannot reach the controller's destination API at {addr} (plaintext): cannot connect to {addr}"),
+        ),
+    ] {
+        let out = weft(&args, None);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out.stderr));
+        assert!(out.stdout.is_empty(), "{args:?}");
+        assert!(text(&out.stderr).contains(&reason), "{args:?}: {}", text(&out.stderr));
+    }
+}

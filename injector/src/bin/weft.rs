@@ -1,5 +1,6 @@
 //! `weft`: offline injection and uninjection of Kubernetes manifests, `weft check` of an
-//! installation, and `weft policy` of a pod's port. See `weft --help`.
+//! installation, `weft policy` of a pod's port and `weft endpoints` of a Service port. See
+//! `weft --help`.
 
 use anyhow::Context;
 use clap::Parser;
@@ -9,8 +10,8 @@ use std::{
 };
 use weft_injector::{
     check,
-    cli::{execute, CheckArgs, Cli, Command, PolicyArgs},
-    policy_cli,
+    cli::{execute, CheckArgs, Cli, Command, EndpointsArgs, PolicyArgs},
+    endpoints_cli, policy_cli,
 };
 
 fn main() -> ExitCode {
@@ -18,6 +19,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Check(args) => run_check(args),
         Command::Policy(args) => run_policy(args).map(|()| ExitCode::SUCCESS),
+        Command::Endpoints(args) => run_endpoints(args).map(|()| ExitCode::SUCCESS),
         command => run_manifest(command).map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|error| {
@@ -47,13 +49,25 @@ fn run_policy(args: &PolicyArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(policy_cli::client::run(args, |document| {
-        let mut stdout = std::io::stdout().lock();
-        stdout
-            .write_all(document.as_bytes())
-            .and_then(|()| stdout.flush())
-            .context("cannot write to stdout")
-    }))
+    runtime.block_on(policy_cli::client::run(args, print))
+}
+
+/// Prints the endpoints (with --watch, then a line per change).
+fn run_endpoints(args: &EndpointsArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(endpoints_cli::client::run(args, print))
+}
+
+/// Writes `text` to stdout now (a watch prints as changes come).
+fn print(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .context("cannot write to stdout")
 }
 
 fn run_manifest(command: &Command) -> anyhow::Result<()> {

@@ -3,15 +3,16 @@
 //! port, and prints it as YAML, like `linkerd diagnostics policy`.
 //!
 //! The pure parts are here and in [`render`] (the message as YAML) and [`discover`] (the
-//! controller's address and TLS name from its Deployment); [`client`] only connects: to `--addr`,
-//! or through a port-forward to a ready controller pod, over TLS verified against the mesh's
-//! trust anchors for the controller's identity.
+//! controller's address and TLS name from its Deployment); [`client`] only calls the API over
+//! the connection [`crate::grpc_client`] makes (shared with `weft endpoints`): to `--addr`, or
+//! through a port-forward to a ready controller pod, over TLS verified against the mesh's trust
+//! anchors for the controller's identity.
 
 pub mod client;
 pub mod discover;
 pub mod render;
 
-use std::net::IpAddr;
+pub use crate::grpc_client::{is_loopback_host, split_addr};
 
 /// The pod a proxy would ask for: `NS/POD` on the command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,25 +74,6 @@ pub fn parse_port(s: &str) -> Result<u16, String> {
         Ok(port) => Err(format!("port {port} is out of range (1-65535)")),
         Err(_) => Err(format!("{s:?} is not a port number (1-65535)")),
     }
-}
-
-/// Whether `--plaintext` may be used with `host`: only loopback (`127.0.0.0/8`, `::1`,
-/// `localhost`), as the controller's `--grpc-plaintext`.
-pub fn is_loopback_host(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-/// Splits `HOST:PORT` (`[v6]:PORT` for IPv6).
-pub fn split_addr(addr: &str) -> Result<(&str, u16), String> {
-    let invalid = || format!("--addr {addr:?} is not HOST:PORT (IPv6 as [ADDR]:PORT)");
-    let (host, port) = addr.rsplit_once(':').ok_or_else(invalid)?;
-    if host.is_empty() || (host.contains(':') && !host.starts_with('[')) {
-        return Err(invalid());
-    }
-    let port = parse_port(port).map_err(|e| format!("--addr {addr:?}: {e}"))?;
-    Ok((host, port))
 }
 
 /// What to tell the user when the controller refuses a request for `target`'s `port`.
