@@ -21,7 +21,7 @@ mod service;
 mod source;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub(crate) use self::metrics::{code_label, OpenStream};
 pub use self::{
