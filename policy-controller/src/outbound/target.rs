@@ -52,7 +52,6 @@ pub fn parse_target(spec: &TrafficSpec, cluster_domain: &str) -> Result<TargetSp
                 })?;
             let ip = addr
                 .ip
-                .clone()
                 .and_then(|ip| IpAddr::try_from(ip).ok())
                 .ok_or_else(|| TargetError::Invalid("the target address has no IP".into()))?;
             Ok(TargetSpec::Addr(SocketAddr::new(ip, port)))

@@ -112,7 +112,7 @@ fn check(updates: &[Update], expected: &[Expect], case: &str) {
                 let got: Vec<_> = set
                     .addrs
                     .iter()
-                    .map(|a| SocketAddr::try_from(a.addr.clone().unwrap()).unwrap())
+                    .map(|a| SocketAddr::try_from(a.addr.unwrap()).unwrap())
                     .collect();
                 let want: Vec<_> = addrs.iter().map(|a| addr(a)).collect();
                 assert_eq!(got, want, "{case}");
@@ -126,7 +126,7 @@ fn check(updates: &[Update], expected: &[Expect], case: &str) {
                 let got: Vec<_> = set
                     .addrs
                     .iter()
-                    .map(|a| SocketAddr::try_from(a.clone()).unwrap())
+                    .map(|a| SocketAddr::try_from(*a).unwrap())
                     .collect();
                 let want: Vec<_> = addrs.iter().map(|a| addr(a)).collect();
                 assert_eq!(got, want, "{case}");
@@ -247,7 +247,11 @@ fn profiles_by_target() {
         ..pod.clone()
     };
     for (case, target, expected) in [
-        ("unknown", OutboundTarget::Unknown, DestinationProfile::default()),
+        (
+            "unknown",
+            OutboundTarget::Unknown,
+            DestinationProfile::default(),
+        ),
         (
             "service",
             OutboundTarget::Service {
@@ -299,8 +303,14 @@ fn profiles_by_target() {
 #[test]
 fn profile_paths() {
     for (path, expected) in [
-        ("10.0.0.1:8080", Some(ProfilePath::Addr(addr("10.0.0.1:8080")))),
-        ("[fd00::1]:80", Some(ProfilePath::Addr(addr("[fd00::1]:80")))),
+        (
+            "10.0.0.1:8080",
+            Some(ProfilePath::Addr(addr("10.0.0.1:8080"))),
+        ),
+        (
+            "[fd00::1]:80",
+            Some(ProfilePath::Addr(addr("[fd00::1]:80"))),
+        ),
         (
             "web.ns.svc.cluster.local:80",
             Some(ProfilePath::Service(service("ns", "web", 80))),

@@ -4,4 +4,4 @@
 
 pub(crate) mod fake;
 mod mapping;
-mod service;
+pub(crate) mod service;

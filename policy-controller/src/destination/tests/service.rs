@@ -2,7 +2,9 @@
 
 use super::fake::*;
 use crate::{
-    destination::{endpoint::weighted_addr, DestinationMetrics, DestinationRpc, DestinationService},
+    destination::{
+        endpoint::weighted_addr, DestinationMetrics, DestinationRpc, DestinationService,
+    },
     shutdown::Stopping,
 };
 use linkerd2_proxy_api::destination::{
@@ -107,7 +109,7 @@ fn added(update: &Update) -> Vec<SocketAddr> {
         update::Update::Add(set) => set
             .addrs
             .iter()
-            .map(|a| SocketAddr::try_from(a.addr.clone().unwrap()).unwrap())
+            .map(|a| SocketAddr::try_from(a.addr.unwrap()).unwrap())
             .collect(),
         other => panic!("expected Add, got {other:?}"),
     }
@@ -118,7 +120,7 @@ fn removed(update: &Update) -> Vec<SocketAddr> {
         update::Update::Remove(set) => set
             .addrs
             .iter()
-            .map(|a| SocketAddr::try_from(a.clone()).unwrap())
+            .map(|a| SocketAddr::try_from(*a).unwrap())
             .collect(),
         other => panic!("expected Remove, got {other:?}"),
     }
@@ -237,7 +239,9 @@ async fn get_profile_sends_the_profile_of_an_address_then_each_change() {
     assert_eq!(message(&mut stream).await, DestinationProfile::default());
 
     let pod = meshed("10.0.0.1:8080", "ns", "web-0");
-    server.source.set_target(ip, OutboundTarget::Pod(pod.clone()));
+    server
+        .source
+        .set_target(ip, OutboundTarget::Pod(pod.clone()));
     let profile = message(&mut stream).await;
     assert_eq!(profile.endpoint, Some(weighted_addr(&pod)));
     assert!(!profile.opaque_protocol);

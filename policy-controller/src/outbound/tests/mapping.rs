@@ -39,10 +39,19 @@ fn opaque_backends(o: &linkerd2_proxy_api::outbound::proxy_protocol::Opaque) -> 
     assert_eq!(o.routes.len(), 1);
     let route = &o.routes[0];
     assert_eq!(default_name(&route.metadata), "opaq");
-    match route.rules[0].backends.as_ref().unwrap().kind.as_ref().unwrap() {
-        opaque_route::distribution::Kind::FirstAvailable(f) => {
-            f.backends.iter().map(|b| b.backend.as_ref().unwrap()).collect()
-        }
+    match route.rules[0]
+        .backends
+        .as_ref()
+        .unwrap()
+        .kind
+        .as_ref()
+        .unwrap()
+    {
+        opaque_route::distribution::Kind::FirstAvailable(f) => f
+            .backends
+            .iter()
+            .map(|b| b.backend.as_ref().unwrap())
+            .collect(),
         other => panic!("{other:?}"),
     }
 }
@@ -53,7 +62,10 @@ fn route_backends(policy: &OutboundPolicy) -> Vec<&Backend> {
         Kind::Opaque(o) => opaque_backends(o),
         Kind::Detect(d) => {
             let mut backends = Vec::new();
-            for routes in [&d.http1.as_ref().unwrap().routes, &d.http2.as_ref().unwrap().routes] {
+            for routes in [
+                &d.http1.as_ref().unwrap().routes,
+                &d.http2.as_ref().unwrap().routes,
+            ] {
                 assert_eq!(routes.len(), 1);
                 let route = &routes[0];
                 assert_eq!(default_name(&route.metadata), "http");
@@ -163,8 +175,8 @@ fn a_pod_port_forwards_to_the_pod_with_its_identity_when_meshed() {
         ("unmeshed", unmeshed("10.0.0.3:8080", "ns"), false),
         ("meshed opaque", opaque_pod, true),
     ] {
-        let policy = outbound_policy(&OutboundTarget::Pod(endpoint.clone()), CLUSTER_DOMAIN)
-            .unwrap();
+        let policy =
+            outbound_policy(&OutboundTarget::Pod(endpoint.clone()), CLUSTER_DOMAIN).unwrap();
         assert_eq!(default_name(&policy.metadata), "endpoint", "{case}");
         assert_eq!(matches!(kind(&policy), Kind::Opaque(_)), opaque, "{case}");
         for backend in route_backends(&policy) {
@@ -178,7 +190,10 @@ fn a_pod_port_forwards_to_the_pod_with_its_identity_when_meshed() {
                 endpoint.identity.is_some(),
                 "{case}"
             );
-            let hint = forward.protocol_hint.as_ref().and_then(|h| h.protocol.as_ref());
+            let hint = forward
+                .protocol_hint
+                .as_ref()
+                .and_then(|h| h.protocol.as_ref());
             match (&endpoint.identity, opaque) {
                 (None, _) => assert_eq!(hint, None, "{case}"),
                 (Some(_), false) => assert!(matches!(hint, Some(Protocol::H2(_))), "{case}"),
@@ -191,7 +206,10 @@ fn a_pod_port_forwards_to_the_pod_with_its_identity_when_meshed() {
 
 #[test]
 fn an_unknown_address_has_no_policy() {
-    assert_eq!(outbound_policy(&OutboundTarget::Unknown, CLUSTER_DOMAIN), None);
+    assert_eq!(
+        outbound_policy(&OutboundTarget::Unknown, CLUSTER_DOMAIN),
+        None
+    );
 }
 
 #[test]
@@ -209,8 +227,9 @@ fn the_checks_catch_what_the_proxy_rejects() {
         Some(Kind::Detect(d)) => d.clone(),
         _ => unreachable!(),
     };
-    let set_detect = |p: &mut OutboundPolicy, d| p.protocol.as_mut().unwrap().kind = Some(Kind::Detect(d));
-    let breakages: Vec<(&str, Box<dyn Fn(&mut OutboundPolicy)>)> = vec![
+    let set_detect =
+        |p: &mut OutboundPolicy, d| p.protocol.as_mut().unwrap().kind = Some(Kind::Detect(d));
+    let breakages: Vec<(&str, Breakage)> = vec![
         ("no metadata", Box::new(|p| p.metadata = None)),
         (
             "a resource without a name",
@@ -275,9 +294,15 @@ fn the_checks_catch_what_the_proxy_rejects() {
     for (case, breakage) in breakages {
         let mut broken = good.clone();
         breakage(&mut broken);
-        assert!(check_policy(&broken).is_err(), "{case} must fail the checks");
+        assert!(
+            check_policy(&broken).is_err(),
+            "{case} must fail the checks"
+        );
     }
 }
+
+/// A way to break a good policy.
+type Breakage = Box<dyn Fn(&mut OutboundPolicy)>;
 
 fn spec(target: Option<Target>) -> TrafficSpec {
     TrafficSpec {
@@ -292,8 +317,16 @@ fn targets() {
     let authority = |s: &str| Some(Target::Authority(s.into()));
     let invalid = |s: &str| Err(TargetError::Invalid(s.into()));
     for (case, target, expected) in [
-        ("v4", tcp("10.0.0.1:80"), Ok(TargetSpec::Addr(addr("10.0.0.1:80")))),
-        ("v6", tcp("[fd00::1]:80"), Ok(TargetSpec::Addr(addr("[fd00::1]:80")))),
+        (
+            "v4",
+            tcp("10.0.0.1:80"),
+            Ok(TargetSpec::Addr(addr("10.0.0.1:80"))),
+        ),
+        (
+            "v6",
+            tcp("[fd00::1]:80"),
+            Ok(TargetSpec::Addr(addr("[fd00::1]:80"))),
+        ),
         (
             "service",
             authority("web.ns.svc.cluster.local:80"),
@@ -324,7 +357,11 @@ fn targets() {
             invalid("\"web ns:80\" is not an authority (host:port)"),
         ),
     ] {
-        assert_eq!(parse_target(&spec(target), CLUSTER_DOMAIN), expected, "{case}");
+        assert_eq!(
+            parse_target(&spec(target), CLUSTER_DOMAIN),
+            expected,
+            "{case}"
+        );
     }
     for name in ["example.com:443", "web.ns.svc.other.domain:80", "web:80"] {
         assert!(
