@@ -7,11 +7,13 @@
 pub mod admin;
 mod admission;
 mod args;
+pub mod destination;
 pub mod grpc;
 pub mod identity;
 pub mod inbound;
 pub mod index;
 mod inject;
+pub mod outbound;
 pub mod proxy_api;
 pub mod shutdown;
 pub mod tls_server;
