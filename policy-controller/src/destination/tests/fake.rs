@@ -69,6 +69,7 @@ impl EndpointsSource for FakeSource {
             control_plane_namespace: "weft".into(),
             trust_domain: "cluster.local".into(),
             cluster_domain: CLUSTER_DOMAIN.into(),
+            default_opaque_ports: Default::default(),
         }
     }
 
