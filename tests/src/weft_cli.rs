@@ -53,11 +53,20 @@ pub struct Run {
 
 /// Runs `weft policy <args>`.
 pub fn policy(binary: &Path, args: &[&str]) -> Result<Run> {
+    run(binary, "policy", args)
+}
+
+/// Runs `weft endpoints <args>`.
+pub fn endpoints(binary: &Path, args: &[&str]) -> Result<Run> {
+    run(binary, "endpoints", args)
+}
+
+fn run(binary: &Path, command: &str, args: &[&str]) -> Result<Run> {
     let output = Command::new(binary)
-        .arg("policy")
+        .arg(command)
         .args(args)
         .output()
-        .with_context(|| format!("running {} policy", binary.display()))?;
+        .with_context(|| format!("running {} {command}", binary.display()))?;
     Ok(Run {
         code: output.status.code(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

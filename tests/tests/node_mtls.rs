@@ -96,6 +96,27 @@ fn request_loop(pid: u32, url: String, stop: Arc<AtomicBool>) -> (u32, u32, Vec<
     (sent, failed, failures)
 }
 
+/// The API server's own address (the endpoint of the `kubernetes` Service): neither a Service's
+/// cluster IP nor a pod's.
+async fn api_server_address(client: &kube::Client) -> Result<String> {
+    let slice = Api::<EndpointSlice>::namespaced(client.clone(), "default")
+        .get("kubernetes")
+        .await
+        .context("reading the kubernetes Service's EndpointSlice")?;
+    let ip = slice
+        .endpoints
+        .first()
+        .and_then(|e| e.addresses.first())
+        .context("the kubernetes EndpointSlice has no address")?;
+    let port = slice
+        .ports
+        .as_ref()
+        .and_then(|p| p.first())
+        .and_then(|p| p.port)
+        .context("the kubernetes EndpointSlice has no port")?;
+    Ok(format!("{ip}:{port}"))
+}
+
 async fn scale(client: &kube::Client, namespace: &str, name: &str, replicas: i32) -> Result<()> {
     Api::<Deployment>::namespaced(client.clone(), namespace)
         .patch(
@@ -239,6 +260,34 @@ fn meshed_pods_talk_over_mtls_and_authorize_by_service_account(h: &Harness) -> R
             }),
         )
         .await?;
+        // The proxy's admin port is under policy too (deny here): let the host scrape metrics.
+        create_policy(
+            &client,
+            &ns,
+            "Server",
+            serde_json::json!({
+                "apiVersion": "policy.weft.dev/v1beta1",
+                "kind": "Server",
+                "metadata": {"name": "web-admin"},
+                "spec": {"podSelector": {"matchLabels": {"app": "web"}}, "port": "weft-admin"},
+            }),
+        )
+        .await?;
+        create_policy(
+            &client,
+            &ns,
+            "ServerAuthorization",
+            serde_json::json!({
+                "apiVersion": "policy.weft.dev/v1beta1",
+                "kind": "ServerAuthorization",
+                "metadata": {"name": "node-scrapes"},
+                "spec": {
+                    "server": {"name": "web-admin"},
+                    "client": {"unauthenticated": true, "networks": [{"cidr": "10.251.0.1/32"}]},
+                },
+            }),
+        )
+        .await?;
         let allowed = wait_for_answer(client_pid, &url, |a| a == Some(200), "client SA").await?;
         eprintln!("mtls: the client's service account allowed {allowed:?} after the authorization");
         let answer = http_get_from(other_pid, &url)?;
@@ -259,7 +308,12 @@ fn meshed_pods_talk_over_mtls_and_authorize_by_service_account(h: &Harness) -> R
             .await?;
         let web_pod_ip = web_pods.items.first().map(pod_ip).context("no web pod")??;
         let client_id = format!("client.{ns}.serviceaccount.identity.weft.cluster.local");
-        let metrics = proxy_metrics(&web_pod_ip)?;
+        let metrics = node::wait_for(
+            "the web proxy's metrics (Server web-admin)",
+            Duration::from_secs(10),
+            || async { Ok(proxy_metrics(&web_pod_ip).ok()) },
+        )
+        .await?;
         let evidence: Vec<&str> = metrics
             .lines()
             .filter(|l| l.starts_with("inbound_http_authz_allow_total{"))
@@ -300,6 +354,22 @@ fn meshed_pods_talk_over_mtls_and_authorize_by_service_account(h: &Harness) -> R
             refused(answer),
             "the other service account is outside the unauthenticated network and must still be \
              refused, got {answer:?}"
+        );
+
+        // `weft endpoints` shows what the client's proxy resolves: the web pod, meshed, with the
+        // identity the client requires of it.
+        let weft = weft_e2e::weft_cli::build()?;
+        let kubeconfig = format!("--kubeconfig={}", h.cluster.kubeconfig.display());
+        let shown = weft_e2e::weft_cli::endpoints(&weft, &[&format!("web.{ns}:80"), &kubeconfig])?;
+        let web_identity = format!("web.{ns}.serviceaccount.identity.weft.cluster.local");
+        ensure!(
+            shown.code == Some(0)
+                && shown.stdout.contains(&format!("{web_pod_ip}:8080"))
+                && shown.stdout.contains(&web_identity),
+            "weft endpoints must show {web_pod_ip}:8080 with identity {web_identity} (exit {:?}):\n{}{}",
+            shown.code,
+            shown.stdout,
+            shown.stderr
         );
 
         // Scaling the server: the client's balancer follows the EndpointSlices.
@@ -350,10 +420,12 @@ fn meshed_pods_talk_over_mtls_and_authorize_by_service_account(h: &Harness) -> R
             "an unmeshed Service from a meshed client",
         )
         .await?;
+        let api_server = api_server_address(&client).await?;
+        let url = format!("https://{api_server}/livez");
         ensure!(
-            https_answers_from(client_pid, "https://10.251.0.1:6443/livez")?,
-            "a meshed client must reach an address outside the cluster's Services (the API \
-             server at 10.251.0.1:6443)"
+            https_answers_from(client_pid, &url)?,
+            "a meshed client must reach an address outside the cluster's Services and pods (the \
+             API server at {api_server})"
         );
 
         let _ = resources::delete_namespace(&client, &ns).await;
