@@ -41,8 +41,46 @@ use tokio_rustls::{
 };
 use tower::ServiceExt;
 
-/// How long a client may take to complete the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take from the TCP connection to its first request's headers (TLS
+/// handshake and HTTP/2 preface included); a client that sends nothing, or half a preface, is
+/// dropped then.
+pub const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a connection is pinged (HTTP/2 PING), and how long the answer may take before the
+/// connection is closed: a proxy that vanished without closing its connection (node lost,
+/// network cut) does not hold it, and its watch streams, forever.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many streams one connection may have open at once. A proxy opens one (a watch) per port
+/// it serves and per target it resolves, so well above hyper's default of 200.
+pub const MAX_CONCURRENT_STREAMS: u32 = 1_000;
+/// How many connections the server holds open at once; more are closed as soon as they are
+/// accepted (see [`shutdown::ConnectionLimit`]). Each proxy holds one connection. The process's
+/// open-files limit must be above it.
+pub const MAX_CONNECTIONS: usize = 10_000;
+
+/// The gRPC server's timeouts and limits; [`GrpcLimits::default`] is what the controller uses
+/// (the constants above), tests shorten them. Connections have no idle timeout: a proxy's
+/// connection carries long-lived watches, and keepalive finds the dead ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GrpcLimits {
+    pub first_request: Duration,
+    pub keepalive_interval: Duration,
+    pub keepalive_timeout: Duration,
+    pub max_concurrent_streams: u32,
+    pub max_connections: usize,
+}
+
+impl Default for GrpcLimits {
+    fn default() -> Self {
+        Self {
+            first_request: FIRST_REQUEST_TIMEOUT,
+            keepalive_interval: KEEPALIVE_INTERVAL,
+            keepalive_timeout: KEEPALIVE_TIMEOUT,
+            max_concurrent_streams: MAX_CONCURRENT_STREAMS,
+            max_connections: MAX_CONNECTIONS,
+        }
+    }
+}
 /// How long to wait before retrying a renewal that failed.
 const RENEW_RETRY: Duration = Duration::from_secs(10);
 
@@ -258,6 +296,17 @@ pub async fn serve<G>(
     routes: tonic::service::Routes,
     shutdown: impl Future<Output = G>,
 ) -> Result<(), GrpcServeError> {
+    serve_limited(listener, transport, routes, shutdown, GrpcLimits::default()).await
+}
+
+/// [`serve`] with other [`GrpcLimits`].
+pub async fn serve_limited<G>(
+    listener: TcpListener,
+    transport: GrpcTransport,
+    routes: tonic::service::Routes,
+    shutdown: impl Future<Output = G>,
+    limits: GrpcLimits,
+) -> Result<(), GrpcServeError> {
     let acceptor = match &transport {
         GrpcTransport::Tls(identity) => Some(TlsAcceptor::from(identity.server_config()?)),
         GrpcTransport::Plaintext => {
@@ -266,43 +315,66 @@ pub async fn serve<G>(
         }
     };
     let routes = routes.prepare();
+    let connections = shutdown::ConnectionLimit::new("grpc", limits.max_connections);
     shutdown::serve("grpc", listener, shutdown, move |socket, stopping| {
+        // Refused: the socket is closed here, at once.
+        let admitted = connections.admit().map(|permit| (permit, socket));
         let acceptor = acceptor.clone();
         let signal = stopping.clone();
-        let service =
+        let routes =
             routes
                 .clone()
                 .map_request(move |mut req: http::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(signal.clone());
                     req
                 });
-        let service = TowerToHyperService::new(service);
         async move {
+            let Some((_permit, socket)) = admitted else {
+                return;
+            };
+            let accepted = tokio::time::Instant::now();
+            let activity = shutdown::Activity::new(
+                shutdown::Deadlines {
+                    first_request: limits.first_request,
+                    header_read: None,
+                    idle: None,
+                },
+                accepted,
+            );
+            let service =
+                TowerToHyperService::new(shutdown::TrackRequests::new(routes, activity.clone()));
             let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-            builder.timer(TokioTimer::new());
+            builder
+                .timer(TokioTimer::new())
+                .keep_alive_interval(limits.keepalive_interval)
+                .keep_alive_timeout(limits.keepalive_timeout)
+                .max_concurrent_streams(limits.max_concurrent_streams);
+            // Only requests matter to the deadline (no header or idle timeout): reads are not tracked.
             let result = match acceptor {
                 None => {
+                    let connect = |io| builder.serve_connection(io, service);
                     stopping
-                        .serve(socket, |io| builder.serve_connection(io, service))
+                        .serve_until(socket, connect, activity.expired())
                         .await
                 }
                 Some(acceptor) => {
-                    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(socket))
-                        .await
-                    {
-                        Ok(Ok(tls)) => tls,
-                        Ok(Err(error)) => {
-                            tracing::debug!(%error, "gRPC TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!("gRPC TLS handshake timed out");
-                            return;
-                        }
-                    };
-                    stopping
-                        .serve(tls, |io| builder.serve_connection(io, service))
-                        .await
+                    let handshake = acceptor.accept(socket);
+                    let tls =
+                        match tokio::time::timeout_at(accepted + limits.first_request, handshake)
+                            .await
+                        {
+                            Ok(Ok(tls)) => tls,
+                            Ok(Err(error)) => {
+                                tracing::debug!(%error, "gRPC TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!("gRPC TLS handshake timed out");
+                                return;
+                            }
+                        };
+                    let connect = |io| builder.serve_connection(io, service);
+                    stopping.serve_until(tls, connect, activity.expired()).await
                 }
             };
             if let Err(error) = result {

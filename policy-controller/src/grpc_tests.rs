@@ -358,3 +358,116 @@ async fn requests_carry_the_stopping_signal_and_streams_end_at_shutdown() {
         "the guard is dropped after draining"
     );
 }
+
+/// Bounds only to keep a broken test from hanging; no timing is asserted against them.
+const HANG: Duration = Duration::from_secs(5);
+
+const TEST_LIMITS: GrpcLimits = GrpcLimits {
+    first_request: Duration::from_millis(500),
+    keepalive_interval: Duration::from_secs(30),
+    keepalive_timeout: Duration::from_secs(10),
+    max_concurrent_streams: MAX_CONCURRENT_STREAMS,
+    max_connections: 100,
+};
+
+/// The Identity server over TLS with `limits`; it runs until the test ends.
+async fn start_limited(f: &Fixture, limits: GrpcLimits) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let routes = tonic::service::Routes::new(f.service.clone().into_server());
+    tokio::spawn(serve_limited(
+        listener,
+        GrpcTransport::Tls(serving(f)),
+        routes,
+        std::future::pending::<()>(),
+        limits,
+    ));
+    addr
+}
+
+/// Whether the server closes `io` (EOF or an error) within [`HANG`]; whatever it sends before
+/// (its HTTP/2 settings, say) is ignored.
+async fn closed<T: tokio::io::AsyncRead + Unpin>(io: &mut T) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 1024];
+    let until_closed = async {
+        loop {
+            match io.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(HANG, until_closed).await.is_ok()
+}
+
+async fn certify(client: &mut IdentityClient<H2>) -> Result<(), tonic::Status> {
+    let (_, csr) = proxy_csr(ID);
+    client.certify(request(ID, GOOD_TOKEN, csr)).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn silent_connections_and_partial_prefaces_are_closed_at_the_first_request_deadline() {
+    use tokio::io::AsyncWriteExt;
+    let f = fixture();
+    let addr = start_limited(&f, TEST_LIMITS).await;
+    let anchor = f.pki.root_der();
+    let tls = || async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = ServerName::try_from(CONTROLLER.to_string()).unwrap();
+        tls_client(&anchor).connect(name, tcp).await.unwrap()
+    };
+
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    assert!(closed(&mut tcp).await, "no TLS handshake");
+
+    let mut silent = tls().await;
+    assert!(closed(&mut silent).await, "nothing after TLS");
+
+    let mut partial = tls().await;
+    partial.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    assert!(closed(&mut partial).await, "half an HTTP/2 preface");
+
+    // A connection whose first request came in time is not closed at that deadline.
+    let mut client = connect(addr, &anchor, CONTROLLER).await.unwrap();
+    certify(&mut client).await.unwrap();
+    tokio::time::sleep(TEST_LIMITS.first_request * 2).await;
+    certify(&mut client).await.unwrap();
+}
+
+#[tokio::test]
+async fn grpc_connections_past_the_limit_are_closed_while_open_ones_are_served() {
+    let f = fixture();
+    let limits = GrpcLimits {
+        max_connections: 1,
+        ..TEST_LIMITS
+    };
+    let addr = start_limited(&f, limits).await;
+    let anchor = f.pki.root_der();
+    let mut first = connect(addr, &anchor, CONTROLLER).await.unwrap();
+    certify(&mut first).await.unwrap();
+
+    let refused = tokio::time::timeout(HANG, connect(addr, &anchor, CONTROLLER))
+        .await
+        .expect("the refused connection ends");
+    assert!(refused.is_err(), "a second connection is closed at once");
+    certify(&mut first).await.unwrap();
+
+    // Once it closes (and the server has seen it), a new one is accepted.
+    drop(first);
+    let deadline = tokio::time::Instant::now() + HANG;
+    loop {
+        let attempt = tokio::time::timeout(HANG, connect(addr, &anchor, CONTROLLER)).await;
+        if let Ok(Ok(mut client)) = attempt {
+            if certify(&mut client).await.is_ok() {
+                break;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a connection is accepted again"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

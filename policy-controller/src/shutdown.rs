@@ -13,20 +13,31 @@
 //! so the process) from returning. Dropping it as soon as the signal arrives would let the process
 //! exit while requests are in flight. A second signal still ends the process at once (kubert
 //! aborts the drain).
+//!
+//! The servers' connection limits live here too, as they shape the same connection lifecycle:
+//! [`ConnectionLimit`] bounds how many connections a server holds, and [`Activity`] (fed by
+//! [`TrackReads`] and [`TrackRequests`], ended through [`Stopping::serve_until`]) closes a
+//! connection that missed its first-request, header or idle deadline ([`Deadlines`]).
 
 use hyper_util::{rt::TokioIo, server::graceful::GracefulConnection};
+use parking_lot::Mutex;
 use std::{
     future::Future,
     io,
     pin::Pin,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
     task::{Context, Poll},
     time::Duration,
 };
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
-    sync::watch,
+    sync::{watch, Notify, OwnedSemaphorePermit, Semaphore},
     task::JoinSet,
+    time::Instant,
 };
 
 /// How long open connections may take to finish after shutdown begins before they are cut. Within
@@ -59,9 +70,24 @@ impl Stopping {
     /// connection that has read nothing at once, which would drop a request that was sent before
     /// the signal but not read yet.
     pub async fn serve<T, C>(
+        self,
+        io: T,
+        connect: impl FnOnce(TokioIo<FirstRead<T>>) -> C,
+    ) -> Result<(), C::Error>
+    where
+        C: GracefulConnection,
+    {
+        self.serve_until(io, connect, std::future::pending()).await
+    }
+
+    /// [`Stopping::serve`], and the connection also ends when `expired` completes: at once with
+    /// [`Expiry::Now`], or with [`Expiry::Gracefully`] as at shutdown (an idle HTTP/1 connection
+    /// closes, HTTP/2 sends GOAWAY and finishes its streams).
+    pub async fn serve_until<T, C>(
         mut self,
         io: T,
         connect: impl FnOnce(TokioIo<FirstRead<T>>) -> C,
+        expired: impl Future<Output = Expiry>,
     ) -> Result<(), C::Error>
     where
         C: GracefulConnection,
@@ -72,14 +98,22 @@ impl Stopping {
             read: Some(read),
         }));
         tokio::pin!(connection);
+        let stopped = async {
+            self.stopped().await;
+            let _ = tokio::time::timeout(FIRST_REQUEST_WAIT, has_read.wait_for(|read| *read)).await;
+            Expiry::Gracefully
+        };
+        let end = async {
+            tokio::select! {
+                expiry = stopped => expiry,
+                expiry = expired => expiry,
+            }
+        };
         tokio::select! {
             result = connection.as_mut() => return result,
-            () = self.stopped() => {}
-        }
-        let first_read = tokio::time::timeout(FIRST_REQUEST_WAIT, has_read.wait_for(|read| *read));
-        tokio::select! {
-            result = connection.as_mut() => return result,
-            _ = first_read => {}
+            expiry = end => if expiry == Expiry::Now {
+                return Ok(());
+            },
         }
         connection.as_mut().graceful_shutdown();
         connection.await
@@ -138,6 +172,314 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for FirstRead<T> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// How a connection that ran past one of its deadlines ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expiry {
+    /// Dropped: nothing is in flight that could be answered (no request yet, or headers that
+    /// never finished).
+    Now,
+    /// As at shutdown: an idle HTTP/1 connection closes, HTTP/2 sends GOAWAY first.
+    Gracefully,
+}
+
+/// The deadlines of one connection (see [`Activity`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deadlines {
+    /// From accept to the first request's headers: the TLS handshake, HTTP/2's preface and the
+    /// first request's headers must all arrive within it.
+    pub first_request: Duration,
+    /// HTTP/1 only: from the first byte of a later request to the end of its headers. (hyper's own
+    /// `header_read_timeout` starts when the previous response is sent, so it also bounds the idle
+    /// wait between requests.)
+    pub header_read: Option<Duration>,
+    /// How long a connection with no request in flight stays open.
+    pub idle: Option<Duration>,
+}
+
+/// What one connection is doing, as far as its deadlines care: fed by [`TrackReads`] (bytes
+/// received) and [`TrackRequests`] (requests begun and answered), watched by
+/// [`Activity::expired`].
+#[derive(Debug)]
+pub struct Activity {
+    deadlines: Deadlines,
+    state: Mutex<ActivityState>,
+    changed: Notify,
+}
+
+#[derive(Debug)]
+struct ActivityState {
+    accepted: Instant,
+    requests: u64,
+    in_flight: usize,
+    idle_since: Instant,
+    /// When the first byte of the next HTTP/1 request arrived, until its headers are read.
+    head_started: Option<Instant>,
+}
+
+impl Activity {
+    /// A connection accepted at `accepted`.
+    pub fn new(deadlines: Deadlines, accepted: Instant) -> Arc<Self> {
+        Arc::new(Self {
+            deadlines,
+            state: Mutex::new(ActivityState {
+                accepted,
+                requests: 0,
+                in_flight: 0,
+                idle_since: accepted,
+                head_started: None,
+            }),
+            changed: Notify::new(),
+        })
+    }
+
+    /// The next deadline and what happens then; none while a request is in flight.
+    fn deadline(&self) -> Option<(Instant, Expiry)> {
+        let state = self.state.lock();
+        if state.in_flight > 0 {
+            return None;
+        }
+        if state.requests == 0 {
+            return Some((state.accepted + self.deadlines.first_request, Expiry::Now));
+        }
+        if let (Some(started), Some(header_read)) = (state.head_started, self.deadlines.header_read)
+        {
+            return Some((started + header_read, Expiry::Now));
+        }
+        let idle = self.deadlines.idle?;
+        Some((state.idle_since + idle, Expiry::Gracefully))
+    }
+
+    /// Completes when the connection has run past a deadline.
+    pub async fn expired(&self) -> Expiry {
+        loop {
+            let Some((at, _)) = self.deadline() else {
+                self.changed.notified().await;
+                continue;
+            };
+            tokio::select! {
+                () = tokio::time::sleep_until(at) => {}
+                () = self.changed.notified() => continue,
+            }
+            // A request may have begun meanwhile, which moves the deadline.
+            if let Some((at, expiry)) = self.deadline() {
+                if at <= Instant::now() {
+                    return expiry;
+                }
+            }
+        }
+    }
+
+    fn bytes_read(&self) {
+        if self.deadlines.header_read.is_none() {
+            return;
+        }
+        let mut state = self.state.lock();
+        if state.requests > 0 && state.in_flight == 0 && state.head_started.is_none() {
+            state.head_started = Some(Instant::now());
+            drop(state);
+            self.changed.notify_one();
+        }
+    }
+
+    fn request_begun(self: &Arc<Self>) -> InFlight {
+        let mut state = self.state.lock();
+        state.requests += 1;
+        state.in_flight += 1;
+        state.head_started = None;
+        InFlight(self.clone())
+    }
+}
+
+/// A request from its headers until its response is sent (or dropped).
+#[derive(Debug)]
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut state = self.0.state.lock();
+        state.in_flight -= 1;
+        if state.in_flight == 0 {
+            state.idle_since = Instant::now();
+            drop(state);
+            self.0.changed.notify_one();
+        }
+    }
+}
+
+/// A connection's transport that tells its [`Activity`] when bytes arrive.
+#[derive(Debug)]
+pub struct TrackReads<T> {
+    io: T,
+    activity: Arc<Activity>,
+}
+
+impl<T> TrackReads<T> {
+    pub fn new(io: T, activity: Arc<Activity>) -> Self {
+        Self { io, activity }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for TrackReads<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.io).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.bytes_read();
+        }
+        poll
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for TrackReads<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// A service that tells its connection's [`Activity`] when a request begins and when its
+/// response has been sent (its body is dropped).
+#[derive(Clone, Debug)]
+pub struct TrackRequests<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+impl<S> TrackRequests<S> {
+    pub fn new(inner: S, activity: Arc<Activity>) -> Self {
+        Self { inner, activity }
+    }
+}
+
+impl<S, R, B> tower::Service<R> for TrackRequests<S>
+where
+    S: tower::Service<R, Response = http::Response<B>>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<TrackedBody<B>>;
+    type Error = S::Error;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        let in_flight = self.activity.request_begun();
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await?;
+            Ok(response.map(|body| TrackedBody {
+                body: Box::pin(body),
+                _in_flight: in_flight,
+            }))
+        })
+    }
+}
+
+/// A response body that keeps its request counted as in flight until it is dropped.
+#[derive(Debug)]
+pub struct TrackedBody<B> {
+    body: Pin<Box<B>>,
+    _in_flight: InFlight,
+}
+
+impl<B: hyper::body::Body> hyper::body::Body for TrackedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<B::Data>, B::Error>>> {
+        self.body.as_mut().poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// How often, at most, a server logs that its connection limit refused connections.
+const REFUSALS_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// A bound on a server's open connections. A connection accepted while the bound is reached is
+/// closed at once (rather than left in the kernel's backlog, where its client would wait for its
+/// own timeout and the backlog would fill): its client fails fast and can retry elsewhere, and
+/// the connections already open keep being served.
+#[derive(Debug)]
+pub struct ConnectionLimit {
+    server: &'static str,
+    max: usize,
+    permits: Arc<Semaphore>,
+    refused: AtomicU64,
+    logged_at: Mutex<Option<Instant>>,
+}
+
+impl ConnectionLimit {
+    pub fn new(server: &'static str, max: usize) -> Self {
+        Self {
+            server,
+            max,
+            permits: Arc::new(Semaphore::new(max)),
+            refused: AtomicU64::new(0),
+            logged_at: Mutex::new(None),
+        }
+    }
+
+    /// A permit to hold for as long as a connection just accepted is open, or `None` when the
+    /// limit is reached (the connection is then to be closed). Refusals are logged, at most once
+    /// per [`REFUSALS_LOG_INTERVAL`], with how many there were so far.
+    pub fn admit(&self) -> Option<OwnedSemaphorePermit> {
+        if let Ok(permit) = self.permits.clone().try_acquire_owned() {
+            return Some(permit);
+        }
+        let refused = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut logged_at = self.logged_at.lock();
+        if logged_at.is_none_or(|at| at.elapsed() >= REFUSALS_LOG_INTERVAL) {
+            *logged_at = Some(Instant::now());
+            tracing::warn!(
+                server = self.server,
+                max = self.max,
+                refused,
+                "Connection limit reached: new connections are closed at once"
+            );
+        }
+        None
     }
 }
 
@@ -210,210 +552,5 @@ async fn serve_with_grace<G, C, F>(
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-    use bytes::Bytes;
-    use futures::StreamExt;
-    use http_body_util::{BodyExt, Full, StreamBody};
-    use hyper::body::Frame;
-    use hyper_util::rt::TokioIo;
-    use std::{convert::Infallible, net::SocketAddr};
-    use tokio::sync::{mpsc, oneshot};
-
-    /// The shutdown grace period of the test servers.
-    const TEST_GRACE: Duration = Duration::from_millis(300);
-
-    /// A plain HTTP/1 server on [`serve_with_grace`] whose handler reads the whole request body
-    /// and answers 200 with its length.
-    struct TestServer {
-        addr: SocketAddr,
-        /// Begins the shutdown.
-        trigger: oneshot::Sender<()>,
-        /// Completes (with an error) when the shutdown guard is dropped.
-        released: oneshot::Receiver<()>,
-        /// One message per request the handler has started on.
-        requests: mpsc::UnboundedReceiver<()>,
-        /// One message per connection accepted.
-        accepted: mpsc::UnboundedReceiver<()>,
-        task: tokio::task::JoinHandle<()>,
-    }
-
-    async fn start() -> TestServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (trigger, triggered) = oneshot::channel::<()>();
-        let (guard, released) = oneshot::channel::<()>();
-        let (started, requests) = mpsc::unbounded_channel();
-        let (accept, accepted) = mpsc::unbounded_channel();
-        let shutdown = async move {
-            let _ = triggered.await;
-            guard
-        };
-        let connection = move |socket, stopping: Stopping| {
-            let _ = accept.send(());
-            let started = started.clone();
-            let service =
-                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let _ = started.send(());
-                    async move {
-                        let body = req.into_body().collect().await?.to_bytes();
-                        let length = Bytes::from(body.len().to_string());
-                        Ok::<_, hyper::Error>(http::Response::new(Full::new(length)))
-                    }
-                });
-            async move {
-                let _ = stopping
-                    .serve(socket, |io| {
-                        hyper::server::conn::http1::Builder::new().serve_connection(io, service)
-                    })
-                    .await;
-            }
-        };
-        let task = tokio::spawn(serve_with_grace(
-            "test", listener, shutdown, connection, TEST_GRACE,
-        ));
-        TestServer {
-            addr,
-            trigger,
-            released,
-            requests,
-            accepted,
-            task,
-        }
-    }
-
-    /// A request body fed through a channel.
-    type Chunks = futures::stream::BoxStream<'static, Result<Frame<Bytes>, Infallible>>;
-
-    /// Starts a POST whose body is sent through the returned channel; returns once the server's
-    /// handler has the request.
-    async fn post(
-        server: &mut TestServer,
-    ) -> (
-        mpsc::Sender<Bytes>,
-        tokio::task::JoinHandle<hyper::Result<http::Response<hyper::body::Incoming>>>,
-    ) {
-        let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        let (body, rx) = mpsc::channel::<Bytes>(1);
-        let chunks: Chunks = futures::stream::unfold(rx, |mut rx| async move {
-            let chunk = rx.recv().await?;
-            Some((Ok(Frame::data(chunk)), rx))
-        })
-        .boxed();
-        let request = http::Request::post("/")
-            .body(StreamBody::new(chunks))
-            .unwrap();
-        let response = tokio::spawn(async move { sender.send_request(request).await });
-        server.requests.recv().await.unwrap();
-        (body, response)
-    }
-
-    #[tokio::test]
-    async fn holds_the_guard_until_the_request_in_flight_is_answered() {
-        let mut server = start().await;
-        let (body, response) = post(&mut server).await;
-        body.send(Bytes::from_static(b"first half,")).await.unwrap();
-
-        server.trigger.send(()).unwrap();
-        tokio::time::sleep(TEST_GRACE / 3).await;
-        assert!(
-            tokio::net::TcpStream::connect(server.addr).await.is_err(),
-            "new connections are refused once shutdown begins"
-        );
-        assert_eq!(
-            server.released.try_recv(),
-            Err(oneshot::error::TryRecvError::Empty),
-            "the guard is held while a request is in flight"
-        );
-
-        body.send(Bytes::from_static(b" second half"))
-            .await
-            .unwrap();
-        drop(body);
-        let response = response.await.unwrap().unwrap();
-        assert_eq!(response.status(), 200);
-        let answered = response.into_body().collect().await.unwrap().to_bytes();
-        assert_eq!(answered, "23");
-
-        tokio::time::timeout(Duration::from_secs(5), server.task)
-            .await
-            .expect("serve returns once drained")
-            .unwrap();
-        assert_eq!(
-            server.released.try_recv(),
-            Err(oneshot::error::TryRecvError::Closed),
-            "the guard is dropped once drained"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_request_sent_just_after_the_signal_on_a_new_connection_is_answered() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut server = start().await;
-        let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-        server.accepted.recv().await.unwrap();
-
-        // Accepted before the signal, nothing read yet: as a request still on its way.
-        server.trigger.send(()).unwrap();
-        tokio::time::sleep(TEST_GRACE / 3).await;
-        tcp.write_all(b"POST / HTTP/1.1\r\nhost: test\r\ncontent-length: 2\r\n\r\nhi")
-            .await
-            .unwrap();
-        let mut response = String::new();
-        tcp.read_to_string(&mut response).await.unwrap();
-        assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response:?}");
-        assert!(response.ends_with("\r\n\r\n2"), "{response:?}");
-    }
-
-    #[tokio::test]
-    async fn idle_keep_alive_connections_do_not_hold_shutdown_up() {
-        let mut server = start().await;
-        let (body, response) = post(&mut server).await;
-        drop(body);
-        let response = response.await.unwrap().unwrap();
-        assert_eq!(response.status(), 200);
-        response.into_body().collect().await.unwrap();
-
-        // The connection stays open (keep-alive) and idle.
-        let start = tokio::time::Instant::now();
-        server.trigger.send(()).unwrap();
-        tokio::time::timeout(Duration::from_secs(5), server.task)
-            .await
-            .expect("serve returns")
-            .unwrap();
-        assert!(
-            start.elapsed() < TEST_GRACE,
-            "an idle connection is closed at once, not waited for: {:?}",
-            start.elapsed()
-        );
-        assert!(server.released.await.is_err(), "the guard is dropped");
-    }
-
-    #[tokio::test]
-    async fn connections_still_open_after_the_grace_period_are_cut() {
-        let mut server = start().await;
-        let (body, response) = post(&mut server).await;
-        body.send(Bytes::from_static(b"never finished"))
-            .await
-            .unwrap();
-
-        let start = tokio::time::Instant::now();
-        server.trigger.send(()).unwrap();
-        tokio::time::timeout(Duration::from_secs(5), server.task)
-            .await
-            .expect("serve returns after the grace period")
-            .unwrap();
-        assert!(start.elapsed() >= TEST_GRACE, "the grace period is waited");
-        assert!(server.released.await.is_err(), "the guard is dropped");
-        assert!(
-            response.await.unwrap().is_err(),
-            "the request that never finished is cut"
-        );
-        drop(body);
-    }
-}
+#[path = "shutdown_tests.rs"]
+mod tests;

@@ -26,7 +26,7 @@ use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{
     rustls::{
         self,
@@ -38,10 +38,51 @@ use tokio_rustls::{
 
 /// How often the files' bytes are compared even when their metadata is unchanged.
 pub const CONTENT_RECHECK: Duration = Duration::from_secs(1);
-/// How long a client may take to complete the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long an HTTP/1 client may take to send a request's headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a client may take from the TCP connection to the end of its first request's headers
+/// (TLS handshake included; for HTTP/2 also the connection preface). A client that connects and
+/// sends nothing, or half a handshake, is dropped then.
+pub const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an HTTP/1 client may take to send a later request's headers, from their first byte
+/// (slowloris protection). The wait for that first byte is [`IDLE_TIMEOUT`].
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a connection with no request in flight stays open (HTTP/1 keep-alive, HTTP/2
+/// without open streams). Longer than the idle timeout of kube-apiserver's Go HTTP client (90 s,
+/// `IdleConnTimeout`) so the client, not the server, closes idle connections: a server closing
+/// one while the client sends a webhook call on it fails the call (a POST is not retried), and
+/// with `failurePolicy: Fail` the pod creation.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// How often an HTTP/2 connection is pinged, and how long the answer may take before the
+/// connection is closed (a peer that vanished).
+pub const H2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+pub const H2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many connections the webhook server holds open at once; more are closed as soon as they
+/// are accepted (see [`shutdown::ConnectionLimit`]). kube-apiserver needs a handful per replica.
+pub const MAX_CONNECTIONS: usize = 1_000;
+
+/// The webhook server's timeouts and connection limit; [`Limits::default`] is what the
+/// controller uses (the constants above), tests shorten them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub first_request: Duration,
+    pub header_read: Duration,
+    pub idle: Duration,
+    pub h2_keepalive_interval: Duration,
+    pub h2_keepalive_timeout: Duration,
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            first_request: FIRST_REQUEST_TIMEOUT,
+            header_read: HEADER_READ_TIMEOUT,
+            idle: IDLE_TIMEOUT,
+            h2_keepalive_interval: H2_KEEPALIVE_INTERVAL,
+            h2_keepalive_timeout: H2_KEEPALIVE_TIMEOUT,
+            max_connections: MAX_CONNECTIONS,
+        }
+    }
+}
 
 /// Credentials that cannot be used; the message names the file.
 #[derive(Debug, thiserror::Error)]
@@ -257,258 +298,106 @@ pub async fn serve_loaded<S, B, G>(
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    serve_limited(listener, credentials, service, shutdown, Limits::default()).await;
+}
+
+/// [`serve_loaded`] with other [`Limits`].
+pub async fn serve_limited<S, B, G>(
+    listener: TcpListener,
+    credentials: TlsCredentials,
+    service: S,
+    shutdown: impl Future<Output = G>,
+    limits: Limits,
+) where
+    S: tower::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>>
+        + Clone
+        + Send
+        + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::Future: Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let connections = shutdown::ConnectionLimit::new("webhook", limits.max_connections);
     shutdown::serve("webhook", listener, shutdown, move |socket, stopping| {
+        // Refused: the socket is closed here, at once.
+        let admitted = connections.admit().map(|permit| (permit, socket));
         let acceptor = TlsAcceptor::from(credentials.current(Instant::now()));
         let service = service.clone();
         async move {
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(error)) => {
-                    tracing::debug!(%error, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!("TLS handshake timed out");
-                    return;
-                }
+            let Some((_permit, socket)) = admitted else {
+                return;
             };
-            // The protocol is the one ALPN chose, not sniffed from the first bytes: a connection
-            // still sniffing when shutdown begins is dropped unread, while an HTTP/1 connection
-            // answers the request its client has already sent.
-            let builder = auto::Builder::new(TokioExecutor::new());
-            let mut builder = if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
-                builder.http2_only()
-            } else {
-                builder.http1_only()
-            };
-            builder
-                .http1()
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .timer(TokioTimer::new());
-            let service = TowerToHyperService::new(service);
-            let connect = |io| builder.serve_connection(io, service);
-            if let Err(error) = stopping.serve(tls, connect).await {
-                tracing::debug!(%error, "Connection closed with an error");
-            }
+            serve_connection(socket, acceptor, service, stopping, limits).await;
         }
     })
     .await;
 }
 
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SanType};
-    use std::convert::Infallible;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio_rustls::rustls::pki_types::ServerName;
-
-    /// A CA and a serving certificate for 127.0.0.1 signed by it.
-    struct Pki {
-        ca_pem: String,
-        cert_pem: String,
-        key_pem: String,
-    }
-
-    impl Pki {
-        fn generate() -> Self {
-            let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-            ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-            let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
-            let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-            params
-                .subject_alt_names
-                .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
-            let key = KeyPair::generate().unwrap();
-            let cert = params.signed_by(&key, &ca).unwrap();
-            Self {
-                ca_pem: ca.pem(),
-                cert_pem: cert.pem(),
-                key_pem: key.serialize_pem(),
-            }
+async fn serve_connection<S, B>(
+    socket: TcpStream,
+    acceptor: TlsAcceptor,
+    service: S,
+    stopping: shutdown::Stopping,
+    limits: Limits,
+) where
+    S: tower::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>>
+        + Clone
+        + Send
+        + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::Future: Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let accepted = tokio::time::Instant::now();
+    let handshake = acceptor.accept(socket);
+    let tls = match tokio::time::timeout_at(accepted + limits.first_request, handshake).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "TLS handshake failed");
+            return;
         }
-
-        /// Write-then-rename, as a Secret volume update does.
-        fn write(&self, dir: &Path) {
-            replace(&dir.join("tls.key"), &self.key_pem);
-            replace(&dir.join("tls.crt"), &self.cert_pem);
+        Err(_) => {
+            tracing::debug!("TLS handshake timed out");
+            return;
         }
-
-        fn client(&self) -> tokio_rustls::TlsConnector {
-            let mut roots = rustls::RootCertStore::empty();
-            roots
-                .add(CertificateDer::from_pem_slice(self.ca_pem.as_bytes()).unwrap())
-                .unwrap();
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            tokio_rustls::TlsConnector::from(Arc::new(config))
-        }
-    }
-
-    fn replace(path: &Path, text: &str) {
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, text).unwrap();
-        std::fs::rename(&tmp, path).unwrap();
-    }
-
-    fn paths(dir: &Path) -> (PathBuf, PathBuf) {
-        (dir.join("tls.key"), dir.join("tls.crt"))
-    }
-
-    #[test]
-    fn credentials_are_parsed_once_and_reloaded_when_the_files_change() {
-        let dir = tempfile::tempdir().unwrap();
-        Pki::generate().write(dir.path());
-        let (key, certs) = paths(dir.path());
-        let credentials = TlsCredentials::load(key, certs).unwrap();
-        let now = Instant::now();
-        let first = credentials.current(now);
-        assert!(Arc::ptr_eq(&first, &credentials.current(now)));
-        // Also after the content recheck: same bytes, nothing parsed again.
-        assert!(Arc::ptr_eq(
-            &first,
-            &credentials.current(now + CONTENT_RECHECK * 2)
-        ));
-
-        Pki::generate().write(dir.path());
-        let rotated = credentials.current(now);
-        assert!(!Arc::ptr_eq(&first, &rotated), "a rotation is picked up");
-        assert!(Arc::ptr_eq(&rotated, &credentials.current(now)));
-    }
-
-    #[test]
-    fn a_rewrite_with_unchanged_metadata_is_caught_by_the_content_check() {
-        let dir = tempfile::tempdir().unwrap();
-        Pki::generate().write(dir.path());
-        let (key, certs) = paths(dir.path());
-        let credentials = TlsCredentials::load(key.clone(), certs.clone()).unwrap();
-        let start = Instant::now();
-        let first = credentials.current(start);
-
-        // Rewrite, then pretend the metadata did not change (a write within the same timestamp tick).
-        Pki::generate().write(dir.path());
-        credentials.loaded.lock().stamps = TlsCredentials::stamps(&key, &certs);
-        assert!(Arc::ptr_eq(&first, &credentials.current(start)));
-        let later = start + CONTENT_RECHECK;
-        assert!(!Arc::ptr_eq(&first, &credentials.current(later)));
-    }
-
-    #[test]
-    fn unusable_files_keep_the_previous_credentials() {
-        let dir = tempfile::tempdir().unwrap();
-        let (key, certs) = paths(dir.path());
-        Pki::generate().write(dir.path());
-        let credentials = TlsCredentials::load(key.clone(), certs.clone()).unwrap();
-        let now = Instant::now();
-        let first = credentials.current(now);
-
-        replace(&key, "not a key\n");
-        assert!(Arc::ptr_eq(&first, &credentials.current(now)));
-        std::fs::remove_file(&certs).unwrap();
-        assert!(Arc::ptr_eq(&first, &credentials.current(now)));
-
-        Pki::generate().write(dir.path());
-        assert!(!Arc::ptr_eq(&first, &credentials.current(now)));
-    }
-
-    #[test]
-    fn load_errors_name_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let (key, certs) = paths(dir.path());
-        let error = TlsCredentials::load(key.clone(), certs.clone()).unwrap_err();
-        assert!(error.to_string().contains("tls.key"), "{error}");
-
-        let pki = Pki::generate();
-        pki.write(dir.path());
-        replace(&certs, "garbage\n");
-        let error = TlsCredentials::load(key.clone(), certs.clone()).unwrap_err();
-        assert!(
-            error.to_string().contains("tls.crt") && error.to_string().contains("no certificate"),
-            "{error}"
-        );
-
-        replace(&certs, &pki.cert_pem);
-        replace(
-            &key,
-            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
-        );
-        let error = TlsCredentials::load(key, certs).unwrap_err();
-        assert!(
-            error.to_string().contains("tls.key") && error.to_string().contains("PKCS#8"),
-            "{error}"
-        );
-    }
-
-    /// GET / over a new TLS connection; the status line, or the handshake error.
-    async fn get(
-        addr: std::net::SocketAddr,
-        client: &tokio_rustls::TlsConnector,
-    ) -> io::Result<String> {
-        let tcp = tokio::net::TcpStream::connect(addr).await?;
-        let name = ServerName::try_from("127.0.0.1").unwrap();
-        let mut tls = client.connect(name, tcp).await?;
-        tls.write_all(b"GET / HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n")
-            .await?;
-        let mut response = String::new();
-        tls.read_to_string(&mut response).await?;
-        Ok(response.lines().next().unwrap_or("").to_string())
-    }
-
-    #[tokio::test]
-    async fn serves_https_picks_up_a_rotated_certificate_and_shuts_down() {
-        let dir = tempfile::tempdir().unwrap();
-        let (key, certs) = paths(dir.path());
-        let old = Pki::generate();
-        old.write(dir.path());
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let service = tower::service_fn(|_: http::Request<hyper::body::Incoming>| async {
-            Ok::<_, Infallible>(http::Response::new(http_body_util::Full::new(
-                bytes::Bytes::from_static(b"ok"),
-            )))
-        });
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, key, certs, service, async move {
-            let _ = stopped.await;
-        }));
-
-        assert_eq!(get(addr, &old.client()).await.unwrap(), "HTTP/1.1 200 OK");
-
-        let new = Pki::generate();
-        new.write(dir.path());
-        assert_eq!(get(addr, &new.client()).await.unwrap(), "HTTP/1.1 200 OK");
-        assert!(
-            get(addr, &old.client()).await.is_err(),
-            "the old certificate is no longer served"
-        );
-
-        stop.send(()).unwrap();
-        tokio::time::timeout(Duration::from_secs(5), server)
-            .await
-            .expect("serve returns after shutdown")
-            .unwrap()
-            .unwrap();
-        assert!(tokio::net::TcpStream::connect(addr).await.is_err());
-    }
-
-    #[tokio::test]
-    async fn serve_fails_at_once_without_credentials() {
-        let dir = tempfile::tempdir().unwrap();
-        let (key, certs) = paths(dir.path());
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let service = tower::service_fn(|_: http::Request<hyper::body::Incoming>| async {
-            Ok::<_, Infallible>(http::Response::new(http_body_util::Full::new(
-                bytes::Bytes::new(),
-            )))
-        });
-        let error = serve(listener, key, certs, service, std::future::pending::<()>())
-            .await
-            .unwrap_err();
-        assert!(matches!(error, TlsError::Read { .. }), "{error}");
+    };
+    // The protocol is the one ALPN chose, not sniffed from the first bytes: a connection
+    // still sniffing when shutdown begins is dropped unread, while an HTTP/1 connection
+    // answers the request its client has already sent.
+    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = if h2 {
+        builder.http2_only()
+    } else {
+        builder.http1_only()
+    };
+    // hyper's own header timeout is not used: it also runs while an idle keep-alive connection
+    // waits for its next request (see [`shutdown::Deadlines::header_read`]).
+    builder.http1().timer(TokioTimer::new());
+    builder
+        .http2()
+        .keep_alive_interval(limits.h2_keepalive_interval)
+        .keep_alive_timeout(limits.h2_keepalive_timeout)
+        .timer(TokioTimer::new());
+    let deadlines = shutdown::Deadlines {
+        first_request: limits.first_request,
+        // HTTP/2 frames (pings, settings) arrive between requests: only requests count there.
+        header_read: (!h2).then_some(limits.header_read),
+        idle: Some(limits.idle),
+    };
+    let activity = shutdown::Activity::new(deadlines, accepted);
+    let service = TowerToHyperService::new(shutdown::TrackRequests::new(service, activity.clone()));
+    let io = shutdown::TrackReads::new(tls, activity.clone());
+    let connect = |io| builder.serve_connection(io, service);
+    if let Err(error) = stopping.serve_until(io, connect, activity.expired()).await {
+        tracing::debug!(%error, "Connection closed with an error");
     }
 }
+
+#[cfg(test)]
+#[path = "tls_server_tests.rs"]
+mod tests;
