@@ -259,7 +259,16 @@ pub(crate) fn build(pod: &PodView<'_>, config: ProxyConfig) -> Result<PatchPlan,
         ops.status.volumes.push(name.to_string());
     }
 
-    // the record of all of the above, last
+    // the record of all of the above, last; a record already there (`weft inject`'s, of the opt-in it added) is
+    // kept in it, so that uninject puts it back
+    if let Some(previous) = pod
+        .annotation(STATUS_ANNOTATION)
+        .map_err(|e| Rejection::not_a_string(e.key))?
+    {
+        ops.status
+            .annotations
+            .insert(STATUS_ANNOTATION.to_string(), Some(previous.to_string()));
+    }
     let status = ops.status.to_annotation_value();
     ops.add_json(
         &["metadata", "annotations", STATUS_ANNOTATION],
@@ -395,6 +404,42 @@ mod tests {
                 assert_eq!(written, expected, "native {native}, {rendered:?}");
             }
         }
+    }
+
+    /// Found by `tests/properties.rs`: injecting the output of `weft inject` (which records the opt-in it added in
+    /// the status annotation) overwrote that record, so uninject left `weft.dev/inject: enabled` behind for good.
+    #[test]
+    fn an_earlier_status_record_is_kept_and_put_back_by_uninject() {
+        let annotate_record =
+            r#"{"annotations":{"weft.dev/inject":null},"parents":["/metadata/annotations"]}"#;
+        let pod = json!({
+            "metadata": {"annotations": {"weft.dev/inject": "enabled", STATUS_ANNOTATION: annotate_record, "z": "1"}},
+            "spec": {"containers": [{"name": "app"}]},
+        });
+        let mut injected = pod.clone();
+        json_patch::patch(&mut injected, &build_for(&pod, &ProxyConfig::default())).unwrap();
+        let status = InjectStatus::parse(
+            injected["metadata"]["annotations"][STATUS_ANNOTATION]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            status.annotations[STATUS_ANNOTATION].as_deref(),
+            Some(annotate_record)
+        );
+        let mut restored = injected;
+        crate::uninject::uninject(&mut restored).unwrap();
+        // Byte for byte: the earlier record is back in its place, before "z".
+        assert_eq!(
+            serde_json::to_string(&restored).unwrap(),
+            serde_json::to_string(&pod).unwrap()
+        );
+        crate::uninject::uninject(&mut restored).unwrap();
+        assert_eq!(
+            restored,
+            json!({"metadata": {"annotations": {"z": "1"}}, "spec": {"containers": [{"name": "app"}]}})
+        );
     }
 
     #[test]

@@ -20,7 +20,8 @@ pub struct InjectStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<String>,
     /// Annotations set, each with the value it replaced (`null`: the key was absent). The status annotation
-    /// itself is not listed; it is always removed.
+    /// itself is listed only when it replaced one (such as `weft inject`'s record of the opt-in), which uninject
+    /// then puts back; otherwise it is removed.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, Option<String>>,
     /// Labels set, each with the value it replaced (`null`: the key was absent).

@@ -1,7 +1,7 @@
 //! Removes what injection added to a pod or pod template, using the `weft.dev/inject-status` record:
 //! the recorded containers, init containers and volumes (by name), the recorded annotations and labels (restoring
-//! any value they replaced), the status annotation, and the parents injection created if they are now empty.
-//! Without a status record nothing is changed.
+//! any value they replaced), the status annotation (or the earlier record it replaced, put back), and the parents
+//! injection created if they are now empty. Without a status record nothing is changed.
 
 use crate::status::{InjectStatus, STATUS_ANNOTATION};
 use jsonptr::Pointer;
@@ -38,7 +38,10 @@ pub fn uninject(pod: &mut Value) -> Result<Uninjected, UninjectError> {
     }
     if let Some(meta) = pod.get_mut("metadata").and_then(Value::as_object_mut) {
         if let Some(map) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
-            map.shift_remove(STATUS_ANNOTATION);
+            // A record the status replaced is listed in it, and put back in place by `restore`.
+            if !status.annotations.contains_key(STATUS_ANNOTATION) {
+                map.shift_remove(STATUS_ANNOTATION);
+            }
             restore(map, &status.annotations);
         }
         if let Some(map) = meta.get_mut("labels").and_then(Value::as_object_mut) {
