@@ -9,8 +9,8 @@ use crate::{
 use crate::{
     destination::{DestinationMetrics, DestinationService},
     identity::{IdentityMetrics, KubeTokenReviewer},
-    outbound::{OutboundPolicyMetrics, OutboundPolicyService},
     inbound::{InboundPolicyMetrics, InboundPolicyService, InboundSettings},
+    outbound::{OutboundPolicyMetrics, OutboundPolicyService},
     proxy_api::{MeshIdentity, ProxyApiArgs},
     shutdown::Stopping,
 };
@@ -245,12 +245,8 @@ impl Args {
             let _ = signaled.signaled().await;
             let _ = stop_watches.send(true);
         });
-        let inbound = InboundPolicyService::new(
-            policy,
-            inbound_settings,
-            stopping.clone(),
-            inbound_metrics,
-        );
+        let inbound =
+            InboundPolicyService::new(policy, inbound_settings, stopping.clone(), inbound_metrics);
         let destination =
             DestinationService::new(endpoints.clone(), stopping.clone(), destination_metrics);
         let outbound = OutboundPolicyService::new(endpoints, stopping, outbound_metrics);
