@@ -43,7 +43,21 @@ pub enum LookupError {
     PodNotFound { namespace: String, pod: String },
     #[error("port 0 is not a port number (1-65535)")]
     InvalidPort,
+    #[error(
+        "pod {namespace}/{pod} already has {MAX_UNDECLARED_PORT_WATCHES} watched ports that it does \
+         not declare; port {port} is refused (declare the port in the pod's containers)"
+    )]
+    TooManyUndeclaredPorts {
+        namespace: String,
+        pod: String,
+        port: u16,
+    },
 }
+
+/// How many ports that a pod's containers do not declare the index watches for it. A proxy asks
+/// for the policy of every port a connection arrives on, so without a bound a client probing a
+/// pod's ports (a port scan) would make the controller hold a watch per port it tried.
+pub const MAX_UNDECLARED_PORT_WATCHES: usize = 128;
 
 impl Index {
     pub fn new(cluster: ClusterInfo, metrics: IndexMetrics) -> Self {
@@ -87,7 +101,21 @@ impl Index {
         if let Some(watch) = ports.get(&port) {
             return Ok(watch.subscribe());
         }
-        // A port the pod does not declare and no Server names: watch it from now on.
+        // A port the pod does not declare and no Server names: watch it from now on, up to a
+        // bound.
+        let undeclared = ports
+            .keys()
+            .filter(|p| !pod_index.meta.declared_ports.contains(p))
+            .count();
+        if !pod_index.meta.declared_ports.contains(&port)
+            && undeclared >= MAX_UNDECLARED_PORT_WATCHES
+        {
+            return Err(LookupError::TooManyUndeclaredPorts {
+                namespace: namespace.to_string(),
+                pod: pod.to_string(),
+                port,
+            });
+        }
         let watch = ns
             .resolver(namespace, &self.cluster, &self.metrics)
             .new_watch(pod, &pod_index.meta, port);

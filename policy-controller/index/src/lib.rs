@@ -19,7 +19,7 @@ mod tests;
 
 pub use self::{
     defaults::{ClusterInfo, DefaultPolicy, InvalidDefaultPolicy, DEFAULT_POLICY_ANNOTATION},
-    index::{Index, LookupError, SharedIndex},
+    index::{Index, LookupError, SharedIndex, MAX_UNDECLARED_PORT_WATCHES},
     metrics::IndexMetrics,
     policy::{
         Authentication, Authorization, InboundPolicy, NetworkMatch, ServerRef, ServiceAccount,

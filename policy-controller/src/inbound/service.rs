@@ -100,6 +100,9 @@ impl InboundPolicyService {
             // backoff on NotFound.
             LookupError::PodNotFound { .. } => tonic::Status::not_found(error.to_string()),
             LookupError::InvalidPort => tonic::Status::invalid_argument(error.to_string()),
+            LookupError::TooManyUndeclaredPorts { .. } => {
+                tonic::Status::resource_exhausted(error.to_string())
+            }
         })
     }
 }

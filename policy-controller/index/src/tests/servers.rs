@@ -428,3 +428,32 @@ fn protocol_only_updates_reach_exactly_the_currently_selected_pods() {
     assert_eq!(rx_q.borrow().authorizations.len(), 1);
     assert!(rx.borrow().authorizations.is_empty());
 }
+
+#[test]
+fn undeclared_port_watches_are_bounded_per_pod() {
+    let mut index = mk_index(DefaultPolicy::Deny);
+    apply_pod(&mut index, mk_pod("ns", "p", &[], &[(None, 80)]));
+    // Ports the pod does not declare: up to the bound, each gets a watch (a port scan of the pod
+    // cannot make the index hold one per port tried).
+    let first = 1000;
+    let watches: Vec<_> = (0..MAX_UNDECLARED_PORT_WATCHES as u16)
+        .map(|i| watch(&index, "ns", "p", first + i))
+        .collect();
+    let over = first + MAX_UNDECLARED_PORT_WATCHES as u16;
+    let error = index.pod_port_policy("ns", "p", over).unwrap_err();
+    assert_eq!(
+        error,
+        LookupError::TooManyUndeclaredPorts {
+            namespace: "ns".into(),
+            pod: "p".into(),
+            port: over
+        }
+    );
+    assert!(error.to_string().contains("declare the port"), "{error}");
+    // Ports already watched, and declared ports, are still answered.
+    assert_eq!(
+        server_of(&watch(&index, "ns", "p", first)),
+        server_of(&watches[0])
+    );
+    watch(&index, "ns", "p", 80);
+}
