@@ -47,6 +47,24 @@ impl ObjKey {
             name: name.into(),
         }
     }
+
+    /// The key of a namespaced object.
+    pub(crate) fn of(object: &impl kube::ResourceExt) -> Self {
+        Self::new(object.namespace().unwrap_or_default(), object.name_any())
+    }
+}
+
+/// The keys of `known` that are not among `listed`: what a resync removes.
+pub(crate) fn stale_keys<V, T: kube::ResourceExt>(
+    known: &HashMap<ObjKey, V>,
+    listed: &[T],
+) -> Vec<ObjKey> {
+    let live: HashSet<ObjKey> = listed.iter().map(ObjKey::of).collect();
+    known
+        .keys()
+        .filter(|k| !live.contains(*k))
+        .cloned()
+        .collect()
 }
 
 impl fmt::Display for ObjKey {

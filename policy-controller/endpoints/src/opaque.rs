@@ -73,6 +73,20 @@ impl OpaquePorts {
         }
     }
 
+    /// As [`Self::from_annotation`], but `None` without an annotation (so a default can apply).
+    pub(crate) fn from_optional_annotation(
+        value: Option<&str>,
+        describe: &dyn fmt::Display,
+    ) -> (Option<Self>, bool) {
+        match value {
+            None => (None, false),
+            Some(value) => {
+                let (ports, invalid) = Self::from_annotation(Some(value), describe);
+                (Some(ports), invalid)
+            }
+        }
+    }
+
     fn from_ranges(mut ranges: Vec<RangeInclusive<u16>>) -> Self {
         ranges.sort_by_key(|r| *r.start());
         let mut merged: Vec<RangeInclusive<u16>> = Vec::with_capacity(ranges.len());

@@ -9,7 +9,9 @@ use std::{
 };
 
 use crate::{
-    index::ObjKey, opaque::OpaquePorts, EndpointsIndex, MeshSettings, OPAQUE_PORTS_ANNOTATION,
+    index::{stale_keys, ObjKey},
+    opaque::OpaquePorts,
+    EndpointsIndex, MeshSettings, OPAQUE_PORTS_ANNOTATION,
 };
 
 /// The name of the proxy container Weft's injector adds to meshed pods. Kept here rather than
@@ -45,14 +47,10 @@ impl PodInfo {
             Some(prev) if prev.opaque_annotation == opaque_annotation => {
                 (prev.opaque.clone(), false)
             }
-            _ => match opaque_annotation.as_deref() {
-                None => (None, false),
-                Some(value) => {
-                    let (ports, invalid) =
-                        OpaquePorts::from_annotation(Some(value), &format_args!("pod {key}"));
-                    (Some(ports), invalid)
-                }
-            },
+            _ => OpaquePorts::from_optional_annotation(
+                opaque_annotation.as_deref(),
+                &format_args!("pod {key}"),
+            ),
         };
         let spec = pod.spec.as_ref();
         let status = pod.status.as_ref();
@@ -173,7 +171,7 @@ impl EndpointsIndex {
 
 impl IndexNamespacedResource<Pod> for EndpointsIndex {
     fn apply(&mut self, pod: Pod) {
-        let key = ObjKey::new(pod.namespace().unwrap_or_default(), pod.name_any());
+        let key = ObjKey::of(&pod);
         self.upsert_pod(key, &pod);
     }
 
@@ -183,17 +181,7 @@ impl IndexNamespacedResource<Pod> for EndpointsIndex {
 
     /// Replaces all pods: those not listed are removed, then the listed ones applied.
     fn reset(&mut self, pods: Vec<Pod>, _removed: NamespacedRemoved) {
-        let live: HashSet<ObjKey> = pods
-            .iter()
-            .map(|p| ObjKey::new(p.namespace().unwrap_or_default(), p.name_any()))
-            .collect();
-        let stale: Vec<ObjKey> = self
-            .state
-            .pods
-            .keys()
-            .filter(|k| !live.contains(*k))
-            .cloned()
-            .collect();
+        let stale = stale_keys(&self.state.pods, &pods);
         for key in &stale {
             self.remove_pod(key);
         }

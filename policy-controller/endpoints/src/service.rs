@@ -8,7 +8,11 @@ use std::{
     net::IpAddr,
 };
 
-use crate::{index::ObjKey, opaque::OpaquePorts, EndpointsIndex, OPAQUE_PORTS_ANNOTATION};
+use crate::{
+    index::{stale_keys, ObjKey},
+    opaque::OpaquePorts,
+    EndpointsIndex, OPAQUE_PORTS_ANNOTATION,
+};
 
 /// What the index keeps of a Service.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,14 +41,10 @@ impl ServiceInfo {
             Some(prev) if prev.opaque_annotation == opaque_annotation => {
                 (prev.opaque.clone(), false)
             }
-            _ => match opaque_annotation.as_deref() {
-                None => (None, false),
-                Some(value) => {
-                    let (ports, invalid) =
-                        OpaquePorts::from_annotation(Some(value), &format_args!("Service {key}"));
-                    (Some(ports), invalid)
-                }
-            },
+            _ => OpaquePorts::from_optional_annotation(
+                opaque_annotation.as_deref(),
+                &format_args!("Service {key}"),
+            ),
         };
         let mut info = ServiceInfo {
             cluster_ips: Vec::new(),
@@ -127,7 +127,7 @@ impl EndpointsIndex {
 
 impl IndexNamespacedResource<Service> for EndpointsIndex {
     fn apply(&mut self, service: Service) {
-        let key = ObjKey::new(service.namespace().unwrap_or_default(), service.name_any());
+        let key = ObjKey::of(&service);
         self.upsert_service(key, &service);
     }
 
@@ -137,17 +137,7 @@ impl IndexNamespacedResource<Service> for EndpointsIndex {
 
     /// Replaces all Services: those not listed are removed, then the listed ones applied.
     fn reset(&mut self, services: Vec<Service>, _removed: NamespacedRemoved) {
-        let live: HashSet<ObjKey> = services
-            .iter()
-            .map(|s| ObjKey::new(s.namespace().unwrap_or_default(), s.name_any()))
-            .collect();
-        let stale: Vec<ObjKey> = self
-            .state
-            .services
-            .keys()
-            .filter(|k| !live.contains(*k))
-            .cloned()
-            .collect();
+        let stale = stale_keys(&self.state.services, &services);
         for key in &stale {
             self.remove_service(key);
         }

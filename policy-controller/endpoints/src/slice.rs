@@ -8,7 +8,10 @@ use std::{
     net::IpAddr,
 };
 
-use crate::{index::ObjKey, EndpointsIndex};
+use crate::{
+    index::{stale_keys, ObjKey},
+    EndpointsIndex,
+};
 
 /// The label naming an EndpointSlice's Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -172,17 +175,7 @@ impl IndexNamespacedResource<EndpointSlice> for EndpointsIndex {
 
     /// Replaces all EndpointSlices: those not listed are removed, then the listed ones applied.
     fn reset(&mut self, slices: Vec<EndpointSlice>, _removed: NamespacedRemoved) {
-        let live: HashSet<ObjKey> = slices
-            .iter()
-            .map(|s| ObjKey::new(s.namespace().unwrap_or_default(), s.name_any()))
-            .collect();
-        let stale: Vec<ObjKey> = self
-            .state
-            .slices
-            .keys()
-            .filter(|k| !live.contains(*k))
-            .cloned()
-            .collect();
+        let stale = stale_keys(&self.state.slices, &slices);
         for key in stale {
             self.set_slice(key, None);
         }

@@ -104,37 +104,12 @@ impl DestinationMetrics {
 fn request_labels(rpc: DestinationRpc, code: tonic::Code) -> RequestLabels {
     RequestLabels {
         rpc: rpc.as_str(),
-        code: code_label(code),
+        code: crate::grpc::code_label(code),
     }
 }
 
 fn rpc_labels(rpc: DestinationRpc) -> RpcLabels {
     RpcLabels { rpc: rpc.as_str() }
-}
-
-/// The `code` label of a request: `ok` or the gRPC status code in snake case (the values of the
-/// inbound policy API's `result` label).
-pub(crate) fn code_label(code: tonic::Code) -> &'static str {
-    use tonic::Code::*;
-    match code {
-        Ok => "ok",
-        Cancelled => "cancelled",
-        Unknown => "unknown",
-        InvalidArgument => "invalid_argument",
-        DeadlineExceeded => "deadline_exceeded",
-        NotFound => "not_found",
-        AlreadyExists => "already_exists",
-        PermissionDenied => "permission_denied",
-        ResourceExhausted => "resource_exhausted",
-        FailedPrecondition => "failed_precondition",
-        Aborted => "aborted",
-        OutOfRange => "out_of_range",
-        Unimplemented => "unimplemented",
-        Internal => "internal",
-        Unavailable => "unavailable",
-        DataLoss => "data_loss",
-        Unauthenticated => "unauthenticated",
-    }
 }
 
 /// Counts one open stream; decrements the gauge when dropped.

@@ -37,30 +37,6 @@ impl Rpc {
     }
 }
 
-/// The `result` label of a request: `ok` or the gRPC status code in snake case.
-pub(crate) fn result_label(code: tonic::Code) -> &'static str {
-    use tonic::Code::*;
-    match code {
-        Ok => "ok",
-        Cancelled => "cancelled",
-        Unknown => "unknown",
-        InvalidArgument => "invalid_argument",
-        DeadlineExceeded => "deadline_exceeded",
-        NotFound => "not_found",
-        AlreadyExists => "already_exists",
-        PermissionDenied => "permission_denied",
-        ResourceExhausted => "resource_exhausted",
-        FailedPrecondition => "failed_precondition",
-        Aborted => "aborted",
-        OutOfRange => "out_of_range",
-        Unimplemented => "unimplemented",
-        Internal => "internal",
-        Unavailable => "unavailable",
-        DataLoss => "data_loss",
-        Unauthenticated => "unauthenticated",
-    }
-}
-
 impl InboundPolicyMetrics {
     /// Registers `policy_grpc_requests_total`, `policy_grpc_open_watches` and
     /// `policy_grpc_watch_updates_total` in `registry`. Pass the controller's `weft`
@@ -90,7 +66,7 @@ impl InboundPolicyMetrics {
         self.requests
             .get_or_create(&RequestLabels {
                 rpc: rpc.as_str(),
-                result: result_label(code),
+                result: crate::grpc::code_label(code),
             })
             .inc();
     }
@@ -110,7 +86,7 @@ impl InboundPolicyMetrics {
         self.requests
             .get_or_create(&RequestLabels {
                 rpc: rpc.as_str(),
-                result: result_label(code),
+                result: crate::grpc::code_label(code),
             })
             .get()
     }

@@ -6,7 +6,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::destination::{code_label, OpenStream};
+use crate::destination::OpenStream;
 
 /// Requests by RPC and result, open watch streams, and policies sent on them. Cloning shares the
 /// underlying metrics.
@@ -96,6 +96,6 @@ impl OutboundPolicyMetrics {
 fn labels(rpc: OutboundRpc, code: tonic::Code) -> RequestLabels {
     RequestLabels {
         rpc: rpc.as_str(),
-        code: code_label(code),
+        code: crate::grpc::code_label(code),
     }
 }
