@@ -92,7 +92,10 @@ mod tests {
             names,
             [
                 "servers.policy.weft.dev.yaml",
-                "serverauthorizations.policy.weft.dev.yaml"
+                "serverauthorizations.policy.weft.dev.yaml",
+                "authorizationpolicies.policy.weft.dev.yaml",
+                "meshtlsauthentications.policy.weft.dev.yaml",
+                "networkauthentications.policy.weft.dev.yaml",
             ]
         );
         for file in &files {

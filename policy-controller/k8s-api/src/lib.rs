@@ -1,8 +1,13 @@
-//! Weft policy resources (`policy.weft.dev/v1beta1`): [`Server`] and [`ServerAuthorization`],
-//! their validation, label selector matching, and CRD generation.
+//! Weft policy resources (`policy.weft.dev/v1beta1`): [`Server`], [`ServerAuthorization`],
+//! [`AuthorizationPolicy`], [`MeshTLSAuthentication`] and [`NetworkAuthentication`]; the Gateway
+//! API [`HTTPRoute`]s attached to Servers; their validation, label selector matching, and CRD
+//! generation.
 
+mod authentication;
 mod authorization;
+mod authorization_policy;
 pub mod crdgen;
+pub mod http_route;
 mod network;
 mod port;
 mod selector;
@@ -10,10 +15,19 @@ mod server;
 pub mod validate;
 
 pub use self::{
+    authentication::{
+        IdentityRef, MeshTLSAuthentication, MeshTlsAuthenticationSpec, MeshTlsClients,
+        NetworkAuthentication, NetworkAuthenticationSpec, ServiceAccountIdentity,
+    },
     authorization::{
         Client, MeshTls, ServerAuthorization, ServerAuthorizationSpec, ServerTarget,
         ServiceAccountRef,
     },
+    authorization_policy::{
+        AuthenticationRef, AuthorizationPolicy, AuthorizationPolicySpec, PolicyTarget,
+        RequiredAuthentications, TargetRef, GATEWAY_GROUP,
+    },
+    http_route::HTTPRoute,
     network::{Cidr, Network},
     port::{invalid_port_name, Port, PORT_FORMS},
     selector::{LabelSelector, LabelSelectorRequirement, SelectorOperator},
@@ -28,7 +42,13 @@ pub const GROUP: &str = "policy.weft.dev";
 
 /// The CustomResourceDefinitions of all Weft policy resources.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![Server::crd(), ServerAuthorization::crd()]
+    vec![
+        Server::crd(),
+        ServerAuthorization::crd(),
+        AuthorizationPolicy::crd(),
+        MeshTLSAuthentication::crd(),
+        NetworkAuthentication::crd(),
+    ]
 }
 
 /// An invalid field: `field` is its path in the object (e.g. `spec.port`), `message` says what is

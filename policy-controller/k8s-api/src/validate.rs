@@ -1,4 +1,5 @@
-//! The validating admission webhook's decision for Server and ServerAuthorization objects.
+//! The validating admission webhook's decision for Weft's policy resources and for Gateway API
+//! HTTPRoutes that name a Weft Server as a parent.
 //!
 //! Pure: it takes the decoded admission request and returns the response.
 
@@ -9,14 +10,18 @@ use kube::core::{
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::{FieldError, ServerAuthorizationSpec, ServerSpec, GROUP};
+use crate::{
+    http_route, AuthorizationPolicySpec, FieldError, MeshTlsAuthenticationSpec,
+    NetworkAuthenticationSpec, ServerAuthorizationSpec, ServerSpec, GATEWAY_GROUP, GROUP,
+};
 
-/// Decides an admission request: denies invalid Servers and ServerAuthorizations with a message
-/// naming the field; allows other kinds, other groups and operations other than CREATE/UPDATE.
+/// Decides an admission request: denies invalid policy objects with a message naming the field;
+/// allows other kinds, other groups, HTTPRoutes without a Weft Server parent, and operations other
+/// than CREATE/UPDATE.
 pub fn review(request: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
     let response = AdmissionResponse::from(request);
     if !matches!(request.operation, Operation::Create | Operation::Update)
-        || request.kind.group != GROUP
+        || (request.kind.group != GROUP && request.kind.group != GATEWAY_GROUP)
     {
         return response;
     }
@@ -27,19 +32,55 @@ pub fn review(request: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
             request.kind.kind
         ));
     };
-    match validate_object(&request.kind.kind, &object.data) {
+    let namespace = request.namespace.as_deref().unwrap_or_default();
+    let kind = &request.kind;
+    let result = if kind.group == GATEWAY_GROUP {
+        if kind.kind == "HTTPRoute" {
+            validate_http_route(namespace, &object.data)
+        } else {
+            Ok(())
+        }
+    } else {
+        validate_object(&kind.kind, namespace, &object.data)
+    };
+    match result {
         Ok(()) => response,
         Err(error) => response.deny(error.to_string()),
     }
 }
 
-/// Validates the body (everything but metadata) of an object of `kind`. Unknown kinds pass.
-pub fn validate_object(kind: &str, data: &Value) -> Result<(), FieldError> {
+/// Validates the body (everything but metadata) of a `policy.weft.dev` object of `kind` in
+/// `namespace`. Unknown kinds pass.
+pub fn validate_object(kind: &str, namespace: &str, data: &Value) -> Result<(), FieldError> {
     match kind {
         "Server" => parse_spec::<ServerSpec>(data)?.validate(),
         "ServerAuthorization" => parse_spec::<ServerAuthorizationSpec>(data)?.validate(),
+        "AuthorizationPolicy" => parse_spec::<AuthorizationPolicySpec>(data)?.validate(namespace),
+        "MeshTLSAuthentication" => parse_spec::<MeshTlsAuthenticationSpec>(data)?
+            .clients(namespace)
+            .map(drop),
+        "NetworkAuthentication" => parse_spec::<NetworkAuthenticationSpec>(data)?.validate(),
         _ => Ok(()),
     }
+}
+
+/// Validates an HTTPRoute in `namespace` if a Weft Server is among its parents; a route of
+/// another implementation passes untouched (and unparsed beyond its parents).
+pub fn validate_http_route(namespace: &str, data: &Value) -> Result<(), FieldError> {
+    let names_a_server = data
+        .pointer("/spec/parentRefs")
+        .and_then(Value::as_array)
+        .is_some_and(|parents| {
+            parents.iter().any(|p| {
+                p.get("group").and_then(Value::as_str) == Some(GROUP)
+                    && p.get("kind").and_then(Value::as_str) == Some("Server")
+            })
+        });
+    if !names_a_server {
+        return Ok(());
+    }
+    let spec = parse_spec::<gateway_api::apis::standard::httproutes::HTTPRouteSpec>(data)?;
+    http_route::server_route(&spec, namespace).map(drop)
 }
 
 /// Decodes `spec`, reporting a decoding error at the path where it happened.

@@ -63,6 +63,27 @@ fn cases() -> Vec<(&'static str, Value, Option<&'static str>)> {
             Some("spec.client.networks: must not be empty (omit it to allow all networks)")),
         ("ServerAuthorization", json!({"server": {"selector": {"matchExpressions": [{"key": "x", "operator": "Exists", "values": []}]}}, "client": {"unauthenticated": true}}),
             Some("spec.server.selector.matchExpressions[0].values: operator Exists must not have values")),
+        // AuthorizationPolicies, in namespace "shop".
+        ("AuthorizationPolicy", json!({"targetRef": {"group": "policy.weft.dev", "kind": "Server", "name": "web"},
+            "requiredAuthenticationRefs": [{"group": "policy.weft.dev", "kind": "MeshTLSAuthentication", "name": "billing"}]}), None),
+        ("AuthorizationPolicy", json!({"targetRef": {"kind": "Namespace", "name": "shop"}}), None),
+        ("AuthorizationPolicy", json!({"targetRef": {"group": "policy.weft.dev", "kind": "Deployment", "name": "web"}}),
+            Some("spec.targetRef: \"Deployment\" in group \"policy.weft.dev\" is not a target Weft knows; accepted: {group: policy.weft.dev, kind: Server}, {group: gateway.networking.k8s.io, kind: HTTPRoute} or {group: \"\", kind: Namespace}")),
+        ("AuthorizationPolicy", json!({"targetRef": {"kind": "Namespace", "name": "ops"}}),
+            Some("spec.targetRef.name: a policy can target only its own namespace (\"shop\"), not \"ops\"")),
+        ("AuthorizationPolicy", json!({"targetRef": {"group": "policy.weft.dev", "kind": "Server", "name": "web"},
+            "requiredAuthenticationRefs": [{"kind": "Secret", "name": "x"}]}),
+            Some("spec.requiredAuthenticationRefs[0]: \"Secret\" in group \"\" is not an authentication Weft knows; accepted: {group: policy.weft.dev, kind: MeshTLSAuthentication}, {group: policy.weft.dev, kind: NetworkAuthentication} or {group: \"\", kind: ServiceAccount}")),
+        ("AuthorizationPolicy", json!({"requiredAuthenticationRefs": []}), Some("spec: missing field `targetRef`")),
+        // MeshTLSAuthentications and NetworkAuthentications.
+        ("MeshTLSAuthentication", json!({"identityRefs": [{"kind": "ServiceAccount", "name": "billing"}]}), None),
+        ("MeshTLSAuthentication", json!({}),
+            Some("spec: set identities (mesh identities, `*` for any) or identityRefs (ServiceAccounts or Namespaces); an authentication with neither authenticates nobody")),
+        ("NetworkAuthentication", json!({"networks": [{"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}]}), None),
+        ("NetworkAuthentication", json!({"networks": [{"cidr": "10.0.0.300/8"}]}),
+            Some("spec.networks[0].cidr: \"10.0.0.300/8\" is not a CIDR (e.g. \"10.0.0.0/8\" or \"fd00::/8\") or an IP address")),
+        ("NetworkAuthentication", json!({"networks": []}),
+            Some("spec.networks: must list at least one network (e.g. {cidr: 10.0.0.0/8})")),
         // Other kinds are not ours to judge.
         ("ConfigMap", json!({"anything": true}), None),
     ]
@@ -72,7 +93,7 @@ fn cases() -> Vec<(&'static str, Value, Option<&'static str>)> {
 fn validation_table() {
     let mut failures = Vec::new();
     for (kind, spec, expected) in cases() {
-        let got = validate_object(kind, &server(spec.clone()))
+        let got = validate_object(kind, "shop", &server(spec.clone()))
             .err()
             .map(|e| e.to_string());
         if got.as_deref() != expected {
@@ -86,7 +107,7 @@ fn validation_table() {
 
 #[test]
 fn missing_spec_is_named() {
-    let err = validate_object("Server", &json!({})).unwrap_err();
+    let err = validate_object("Server", "shop", &json!({})).unwrap_err();
     assert_eq!(err.to_string(), "spec: is required");
 }
 
@@ -207,4 +228,58 @@ fn review_denies_create_without_object() {
         resp.result.message,
         "CREATE Server: the admission request carries no object"
     );
+}
+
+#[test]
+fn review_judges_http_routes_of_weft_servers_only() {
+    let route = |parents: Value, rules: Value| {
+        json!({
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "HTTPRoute",
+            "metadata": {"name": "web", "namespace": "emojivoto"},
+            "spec": {"parentRefs": parents, "rules": rules},
+        })
+    };
+    let server = json!([{"group": "policy.weft.dev", "kind": "Server", "name": "web"}]);
+    let gateway = json!([{"name": "public"}]);
+    let bad_rules = json!([{"filters": [{"type": "URLRewrite", "urlRewrite": {}}]}]);
+    let good_rules =
+        json!([{"matches": [{"path": {"type": "Exact", "value": "/health"}, "method": "GET"}]}]);
+
+    let allowed = review(&request(
+        "CREATE",
+        "HTTPRoute",
+        GATEWAY_GROUP,
+        Some(route(server.clone(), good_rules)),
+    ));
+    assert!(allowed.allowed, "{:?}", allowed.result);
+
+    let denied = review(&request(
+        "UPDATE",
+        "HTTPRoute",
+        GATEWAY_GROUP,
+        Some(route(server, bad_rules.clone())),
+    ));
+    assert!(!denied.allowed);
+    assert_eq!(
+        denied.result.message,
+        "spec.rules[0].filters[0].type: UrlRewrite is not a filter the proxy applies to inbound requests (accepted: RequestHeaderModifier, RequestRedirect)"
+    );
+
+    // Another implementation's route: not Weft's to judge, whatever its rules.
+    let foreign = review(&request(
+        "CREATE",
+        "HTTPRoute",
+        GATEWAY_GROUP,
+        Some(route(gateway, bad_rules)),
+    ));
+    assert!(foreign.allowed);
+    // Other Gateway API kinds pass.
+    let grpc = review(&request(
+        "CREATE",
+        "GRPCRoute",
+        GATEWAY_GROUP,
+        Some(json!({"spec": {}})),
+    ));
+    assert!(grpc.allowed);
 }
