@@ -8,8 +8,9 @@ use std::{
 use tokio::sync::watch;
 
 use crate::{
-    authorization::AuthorizationInfo, defaults::PolicyOverride, pod::PodIndex, resolve::Resolver,
-    server::ServerInfo, ClusterInfo, InboundPolicy, IndexMetrics,
+    authorization::AuthorizationInfo, authz_policy::AuthzPolicies, defaults::PolicyOverride,
+    pod::PodIndex, resolve::Resolver, routes::RouteInfo, server::ServerInfo, ClusterInfo,
+    InboundPolicy, IndexMetrics,
 };
 
 /// The index shared between the kubert index tasks (writers) and the gRPC policy API (readers).
@@ -34,6 +35,9 @@ pub(crate) struct NamespaceIndex {
     pub(crate) selected: HashMap<String, HashSet<String>>,
     /// Sorted by name, so policies list authorizations in a stable order.
     pub(crate) authorizations: BTreeMap<String, AuthorizationInfo>,
+    pub(crate) authz_policies: AuthzPolicies,
+    /// HTTPRoutes with Weft Server parents, sorted by name.
+    pub(crate) http_routes: BTreeMap<String, RouteInfo>,
 }
 
 /// Why a policy lookup failed.
@@ -149,6 +153,8 @@ impl Index {
             pods,
             servers,
             authorizations,
+            authz_policies,
+            http_routes,
             ..
         } = ns;
         let resolver = Resolver {
@@ -157,6 +163,8 @@ impl Index {
             metrics: &self.metrics,
             servers,
             authorizations,
+            authz_policies,
+            http_routes,
             namespace_override: default_override,
         };
         for name in names {
@@ -180,6 +188,8 @@ impl NamespaceIndex {
             metrics,
             servers: &self.servers,
             authorizations: &self.authorizations,
+            authz_policies: &self.authz_policies,
+            http_routes: &self.http_routes,
             namespace_override: &self.default_override,
         }
     }

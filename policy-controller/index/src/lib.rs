@@ -5,6 +5,7 @@
 //! it through a `tokio::sync::watch` channel that only wakes subscribers on a real change.
 
 mod authorization;
+mod authz_policy;
 mod defaults;
 mod index;
 mod metrics;
@@ -12,6 +13,7 @@ mod namespace;
 mod pod;
 mod policy;
 mod resolve;
+mod routes;
 mod server;
 
 #[cfg(test)]
@@ -22,6 +24,7 @@ pub use self::{
     index::{Index, LookupError, SharedIndex, MAX_UNDECLARED_PORT_WATCHES},
     metrics::IndexMetrics,
     policy::{
-        Authentication, Authorization, InboundPolicy, NetworkMatch, ServerRef, ServiceAccount,
+        Authentication, Authorization, HttpRoutePolicy, InboundPolicy, NetworkMatch, ServerRef,
+        ServiceAccount,
     },
 };

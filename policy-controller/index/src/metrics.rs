@@ -12,6 +12,9 @@ pub struct IndexMetrics {
     pub(crate) pods: Gauge,
     pub(crate) servers: Gauge,
     pub(crate) authorizations: Gauge,
+    pub(crate) authorization_policies: Gauge,
+    pub(crate) authentications: Gauge,
+    pub(crate) http_routes: Gauge,
     pub(crate) conflicted_ports: Gauge,
     pub(crate) server_conflicts: Counter,
     pub(crate) invalid_objects: Counter,
@@ -39,6 +42,21 @@ impl IndexMetrics {
             metrics.authorizations.clone(),
         );
         reg.register(
+            "index_authorization_policies",
+            "Valid AuthorizationPolicies in the policy index",
+            metrics.authorization_policies.clone(),
+        );
+        reg.register(
+            "index_authentications",
+            "Valid MeshTLSAuthentications and NetworkAuthentications in the policy index",
+            metrics.authentications.clone(),
+        );
+        reg.register(
+            "index_http_routes",
+            "Valid HTTPRoutes with Weft Server parents in the policy index",
+            metrics.http_routes.clone(),
+        );
+        reg.register(
             "index_conflicted_ports",
             "Pod ports currently selected by more than one Server",
             metrics.conflicted_ports.clone(),
@@ -50,7 +68,7 @@ impl IndexMetrics {
         );
         reg.register(
             "index_invalid_objects",
-            "Servers and ServerAuthorizations skipped because they were malformed or invalid",
+            "Policy objects (Servers, authorizations, authentications, HTTPRoutes) skipped because they were malformed or invalid",
             metrics.invalid_objects.clone(),
         );
         metrics
@@ -69,6 +87,16 @@ impl IndexMetrics {
     /// Current number of valid ServerAuthorizations in the index.
     pub fn authorizations(&self) -> i64 {
         self.authorizations.get()
+    }
+
+    /// Current number of valid AuthorizationPolicies in the index.
+    pub fn authorization_policies(&self) -> i64 {
+        self.authorization_policies.get()
+    }
+
+    /// Current number of valid HTTPRoutes with Weft Server parents in the index.
+    pub fn http_routes(&self) -> i64 {
+        self.http_routes.get()
     }
 
     /// Pod ports currently selected by more than one Server.

@@ -3,14 +3,16 @@
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
-use weft_policy_k8s_api::{Cidr, ProxyProtocol};
+use weft_policy_k8s_api::{http_route::ServerRoute, Cidr, ProxyProtocol};
 
 use crate::{ClusterInfo, DefaultPolicy};
 
 /// Everything a proxy needs to decide about connections to one port.
 ///
-/// A port described by a Server admits exactly the clients of the ServerAuthorizations that
-/// target the Server (none: nobody). A port without a Server gets its default policy.
+/// A port described by a Server admits exactly the clients of the ServerAuthorizations and
+/// AuthorizationPolicies that target the Server or its namespace (none: nobody), on every route;
+/// a route's own AuthorizationPolicies admit more clients on that route only. A port without a
+/// Server gets its default policy.
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
 pub struct InboundPolicy {
     /// What describes the port: a Server, or the default policy.
@@ -19,10 +21,25 @@ pub struct InboundPolicy {
     pub protocol: ProxyProtocol,
     /// Who may connect; sorted by name. Empty means nobody.
     pub authorizations: Vec<Authorization>,
+    /// The HTTPRoutes attached to the Server, sorted by name, when the port speaks HTTP (unknown,
+    /// HTTP/1 or HTTP/2). None: one default route for every request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http_routes: Vec<HttpRoutePolicy>,
     /// The paths of the pod's HTTP probes on this port (sorted, without duplicates), so that
     /// the kubelet's probes can be let through whatever the policy is.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub probe_paths: Vec<String>,
+}
+
+/// An HTTPRoute on a Server, with the authorizations of the AuthorizationPolicies targeting it.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+pub struct HttpRoutePolicy {
+    pub name: String,
+    #[serde(flatten)]
+    pub route: ServerRoute,
+    /// Sorted by name; the Server's authorizations apply too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authorizations: Vec<Authorization>,
 }
 
 /// The source of a port's policy.
@@ -39,7 +56,8 @@ pub enum ServerRef {
 /// One rule admitting clients: from any of `networks`, with `authentication`.
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
 pub struct Authorization {
-    /// Where the rule comes from: `ServerAuthorization/<name>` or `default/<policy>`.
+    /// Where the rule comes from: `ServerAuthorization/<name>`, `AuthorizationPolicy/<name>` or
+    /// `default/<policy>`.
     pub name: String,
     pub networks: Vec<NetworkMatch>,
     pub authentication: Authentication,
@@ -61,7 +79,8 @@ pub enum Authentication {
     Unauthenticated,
     /// Any TLS client, identity not checked.
     TlsUnauthenticated,
-    /// Mesh TLS with one of these identities (`*`: any) or service accounts.
+    /// Mesh TLS with one of these identities (`*`: any) or service accounts (name `*`: every
+    /// service account of the namespace).
     #[serde(rename_all = "camelCase")]
     MeshTls {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -132,6 +151,7 @@ impl InboundPolicy {
                 })
                 .into_iter()
                 .collect(),
+            http_routes: Vec::new(),
             probe_paths: Vec::new(),
         }
     }
@@ -191,6 +211,7 @@ mod tests {
                     }],
                 },
             }],
+            http_routes: Vec::new(),
             probe_paths: vec!["/ready".into()],
         };
         let json = serde_json::to_string(&policy).unwrap();

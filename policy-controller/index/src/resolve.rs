@@ -1,15 +1,19 @@
-//! Computing the policy of pod ports from the Servers and ServerAuthorizations of a namespace.
+//! Computing the policy of pod ports from the Servers, ServerAuthorizations, AuthorizationPolicies
+//! and HTTPRoutes of a namespace.
 
 use std::collections::{hash_map::Entry, BTreeMap, HashMap};
 use tokio::sync::watch;
 
 use crate::{
     authorization::AuthorizationInfo,
+    authz_policy::AuthzPolicies,
     defaults::{effective_default, PolicyOverride},
     pod::{PodIndex, PodMeta, PortWatch},
+    routes::RouteInfo,
     server::ServerInfo,
-    ClusterInfo, InboundPolicy, IndexMetrics, ServerRef,
+    ClusterInfo, HttpRoutePolicy, InboundPolicy, IndexMetrics, ServerRef,
 };
+use weft_policy_k8s_api::{PolicyTarget, ProxyProtocol};
 
 /// A read-only view of one namespace, able to compute and publish pod port policies.
 pub(crate) struct Resolver<'a> {
@@ -18,6 +22,8 @@ pub(crate) struct Resolver<'a> {
     pub(crate) metrics: &'a IndexMetrics,
     pub(crate) servers: &'a HashMap<String, ServerInfo>,
     pub(crate) authorizations: &'a BTreeMap<String, AuthorizationInfo>,
+    pub(crate) authz_policies: &'a AuthzPolicies,
+    pub(crate) http_routes: &'a BTreeMap<String, RouteInfo>,
     pub(crate) namespace_override: &'a PolicyOverride,
 }
 
@@ -125,15 +131,45 @@ impl<'a> Resolver<'a> {
                 name: winner.name.clone(),
             },
             protocol: winner.protocol,
-            authorizations: self
-                .authorizations
-                .values()
-                .filter(|a| a.targets(winner))
-                .map(|a| a.rule.clone())
-                .collect(),
+            authorizations: self.server_authorizations(winner),
+            http_routes: self.routes_of(winner),
             probe_paths: probe_paths(),
         };
         (policy, losers)
+    }
+
+    /// The ServerAuthorizations targeting `server`, then the AuthorizationPolicies targeting it or
+    /// the namespace.
+    fn server_authorizations(&self, server: &ServerInfo) -> Vec<crate::Authorization> {
+        let target = PolicyTarget::Server(server.name.clone());
+        self.authorizations
+            .values()
+            .filter(|a| a.targets(server))
+            .map(|a| a.rule.clone())
+            .chain(self.authz_policies.authorizations_for(&target))
+            .collect()
+    }
+
+    /// The HTTPRoutes attached to `server`, when its protocol has HTTP routes.
+    fn routes_of(&self, server: &ServerInfo) -> Vec<HttpRoutePolicy> {
+        let http = matches!(
+            server.protocol,
+            ProxyProtocol::Unknown | ProxyProtocol::Http1 | ProxyProtocol::Http2
+        );
+        if !http {
+            return Vec::new();
+        }
+        self.http_routes
+            .iter()
+            .filter(|(_, r)| r.servers.contains(&server.name))
+            .map(|(name, r)| HttpRoutePolicy {
+                name: name.clone(),
+                route: r.route.clone(),
+                authorizations: self
+                    .authz_policies
+                    .authorizations_for(&PolicyTarget::HttpRoute(name.clone())),
+            })
+            .collect()
     }
 
     /// Logs and counts a port's conflict when its set of losing Servers changes.

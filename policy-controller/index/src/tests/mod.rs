@@ -6,6 +6,7 @@ mod authorizations;
 mod defaults;
 mod probes;
 mod reset;
+mod routes;
 mod servers;
 
 use crate::*;
