@@ -3,7 +3,10 @@
 use crate::{
     admin::AdmissionMetrics,
     admission::AdmissionService,
-    index::{crd_check, NamespaceFanout, NamespaceIndex, NamespaceMetrics, PodFanout, SyncGate},
+    index::{
+        crd_check::{self, Requirement},
+        NamespaceFanout, NamespaceIndex, NamespaceMetrics, PodFanout, SyncGate,
+    },
     tls_server,
 };
 use crate::{
@@ -26,7 +29,10 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use weft_endpoints_index::{EndpointsIndex, EndpointsIndexMetrics, MeshSettings, OpaquePorts};
 use weft_injector::{config::ProxyArgs, values::parse_inbound_policy, Injector};
 use weft_policy_index::{ClusterInfo, DefaultPolicy, Index, IndexMetrics};
-use weft_policy_k8s_api::{Server, ServerAuthorization};
+use weft_policy_k8s_api::{
+    AuthorizationPolicy, HTTPRoute, MeshTLSAuthentication, NetworkAuthentication, Server,
+    ServerAuthorization,
+};
 
 /// The Weft controller: injects the Weft proxy into pods at admission, indexes inbound policy for
 /// the proxies, and serves /live, /ready and /metrics.
@@ -216,21 +222,25 @@ impl Args {
         // requested, and readiness is held, until it is first polled). Until then the controller
         // logs one clear error every 30s instead of a 404 per retry. A shutdown while waiting
         // drops the unpolled watch, so it does not hold shutdown up.
+        watch_policy::<Server, _>(&mut runtime, &policy);
+        watch_policy::<ServerAuthorization, _>(&mut runtime, &policy);
+        watch_policy::<AuthorizationPolicy, _>(&mut runtime, &policy);
+        watch_policy::<MeshTLSAuthentication, _>(&mut runtime, &policy);
+        watch_policy::<NetworkAuthentication, _>(&mut runtime, &policy);
+        // HTTPRoutes need the Gateway API's CRD, which a cluster may not have: their watch does
+        // not hold readiness, so Weft serves (injection, Server-level policy) without it.
         let (client, shutdown) = (runtime.client(), runtime.shutdown_handle());
-        let events = runtime.watch_all::<DeserializeGuard<Server>>(watcher::Config::default());
-        let gate = SyncGate::new(policy.clone(), runtime.initialized_handle());
+        let events = runtime.watch_all::<DeserializeGuard<HTTPRoute>>(watcher::Config::default());
+        let routes = policy.clone();
         tokio::spawn(async move {
-            if crd_check::served_before_shutdown::<Server>(client, shutdown).await {
-                kubert::index::namespaced(gate, events).await
-            }
-        });
-        let (client, shutdown) = (runtime.client(), runtime.shutdown_handle());
-        let events =
-            runtime.watch_all::<DeserializeGuard<ServerAuthorization>>(watcher::Config::default());
-        let gate = SyncGate::new(policy.clone(), runtime.initialized_handle());
-        tokio::spawn(async move {
-            if crd_check::served_before_shutdown::<ServerAuthorization>(client, shutdown).await {
-                kubert::index::namespaced(gate, events).await
+            if crd_check::served_before_shutdown::<HTTPRoute>(
+                client,
+                shutdown,
+                Requirement::GatewayApi,
+            )
+            .await
+            {
+                kubert::index::namespaced(routes, events).await
             }
         });
 
@@ -280,4 +290,30 @@ impl Args {
             .context("the controller was aborted during shutdown")?;
         Ok(())
     }
+}
+
+/// Watches the Weft policy resource `T` into the policy index once its CRD is installed. The watch
+/// holds readiness until its first full list has been indexed.
+fn watch_policy<T, S: 'static>(
+    runtime: &mut kubert::Runtime<S>,
+    policy: &weft_policy_index::SharedIndex,
+) where
+    T: kube::Resource<DynamicType = ()>
+        + kube::CustomResourceExt
+        + serde::de::DeserializeOwned
+        + Clone
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    Index: kubert::index::IndexNamespacedResource<DeserializeGuard<T>>,
+{
+    let (client, shutdown) = (runtime.client(), runtime.shutdown_handle());
+    let events = runtime.watch_all::<DeserializeGuard<T>>(watcher::Config::default());
+    let gate = SyncGate::new(policy.clone(), runtime.initialized_handle());
+    tokio::spawn(async move {
+        if crd_check::served_before_shutdown::<T>(client, shutdown, Requirement::Weft).await {
+            kubert::index::namespaced(gate, events).await
+        }
+    });
 }

@@ -10,13 +10,14 @@
 //! - the authorizations of an HTTP or gRPC route are the route's own followed by the Server's
 //!   (the proxy appends them), and a proxy-side localhost authorization is always added. So the
 //!   default route (path prefix `/`) carries no authorizations of its own: the port's apply to it,
-//!   as in Linkerd.
+//!   as in Linkerd. A Server with HTTPRoutes gets those instead of the default route, each with
+//!   the authorizations of the AuthorizationPolicies targeting it; a request matching no route is
+//!   refused by the proxy (404).
 
 use ipnet::IpNet;
 use linkerd2_proxy_api::{
     grpc_route::{GrpcRouteMatch, GrpcRpcMatch},
     http_route::{path_match, HttpRouteMatch, PathMatch},
-    http_types::{http_method, HttpMethod},
     inbound::{
         self as proto, authn::permit_mesh_tls::Clients, authn::Permit, proxy_protocol::Kind,
     },
@@ -110,7 +111,7 @@ pub fn to_server(policy: &InboundPolicy, settings: &InboundSettings) -> proto::S
         .iter()
         .map(|authz| to_authz(authz, settings))
         .collect();
-    let http_routes = || http_routes(&policy.probe_paths);
+    let http_routes = || http_routes(policy, settings);
     let kind = match policy.protocol {
         ProxyProtocol::Unknown => Kind::Detect(proto::proxy_protocol::Detect {
             timeout: Some(settings.detect_timeout),
@@ -157,11 +158,12 @@ fn default_meta(name: &str) -> Metadata {
     }
 }
 
-/// Where an index authorization comes from, from its `name` (`ServerAuthorization/<name>` or
-/// `default/<policy>`, the two forms the index makes).
+/// Where an index authorization comes from, from its `name` (`ServerAuthorization/<name>`,
+/// `AuthorizationPolicy/<name>` or `default/<policy>`, the forms the index makes).
 fn authz_source(name: &str) -> (&str, &str) {
     match name.split_once('/') {
         Some(("default", policy)) => ("default", policy),
+        Some(("AuthorizationPolicy", resource)) => ("authorizationpolicy", resource),
         Some((_, resource)) => ("serverauthorization", resource),
         // Not a form the index makes; still a valid, nameable resource for the proxy.
         None => ("serverauthorization", name),
@@ -236,9 +238,14 @@ fn authentication(authn: &Authentication, settings: &InboundSettings) -> proto::
                     }),
                 }
             }
-            exact.extend(service_accounts.iter().map(|sa| proto::Identity {
-                name: settings.identity_of(sa),
-            }));
+            for sa in service_accounts {
+                // `*`: every service account of the namespace, an identity suffix.
+                let identity = settings.identity_of(sa);
+                match identity_suffix(&identity) {
+                    Some(parts) if sa.name == "*" => suffixes.push(proto::IdentitySuffix { parts }),
+                    _ => exact.push(proto::Identity { name: identity }),
+                }
+            }
             Permit::MeshTls(proto::authn::PermitMeshTls {
                 clients: Some(Clients::Identities(
                     proto::authn::permit_mesh_tls::PermitClientIdentities {
@@ -264,14 +271,30 @@ fn identity_suffix(identity: &str) -> Option<Vec<String>> {
     Some(rest.split('.').map(str::to_string).collect())
 }
 
-/// The HTTP routes of a port: the default route (every request; the port's authorizations), and
-/// when the pod has HTTP probes on the port, a probe route letting `GET` of exactly those paths
-/// through from anywhere without authentication, so the kubelet's probes work whatever the
-/// policy (as Linkerd does with its default probe networks, 0.0.0.0/0 and ::/0).
-fn http_routes(probe_paths: &[String]) -> Vec<proto::HttpRoute> {
-    let mut routes = vec![default_http_route()];
-    if !probe_paths.is_empty() {
-        routes.push(probe_route(probe_paths));
+/// The HTTP routes of a port: its HTTPRoutes, or without any the default route (every request;
+/// the port's authorizations); and when the pod has HTTP probes on the port, a probe route
+/// letting `GET` of exactly those paths through from anywhere without authentication, so the
+/// kubelet's probes work whatever the policy (as Linkerd does with its default probe networks,
+/// 0.0.0.0/0 and ::/0).
+fn http_routes(policy: &InboundPolicy, settings: &InboundSettings) -> Vec<proto::HttpRoute> {
+    let mut routes: Vec<proto::HttpRoute> = if policy.http_routes.is_empty() {
+        vec![default_http_route()]
+    } else {
+        policy
+            .http_routes
+            .iter()
+            .map(|route| {
+                let authorizations = route
+                    .authorizations
+                    .iter()
+                    .map(|authz| to_authz(authz, settings))
+                    .collect();
+                super::routes::to_http_route(route, authorizations)
+            })
+            .collect()
+    };
+    if !policy.probe_paths.is_empty() {
+        routes.push(probe_route(&policy.probe_paths));
     }
     routes
 }
@@ -299,11 +322,7 @@ fn default_http_route() -> proto::HttpRoute {
 pub const PROBE: &str = "probe";
 
 fn probe_route(paths: &[String]) -> proto::HttpRoute {
-    let get = HttpMethod {
-        r#type: Some(http_method::Type::Registered(
-            http_method::Registered::Get.into(),
-        )),
-    };
+    let get = super::routes::method("GET");
     let matches = paths
         .iter()
         .map(|path| HttpRouteMatch {

@@ -6,6 +6,7 @@
 
 pub mod mapping;
 mod metrics;
+mod routes;
 mod service;
 mod workload;
 

@@ -29,6 +29,20 @@ pub const UNAVAILABLE_RETRY: Duration = Duration::from_secs(1);
 pub const INSTALL_HINT: &str = "install the CRDs with `kubectl apply -f charts/weft/crds/` \
     (or install the Helm chart charts/weft, which ships them in crds/)";
 
+/// How the controller depends on a CRD, for what it says while the CRD is missing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Requirement {
+    /// A Weft policy CRD: its watch holds `/ready` until it has synced.
+    Weft,
+    /// The Gateway API's HTTPRoute CRD, a prerequisite of per-route policy only: its watch does
+    /// not hold `/ready` (a cluster without the Gateway API still gets injection and
+    /// Server-level policy), and HTTPRoutes apply once it is installed.
+    GatewayApi,
+}
+
+/// How to install the Gateway API CRDs, for the error message.
+pub const GATEWAY_API_HINT: &str = "install the Gateway API standard CRDs (v1.2.1 or later, e.g.     `kubectl apply --server-side -f` their config/crd/standard; in a Weft checkout     `bin/gateway-api-crds` prints a local copy)";
+
 /// What one probe of the resource said.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Probe {
@@ -136,19 +150,20 @@ impl CrdWait {
 pub async fn served_before_shutdown<T>(
     client: kube::Client,
     shutdown: kubert::shutdown::Watch,
+    requirement: Requirement,
 ) -> bool
 where
     T: Resource<DynamicType = ()> + CustomResourceExt,
 {
     tokio::select! {
-        () = wait_until_served::<T>(client) => true,
+        () = wait_until_served::<T>(client, requirement) => true,
         _release = shutdown.signaled() => false,
     }
 }
 
 /// Returns once the API server serves `T` (its CRD is installed), logging as [`CrdWait`] decides
 /// while it does not.
-pub async fn wait_until_served<T>(client: kube::Client)
+pub async fn wait_until_served<T>(client: kube::Client, requirement: Requirement)
 where
     T: Resource<DynamicType = ()> + CustomResourceExt,
 {
@@ -160,6 +175,12 @@ where
         let probe = probe(&client, api.resource_url()).await;
         let (log, next) = wait.observe(probe, Instant::now());
         match log {
+            Some(Log::Missing) if requirement == Requirement::GatewayApi => tracing::error!(
+                crd,
+                "The CRD {crd} is not installed, so {kind} resources cannot be watched and per-route \
+                 policy does not apply (injection and Server-level policy work): {GATEWAY_API_HINT}. \
+                 The controller starts watching once it is installed; no restart is needed"
+            ),
             Some(Log::Missing) => tracing::error!(
                 crd,
                 "The CRD {crd} is not installed, so {kind} resources cannot be watched and /ready \

@@ -17,11 +17,11 @@ use weft_policy_index::{
 };
 use weft_policy_k8s_api::{Cidr, ProxyProtocol};
 
-fn net(s: &str) -> IpNet {
+pub(super) fn net(s: &str) -> IpNet {
     s.parse().unwrap()
 }
 
-fn settings() -> InboundSettings {
+pub(super) fn settings() -> InboundSettings {
     InboundSettings::new(
         vec![net("10.0.0.0/8"), net("fd00::/8")],
         "weft",
@@ -37,16 +37,24 @@ fn labels(group: &str, kind: &str, name: &str) -> HashMap<String, String> {
         .collect()
 }
 
-fn server_policy(protocol: ProxyProtocol, authorizations: Vec<Authorization>) -> InboundPolicy {
+pub(super) fn server_policy(
+    protocol: ProxyProtocol,
+    authorizations: Vec<Authorization>,
+) -> InboundPolicy {
     InboundPolicy {
         server: ServerRef::Server { name: "web".into() },
         protocol,
         authorizations,
+        http_routes: Vec::new(),
         probe_paths: Vec::new(),
     }
 }
 
-fn authz(name: &str, networks: Vec<NetworkMatch>, authentication: Authentication) -> Authorization {
+pub(super) fn authz(
+    name: &str,
+    networks: Vec<NetworkMatch>,
+    authentication: Authentication,
+) -> Authorization {
     Authorization {
         name: name.into(),
         networks,
@@ -58,7 +66,7 @@ fn kind(server: &proto::Server) -> &Kind {
     server.protocol.as_ref().unwrap().kind.as_ref().unwrap()
 }
 
-fn http_routes(server: &proto::Server) -> &[proto::HttpRoute] {
+pub(super) fn http_routes(server: &proto::Server) -> &[proto::HttpRoute] {
     match kind(server) {
         Kind::Detect(d) => &d.http_routes,
         Kind::Http1(h) => &h.routes,
@@ -67,7 +75,7 @@ fn http_routes(server: &proto::Server) -> &[proto::HttpRoute] {
     }
 }
 
-fn route_name(route: &proto::HttpRoute) -> &str {
+pub(super) fn route_name(route: &proto::HttpRoute) -> &str {
     match route.metadata.as_ref().unwrap().kind.as_ref().unwrap() {
         metadata::Kind::Default(name) => name,
         metadata::Kind::Resource(r) => &r.name,
@@ -90,7 +98,7 @@ fn nets(networks: &[proto::Network]) -> Vec<(IpNet, Vec<IpNet>)> {
         .collect()
 }
 
-fn permit(authz: &proto::Authz) -> &Permit {
+pub(super) fn permit(authz: &proto::Authz) -> &Permit {
     authz
         .authentication
         .as_ref()
@@ -101,7 +109,7 @@ fn permit(authz: &proto::Authz) -> &Permit {
 }
 
 /// The checks by which the proxy refuses a message and fails every request on the port.
-fn assert_acceptable_to_the_proxy(server: &proto::Server) {
+pub(super) fn assert_acceptable_to_the_proxy(server: &proto::Server) {
     assert!(server.labels.contains_key("name"), "labels: {server:?}");
     if let Kind::Detect(d) = kind(server) {
         assert!(d.timeout.is_some(), "detect without timeout");
