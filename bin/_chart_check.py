@@ -144,7 +144,7 @@ def check_render(mode, path, namespace, release):
         else:
             c.eq(ns, namespace, f"{name_of(d)} metadata.namespace")
 
-    # RBAC: exactly get/list/watch on the six watched resources, and create on tokenreviews (identity).
+    # RBAC: exactly get/list/watch on the ten watched resources, and create on tokenreviews (identity).
     role = only(docs, "ClusterRole", c)
     granted = set()
     for rule in role.get("rules", []):
@@ -156,6 +156,10 @@ def check_render(mode, path, namespace, release):
     c.eq(granted, {("", "pods", watch), ("", "namespaces", watch), ("", "services", watch),
                    ("discovery.k8s.io", "endpointslices", watch), ("policy.weft.dev", "servers", watch),
                    ("policy.weft.dev", "serverauthorizations", watch),
+                   ("policy.weft.dev", "authorizationpolicies", watch),
+                   ("policy.weft.dev", "meshtlsauthentications", watch),
+                   ("policy.weft.dev", "networkauthentications", watch),
+                   ("gateway.networking.k8s.io", "httproutes", watch),
                    ("authentication.k8s.io", "tokenreviews", ("create",))}, "ClusterRole rules")
     binding = only(docs, "ClusterRoleBinding", c)
     sa = only(docs, "ServiceAccount", c)
