@@ -31,6 +31,9 @@ fn installed_crds_pass_and_a_missing_installation_fails(h: &Harness) -> Result<(
     for crd in [
         "servers.policy.weft.dev",
         "serverauthorizations.policy.weft.dev",
+        "authorizationpolicies.policy.weft.dev",
+        "meshtlsauthentications.policy.weft.dev",
+        "networkauthentications.policy.weft.dev",
     ] {
         ensure!(
             run.has_line("[ok]", &format!("CRD {crd} is installed and current")),
