@@ -144,7 +144,7 @@ def check_render(mode, path, namespace, release):
         else:
             c.eq(ns, namespace, f"{name_of(d)} metadata.namespace")
 
-    # RBAC: exactly get/list/watch on the six watched resources, and create on tokenreviews (identity).
+    # RBAC: exactly get/list/watch on the ten watched resources, and create on tokenreviews (identity).
     role = only(docs, "ClusterRole", c)
     granted = set()
     for rule in role.get("rules", []):
@@ -156,6 +156,10 @@ def check_render(mode, path, namespace, release):
     c.eq(granted, {("", "pods", watch), ("", "namespaces", watch), ("", "services", watch),
                    ("discovery.k8s.io", "endpointslices", watch), ("policy.weft.dev", "servers", watch),
                    ("policy.weft.dev", "serverauthorizations", watch),
+                   ("policy.weft.dev", "authorizationpolicies", watch),
+                   ("policy.weft.dev", "meshtlsauthentications", watch),
+                   ("policy.weft.dev", "networkauthentications", watch),
+                   ("gateway.networking.k8s.io", "httproutes", watch),
                    ("authentication.k8s.io", "tokenreviews", ("create",))}, "ClusterRole rules")
     binding = only(docs, "ClusterRoleBinding", c)
     sa = only(docs, "ServiceAccount", c)
@@ -241,14 +245,32 @@ def check_render(mode, path, namespace, release):
     c.eq((opt_out.get("operator"), opt_out.get("values")), ("NotIn", ["disabled"]),
          "injector namespaceSelector opt-out label")
     vhooks = vwc.get("webhooks", [{}])
-    c.eq(len(vhooks), 1, "validating webhooks")
+    # Weft's policy resources (failurePolicy from values), and the Gateway API's HTTPRoutes in a webhook of their own
+    # that fails open: other Gateway API implementations share them.
+    c.eq([h.get("name") for h in vhooks], ["policy-validator.weft.dev", "httproute-validator.weft.dev"],
+         "validating webhooks")
     v = vhooks[0]
     c.eq(v.get("rules"), [{"apiGroups": ["policy.weft.dev"], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE"],
-                           "resources": ["servers", "serverauthorizations"], "scope": "Namespaced"}],
+                           "resources": ["servers", "serverauthorizations", "authorizationpolicies",
+                                         "meshtlsauthentications", "networkauthentications"],
+                           "scope": "Namespaced"}],
          "validator rules")
-    c.eq(v.get("clientConfig", {}).get("service"), {"name": svc_name, "namespace": namespace, "path": "/validate",
-                                                    "port": 443}, "validator clientConfig.service")
-    c.eq((v.get("sideEffects"), v.get("admissionReviewVersions")), ("None", ["v1"]), "validator sideEffects/versions")
+    c.eq(v.get("failurePolicy"), "Fail", "validator failurePolicy")
+    r = vhooks[1] if len(vhooks) > 1 else {}
+    c.eq(r.get("rules"), [{"apiGroups": ["gateway.networking.k8s.io"], "apiVersions": ["v1"],
+                           "operations": ["CREATE", "UPDATE"], "resources": ["httproutes"], "scope": "Namespaced"}],
+         "HTTPRoute validator rules")
+    c.eq(r.get("failurePolicy"), "Ignore", "HTTPRoute validator failurePolicy (fails open)")
+    for hook in (v, r):
+        what = hook.get("name", "validator")
+        c.eq(hook.get("clientConfig", {}).get("service"), {"name": svc_name, "namespace": namespace,
+                                                          "path": "/validate", "port": 443},
+             f"{what} clientConfig.service")
+        c.eq((hook.get("sideEffects"), hook.get("admissionReviewVersions")), ("None", ["v1"]),
+             f"{what} sideEffects/versions")
+        opt_out = match_expression(hook.get("namespaceSelector"), "weft.dev/admission-webhooks")
+        c.eq((opt_out.get("operator"), opt_out.get("values")), ("NotIn", ["disabled"]),
+             f"{what} namespaceSelector opt-out label")
 
     # Identity: the trust anchors ConfigMap, and (identity.mode=helm) the issuer Secret whose CA they are.
     identity_secret = f"{fullname}-identity-issuer"
@@ -285,8 +307,9 @@ def check_render(mode, path, namespace, release):
                 ann = hook.get("metadata", {}).get("annotations", {})
                 c.eq(ann.get("cert-manager.io/inject-ca-from"), f"{namespace}/{cert_name}",
                      f"{name_of(hook)} inject-ca-from")
-                c.check("caBundle" not in hook.get("webhooks", [{}])[0].get("clientConfig", {}),
-                        f"{name_of(hook)} leaves caBundle to cainjector")
+                for w in hook.get("webhooks", [{}]):
+                    c.check("caBundle" not in w.get("clientConfig", {}),
+                            f"{name_of(hook)} {w.get('name')} leaves caBundle to cainjector")
     else:
         c.eq(certs, [], "no Certificate in helm TLS mode")
         c.eq(len(secrets), 1, "one TLS Secret")
@@ -295,8 +318,9 @@ def check_render(mode, path, namespace, release):
             c.eq((s.get("metadata", {}).get("name"), s.get("type")), (tls_secret, "kubernetes.io/tls"), "TLS Secret")
             data = s.get("data", {})
             for hook in (mwc, vwc):
-                c.eq(hook.get("webhooks", [{}])[0].get("clientConfig", {}).get("caBundle"), data.get("ca.crt"),
-                     f"{name_of(hook)} caBundle equals the Secret's ca.crt")
+                for w in hook.get("webhooks", [{}]):
+                    c.eq(w.get("clientConfig", {}).get("caBundle"), data.get("ca.crt"),
+                         f"{name_of(hook)} {w.get('name')} caBundle equals the Secret's ca.crt")
             if all(k in data for k in ("ca.crt", "tls.crt", "tls.key")):
                 verify_cert(*(base64.b64decode(data[k]) for k in ("ca.crt", "tls.crt", "tls.key")), dns, c,
                             "rendered Secret")
@@ -441,8 +465,10 @@ def installed_tls(state_path):
         state = json.load(f)
     data = state["secret"].get("data", {})
     for key in ("mutating", "validating"):
-        bundle = state[key]["webhooks"][0]["clientConfig"].get("caBundle")
-        c.eq(bundle, data.get("ca.crt"), f"stored {key} webhook caBundle equals the Secret's ca.crt")
+        for hook in state[key]["webhooks"]:
+            bundle = hook["clientConfig"].get("caBundle")
+            c.eq(bundle, data.get("ca.crt"),
+                 f"stored {key} webhook {hook.get('name')} caBundle equals the Secret's ca.crt")
     if all(k in data for k in ("ca.crt", "tls.crt", "tls.key")):
         verify_cert(*(base64.b64decode(data[k]) for k in ("ca.crt", "tls.crt", "tls.key")),
                     dns_names_for(state["service"], state["namespace"], state["clusterDomain"]), c, "installed Secret")
@@ -474,9 +500,8 @@ def same_tls(before_path, after_path):
         c.check(before["secret"]["data"].get(key) == after["secret"]["data"].get(key),
                 f"Secret {key} changed across helm upgrade")
     for key in ("mutating", "validating"):
-        c.check(before[key]["webhooks"][0]["clientConfig"].get("caBundle")
-                == after[key]["webhooks"][0]["clientConfig"].get("caBundle"),
-                f"{key} caBundle changed across helm upgrade")
+        bundles = [[h["clientConfig"].get("caBundle") for h in state[key]["webhooks"]] for state in (before, after)]
+        c.check(bundles[0] == bundles[1], f"{key} caBundles changed across helm upgrade")
     c.finish("TLS reused across upgrade")
 
 

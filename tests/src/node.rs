@@ -128,8 +128,21 @@ pub fn kubectl(cluster: &Cluster, args: &[&str]) -> Result<String> {
 }
 
 /// Installs (or upgrades to) the chart with the locally built controller image and `extra`
-/// `--set`/`-f` arguments, and waits until its Deployment is available.
+/// `--set`/`-f` arguments, and waits until its Deployment is available. The Gateway API CRDs the
+/// controller watches are installed first (the chart's `crds/` holds only Weft's own).
 pub fn install_chart(cluster: &Cluster, images: &Images, extra: &[&str]) -> Result<()> {
+    // On a thread of its own: the caller may be inside a runtime, where another cannot block.
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                crate::suite::block_on(async {
+                    crate::resources::install_gateway_api_crds(&cluster.client().await?).await
+                })
+            })
+            .join()
+            .unwrap_or_else(|_| bail!("installing the Gateway API CRDs panicked"))
+    })
+    .context("installing the Gateway API CRDs before the chart")?;
     let (repository, tag) = repository_and_tag(&images.controller)?;
     let chart = crate::repo_root().join("charts/weft");
     let (proxy_repository, proxy_tag) = repository_and_tag(&images.proxy)?;

@@ -6,7 +6,11 @@ use k8s_openapi::{
     apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
 };
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
-use std::{collections::BTreeMap, time::Duration};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 /// Creates a namespace `{prefix}-{unique}` with the given annotations and labels.
 pub async fn namespace(
@@ -133,18 +137,23 @@ pub fn container_names(pod: &Pod) -> (Vec<String>, Vec<String>) {
     (init, containers)
 }
 
-/// The policy CRDs in `charts/weft/crds/`, with their names.
-fn chart_crds() -> Result<Vec<(String, CustomResourceDefinition)>> {
-    let dir = crate::repo_root().join("charts/weft/crds");
-    let mut crds = vec![];
-    for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+/// The CRDs in the YAML files of `dir` (one CRD per file), with their names.
+fn read_crds(dir: &Path) -> Result<Vec<(String, CustomResourceDefinition)>> {
+    let mut paths = vec![];
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
         let path = entry?.path();
-        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
-            continue;
+        if path.extension().and_then(|e| e.to_str()) == Some("yaml") {
+            paths.push(path);
         }
+    }
+    paths.sort();
+    let mut crds = vec![];
+    for path in paths {
         let text = std::fs::read_to_string(&path)?;
-        let crd: CustomResourceDefinition =
+        let mut crd: CustomResourceDefinition =
             serde_norway::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        // The API server owns the status (the Gateway API files carry an empty one).
+        crd.status = None;
         let name = crd
             .metadata
             .name
@@ -155,24 +164,85 @@ fn chart_crds() -> Result<Vec<(String, CustomResourceDefinition)>> {
     Ok(crds)
 }
 
-/// Installs the policy CRDs from `charts/weft/crds/` and waits until they are established.
-pub async fn install_crds(client: &kube::Client) -> Result<()> {
-    let api = Api::<CustomResourceDefinition>::all(client.clone());
-    let mut names = vec![];
-    for (name, crd) in chart_crds()? {
+/// The policy CRDs in `charts/weft/crds/`, with their names.
+fn chart_crds() -> Result<Vec<(String, CustomResourceDefinition)>> {
+    read_crds(&crate::repo_root().join("charts/weft/crds"))
+}
+
+/// The directory `bin/gateway-api-crds` prints: the Gateway API standard CRDs of the pinned
+/// release (fetched from its Go module on the machine's first run, then cached).
+pub fn gateway_api_crds_dir() -> Result<PathBuf> {
+    let script = crate::repo_root().join("bin/gateway-api-crds");
+    let output = std::process::Command::new(&script)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    anyhow::ensure!(
+        output.status.success(),
+        "{} failed ({}): the Gateway API CRDs are needed before the controller starts",
+        script.display(),
+        output.status
+    );
+    let dir = String::from_utf8(output.stdout)?.trim().to_string();
+    anyhow::ensure!(!dir.is_empty(), "{} printed no directory", script.display());
+    Ok(PathBuf::from(dir))
+}
+
+/// The Gateway API CRDs Weft needs installed (the standard channel: HTTPRoute and its siblings).
+fn gateway_api_crds() -> Result<Vec<(String, CustomResourceDefinition)>> {
+    read_crds(&gateway_api_crds_dir()?)
+}
+
+/// `v1.2.1` in the `gateway.networking.k8s.io/bundle-version` annotation, as numbers.
+fn bundle_version(crd: &CustomResourceDefinition) -> Option<Vec<u64>> {
+    let version = crd
+        .metadata
+        .annotations
+        .as_ref()?
+        .get("gateway.networking.k8s.io/bundle-version")?;
+    version
+        .trim_start_matches('v')
+        .split(['.', '-'])
+        .take(3)
+        .map(|n| n.parse().ok())
+        .collect()
+}
+
+/// Whether a Gateway API CRD already in the cluster is to be left as it is: it is the pinned
+/// release or a newer one (which other users of the cluster may depend on; the tests need only
+/// what the pinned release serves).
+fn keep_installed(pinned: &CustomResourceDefinition, live: &CustomResourceDefinition) -> bool {
+    match (bundle_version(pinned), bundle_version(live)) {
+        (Some(pinned), Some(live)) => live >= pinned,
+        _ => false,
+    }
+}
+
+/// Server-side applies each CRD, then waits until every one is established.
+async fn apply_crds(
+    api: &Api<CustomResourceDefinition>,
+    crds: &[(String, CustomResourceDefinition)],
+) -> Result<()> {
+    for (name, crd) in crds {
         api.patch(
-            &name,
+            name,
             &PatchParams::apply(crate::webhooks::FIELD_MANAGER).force(),
-            &Patch::Apply(&crd),
+            &Patch::Apply(crd),
         )
         .await
         .with_context(|| format!("applying CRD {name}"))?;
-        names.push(name);
     }
+    wait_established(api, crds.iter().map(|(name, _)| name)).await
+}
+
+async fn wait_established(
+    api: &Api<CustomResourceDefinition>,
+    names: impl IntoIterator<Item = &String>,
+) -> Result<()> {
     for name in names {
         let established = kube::runtime::wait::await_condition(
             api.clone(),
-            &name,
+            name,
             kube::runtime::wait::conditions::is_crd_established(),
         );
         tokio::time::timeout(Duration::from_secs(30), established)
@@ -182,8 +252,38 @@ pub async fn install_crds(client: &kube::Client) -> Result<()> {
     Ok(())
 }
 
+/// Installs the Gateway API standard CRDs (`bin/gateway-api-crds`), which the controller needs
+/// before it starts (it watches HTTPRoutes), and waits until they are established. A CRD of the
+/// pinned release or a newer one that is installed already is left as it is.
+///
+/// Nothing deletes them again: they are cluster-wide and shared by every suite and script that
+/// uses the cluster (`bin/chart-check`, the node suite, another run of this one), so removing them
+/// at one suite's end would pull them from under the others.
+pub async fn install_gateway_api_crds(client: &kube::Client) -> Result<()> {
+    let api = Api::<CustomResourceDefinition>::all(client.clone());
+    let mut apply = vec![];
+    let mut names = vec![];
+    for (name, crd) in gateway_api_crds()? {
+        match api.get_opt(&name).await? {
+            Some(live) if keep_installed(&crd, &live) => {}
+            _ => apply.push((name.clone(), crd)),
+        }
+        names.push(name);
+    }
+    apply_crds(&api, &apply).await?;
+    wait_established(&api, &names).await
+}
+
+/// Installs the Gateway API CRDs (see [`install_gateway_api_crds`]) and the policy CRDs from
+/// `charts/weft/crds/`, and waits until they are established.
+pub async fn install_crds(client: &kube::Client) -> Result<()> {
+    install_gateway_api_crds(client).await?;
+    let api = Api::<CustomResourceDefinition>::all(client.clone());
+    apply_crds(&api, &chart_crds()?).await
+}
+
 /// Deletes the policy CRDs (and with them every Server and ServerAuthorization) and waits until
-/// they are gone.
+/// they are gone. The Gateway API CRDs stay (see [`install_gateway_api_crds`]).
 pub async fn delete_crds(client: &kube::Client) -> Result<()> {
     let api = Api::<CustomResourceDefinition>::all(client.clone());
     let names: Vec<String> = chart_crds()?.into_iter().map(|(name, _)| name).collect();
@@ -205,4 +305,50 @@ pub async fn delete_crds(client: &kube::Client) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn with_bundle_version(version: &str) -> CustomResourceDefinition {
+        let mut crd = CustomResourceDefinition::default();
+        crd.metadata.annotations = Some(to_map(&[(
+            "gateway.networking.k8s.io/bundle-version",
+            version,
+        )]));
+        crd
+    }
+
+    #[test]
+    fn the_gateway_api_crds_parse_and_serve_httproutes_v1() {
+        let crds = gateway_api_crds().unwrap();
+        let (_, httproutes) = crds
+            .iter()
+            .find(|(name, _)| name == "httproutes.gateway.networking.k8s.io")
+            .expect("the standard channel has HTTPRoute");
+        assert!(httproutes
+            .spec
+            .versions
+            .iter()
+            .any(|v| v.name == "v1" && v.served));
+        assert!(crds.iter().all(|(_, crd)| crd.status.is_none()));
+        assert!(bundle_version(httproutes).is_some());
+    }
+
+    #[test]
+    fn only_the_pinned_release_or_a_newer_one_is_kept() {
+        let pinned = with_bundle_version("v1.2.1");
+        assert!(keep_installed(&pinned, &with_bundle_version("v1.2.1")));
+        assert!(keep_installed(&pinned, &with_bundle_version("v1.3.0")));
+        assert!(keep_installed(&pinned, &with_bundle_version("v1.10.0")));
+        assert!(!keep_installed(&pinned, &with_bundle_version("v1.1.0")));
+        assert!(!keep_installed(&pinned, &with_bundle_version("v1.2.0")));
+        assert!(!keep_installed(&pinned, &with_bundle_version("garbage")));
+        assert!(!keep_installed(
+            &pinned,
+            &CustomResourceDefinition::default()
+        ));
+    }
 }

@@ -14,7 +14,8 @@ pub const TESTS: &[(&str, crate::TestFn)] = &[(
 
 fn installed_crds_pass_and_a_missing_installation_fails(h: &Harness) -> Result<()> {
     let weft = weft_cli::build()?;
-    // The harness installed the CRDs; nothing else of a chart install exists under these names.
+    // The harness installed the CRDs (Weft's and the Gateway API's); nothing else of a chart
+    // install exists under these names.
     let name = format!("weft-e2e-check-{}", weft_e2e::unique_suffix());
     let run = weft_cli::check(
         &weft,
@@ -30,12 +31,26 @@ fn installed_crds_pass_and_a_missing_installation_fails(h: &Harness) -> Result<(
     for crd in [
         "servers.policy.weft.dev",
         "serverauthorizations.policy.weft.dev",
+        "authorizationpolicies.policy.weft.dev",
+        "meshtlsauthentications.policy.weft.dev",
+        "networkauthentications.policy.weft.dev",
     ] {
         ensure!(
             run.has_line("[ok]", &format!("CRD {crd} is installed and current")),
             "the CRD as the API server stores it must match the generated one:\n{report}"
         );
     }
+    // The harness installed the Gateway API CRDs too (the pinned release, or a newer one found).
+    ensure!(
+        report.lines().any(|line| line.starts_with("[ok]")
+            && line.contains("CRD httproutes.gateway.networking.k8s.io (Gateway API")
+            && line.ends_with("is installed and serves v1")),
+        "the Gateway API's HTTPRoute CRD must pass:\n{report}"
+    );
+    ensure!(
+        !run.has_line("[warn]", "httproutes"),
+        "no warning about the installed Gateway API CRD:\n{report}"
+    );
     ensure!(
         run.has_line("[ok]", "connected to https://"),
         "the connection line:\n{report}"

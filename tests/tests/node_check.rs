@@ -35,9 +35,18 @@ fn chart_install_passes_every_check(h: &Harness) -> Result<()> {
         !report.lines().any(|l| l.starts_with("[FAIL]")),
         "a check failed:\n{report}"
     );
+    ensure!(
+        !run.has_line("[warn]", "httproutes"),
+        "the Gateway API CRD must not warn:\n{report}"
+    );
     for what in [
         "CRD servers.policy.weft.dev",
         "CRD serverauthorizations.policy.weft.dev",
+        "CRD authorizationpolicies.policy.weft.dev",
+        "CRD meshtlsauthentications.policy.weft.dev",
+        "CRD networkauthentications.policy.weft.dev",
+        // Installed by node::install_chart before the chart (a prerequisite the chart lacks).
+        "CRD httproutes.gateway.networking.k8s.io (Gateway API",
         "weft-proxy-injector",
         "weft-policy-validator",
         "Deployment weft/weft",

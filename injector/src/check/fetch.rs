@@ -42,6 +42,7 @@ pub async fn run(args: &CheckArgs) -> Vec<Group> {
         let name = expected.metadata.name.clone().unwrap_or_default();
         checks.push(crds::check(&expected, &get(&crd_api, &name).await));
     }
+    checks.push(crds::gateway_api(&get(&crd_api, crds::HTTPROUTES).await));
     groups.push(Group {
         title: "CRDs",
         checks,

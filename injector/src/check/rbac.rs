@@ -25,6 +25,9 @@ impl std::fmt::Display for Access {
     }
 }
 
+/// The Gateway API's group: the controller reads HTTPRoutes from it.
+const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
+
 /// What the controller watches, and the TokenReviews its identity service creates (the chart's
 /// ClusterRole grants exactly this).
 pub fn required() -> Vec<Access> {
@@ -35,6 +38,10 @@ pub fn required() -> Vec<Access> {
         ("discovery.k8s.io", "endpointslices"),
         (weft_policy_k8s_api::GROUP, "servers"),
         (weft_policy_k8s_api::GROUP, "serverauthorizations"),
+        (weft_policy_k8s_api::GROUP, "authorizationpolicies"),
+        (weft_policy_k8s_api::GROUP, "meshtlsauthentications"),
+        (weft_policy_k8s_api::GROUP, "networkauthentications"),
+        (GATEWAY_GROUP, "httproutes"),
     ];
     resources
         .into_iter()
@@ -120,7 +127,9 @@ pub fn check(
         );
     }
     Check::ok(format!(
-        "{who} may get, list and watch pods, namespaces, services, endpointslices, servers and serverauthorizations, and create tokenreviews"
+        "{who} may get, list and watch pods, namespaces, services, endpointslices, servers, \
+         serverauthorizations, authorizationpolicies, meshtlsauthentications, \
+         networkauthentications and httproutes, and create tokenreviews"
     ))
 }
 
@@ -143,9 +152,13 @@ mod tests {
     #[test]
     fn reviews_ask_for_the_service_account() {
         let access = required();
-        assert_eq!(access.len(), 19);
+        assert_eq!(access.len(), 31);
         assert_eq!(
-            access[18].to_string(),
+            access[29].to_string(),
+            "watch httproutes.gateway.networking.k8s.io"
+        );
+        assert_eq!(
+            access[30].to_string(),
             "create tokenreviews.authentication.k8s.io"
         );
         let review = review(&inst(), &access[4]);
@@ -163,6 +176,32 @@ mod tests {
     fn all_allowed_passes() {
         let answers: Vec<_> = required().into_iter().map(|a| (a, status(true))).collect();
         assert_eq!(check(&inst(), &answers).status, Status::Ok);
+    }
+
+    #[test]
+    fn the_route_policy_resources_are_required() {
+        let required = required();
+        for (group, resource) in [
+            ("policy.weft.dev", "authorizationpolicies"),
+            ("policy.weft.dev", "meshtlsauthentications"),
+            ("policy.weft.dev", "networkauthentications"),
+            ("gateway.networking.k8s.io", "httproutes"),
+        ] {
+            let verbs: Vec<_> = required
+                .iter()
+                .filter(|a| a.group == group && a.resource == resource)
+                .map(|a| a.verb)
+                .collect();
+            assert_eq!(verbs, ["get", "list", "watch"], "{resource}.{group}");
+        }
+        let answers: Vec<_> = required
+            .into_iter()
+            .map(|a| (a, status(a.resource != "httproutes" || a.verb != "watch")))
+            .collect();
+        assert_eq!(
+            check(&inst(), &answers).message,
+            "ServiceAccount weft/weft may not: watch httproutes.gateway.networking.k8s.io"
+        );
     }
 
     #[test]
