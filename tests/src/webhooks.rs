@@ -84,37 +84,56 @@ pub fn inject_configuration(
     }
 }
 
-/// Weft's validating webhook for policy resources at `https://{addr}/validate`.
+/// Weft's validating webhooks at `https://{addr}/validate`, as the chart registers them: policy
+/// resources failing closed, Gateway API HTTPRoutes failing open.
 pub fn validate_configuration(
     name: &str,
     addr: std::net::SocketAddr,
     ca_bundle: ByteString,
 ) -> ValidatingWebhookConfiguration {
-    ValidatingWebhookConfiguration {
-        metadata: ObjectMeta {
-            name: Some(name.to_string()),
-            ..Default::default()
-        },
-        webhooks: Some(vec![ValidatingWebhook {
-            name: "validate.policy.weft.dev".to_string(),
-            client_config: client_config(format!("https://{addr}/validate"), ca_bundle),
+    let webhook =
+        |name: &str, group: &str, resources: &[&str], failure_policy: &str| ValidatingWebhook {
+            name: name.to_string(),
+            client_config: client_config(format!("https://{addr}/validate"), ca_bundle.clone()),
             rules: Some(vec![RuleWithOperations {
-                api_groups: Some(vec!["policy.weft.dev".to_string()]),
+                api_groups: Some(vec![group.to_string()]),
                 api_versions: Some(vec!["*".to_string()]),
                 operations: Some(vec!["CREATE".to_string(), "UPDATE".to_string()]),
-                resources: Some(vec![
-                    "servers".to_string(),
-                    "serverauthorizations".to_string(),
-                ]),
+                resources: Some(resources.iter().map(|r| r.to_string()).collect()),
                 scope: Some("Namespaced".to_string()),
             }]),
             namespace_selector: Some(not_opted_out()),
             side_effects: "None".to_string(),
             admission_review_versions: vec!["v1".to_string()],
-            failure_policy: Some("Fail".to_string()),
+            failure_policy: Some(failure_policy.to_string()),
             timeout_seconds: Some(10),
             ..Default::default()
-        }]),
+        };
+    ValidatingWebhookConfiguration {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            ..Default::default()
+        },
+        webhooks: Some(vec![
+            webhook(
+                "validate.policy.weft.dev",
+                "policy.weft.dev",
+                &[
+                    "servers",
+                    "serverauthorizations",
+                    "authorizationpolicies",
+                    "meshtlsauthentications",
+                    "networkauthentications",
+                ],
+                "Fail",
+            ),
+            webhook(
+                "httproute-validator.weft.dev",
+                "gateway.networking.k8s.io",
+                &["httproutes"],
+                "Ignore",
+            ),
+        ]),
     }
 }
 

@@ -18,6 +18,10 @@ pub const TESTS: &[(&str, crate::TestFn)] = &[
         invalid_server_is_refused_with_weft_message,
     ),
     (
+        "policy::invalid_route_policies_are_refused_with_field_messages",
+        invalid_route_policies_are_refused_with_field_messages,
+    ),
+    (
         "policy::inbound_api_streams_a_new_server_within_one_second",
         inbound_api_streams_a_new_server_within_one_second,
     ),
@@ -128,6 +132,127 @@ fn invalid_server_is_refused_with_weft_message(h: &Harness) -> Result<()> {
             .create(&post, &server("good", serde_json::json!("http"), "HTTP/1")?)
             .await
             .context("a valid Server must be admitted")?;
+        Ok(())
+    })
+}
+
+fn object(
+    api_version: &str,
+    kind: &str,
+    name: &str,
+    spec: serde_json::Value,
+) -> Result<DynamicObject> {
+    Ok(serde_json::from_value(serde_json::json!({
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {"name": name},
+        "spec": spec,
+    }))?)
+}
+
+fn routes_api(client: &kube::Client, namespace: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
+    Api::namespaced_with(client.clone(), namespace, &ApiResource::from_gvk(&gvk))
+}
+
+/// AuthorizationPolicies, authentications and HTTPRoutes on Weft Servers that the proxy could not
+/// enforce are refused by the API server with Weft's field-level message; an HTTPRoute of another
+/// implementation is admitted whatever it holds; valid objects are admitted.
+fn invalid_route_policies_are_refused_with_field_messages(h: &Harness) -> Result<()> {
+    block_on(async {
+        let client = h.cluster.client().await?;
+        let ns = resources::namespace(&client, "e2e-policy-routes", &[], &[]).await?;
+        let post = PostParams::default();
+        let weft = "policy.weft.dev/v1beta1";
+        let server_parent =
+            serde_json::json!([{"group": "policy.weft.dev", "kind": "Server", "name": "web"}]);
+        let rewrite = serde_json::json!([{"filters": [
+            {"type": "URLRewrite", "urlRewrite": {"hostname": "elsewhere.example.com"}}]}]);
+        let refused = [
+            (
+                api(&client, &ns, "AuthorizationPolicy"),
+                object(weft, "AuthorizationPolicy", "bad-target", serde_json::json!({
+                    "targetRef": {"group": "policy.weft.dev", "kind": "Deployment", "name": "web"}}))?,
+                "spec.targetRef: \"Deployment\" in group \"policy.weft.dev\" is not a target Weft knows",
+            ),
+            (
+                api(&client, &ns, "NetworkAuthentication"),
+                object(weft, "NetworkAuthentication", "bad-cidr", serde_json::json!({
+                    "networks": [{"cidr": "10.0.0.0/33"}]}))?,
+                "spec.networks[0].cidr: \"10.0.0.0/33\" is not a CIDR",
+            ),
+            (
+                api(&client, &ns, "NetworkAuthentication"),
+                object(weft, "NetworkAuthentication", "bad-except", serde_json::json!({
+                    "networks": [{"cidr": "10.0.0.0/8", "except": ["192.168.0.0/16"]}]}))?,
+                "spec.networks[0].except[0]: 192.168.0.0/16 is not inside cidr 10.0.0.0/8",
+            ),
+            (
+                api(&client, &ns, "MeshTLSAuthentication"),
+                object(weft, "MeshTLSAuthentication", "nobody", serde_json::json!({}))?,
+                "spec: set identities",
+            ),
+            (
+                routes_api(&client, &ns),
+                object("gateway.networking.k8s.io/v1", "HTTPRoute", "rewrite", serde_json::json!({
+                    "parentRefs": server_parent, "rules": rewrite}))?,
+                "spec.rules[0].filters[0].type: UrlRewrite is not a filter the proxy applies to inbound requests",
+            ),
+            (
+                routes_api(&client, &ns),
+                object("gateway.networking.k8s.io/v1", "HTTPRoute", "bad-regex", serde_json::json!({
+                    "parentRefs": server_parent,
+                    "rules": [{"matches": [{"path": {"type": "RegularExpression", "value": "/items/[0-9"}}]}]}))?,
+                "spec.rules[0].matches[0].path.value: \"/items/[0-9\" is not a valid regular expression",
+            ),
+        ];
+        for (api, object, message) in refused {
+            let name = object.metadata.name.clone().unwrap_or_default();
+            match api.create(&post, &object).await {
+                Ok(_) => bail!("{name} must be refused"),
+                Err(kube::Error::Api(status)) => ensure!(
+                    status.message.contains(message)
+                        && status.message.contains("denied the request"),
+                    "the refusal of {name} must come from Weft's webhook with {message:?}: {}",
+                    status.message
+                ),
+                Err(other) => return Err(other.into()),
+            }
+        }
+
+        // Another implementation's route is not Weft's to judge.
+        routes_api(&client, &ns)
+            .create(&post, &object("gateway.networking.k8s.io/v1", "HTTPRoute", "gateway-route",
+                serde_json::json!({"parentRefs": [{"name": "public-gateway"}], "rules": rewrite}))?)
+            .await
+            .context("an HTTPRoute of a Gateway must be admitted")?;
+        // Valid objects are admitted.
+        api(&client, &ns, "MeshTLSAuthentication")
+            .create(
+                &post,
+                &object(
+                    weft,
+                    "MeshTLSAuthentication",
+                    "billing",
+                    serde_json::json!({
+                "identityRefs": [{"kind": "ServiceAccount", "name": "billing"}]}),
+                )?,
+            )
+            .await
+            .context("a valid MeshTLSAuthentication must be admitted")?;
+        routes_api(&client, &ns)
+            .create(&post, &object("gateway.networking.k8s.io/v1", "HTTPRoute", "refunds", serde_json::json!({
+                "parentRefs": server_parent,
+                "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/refunds"}, "method": "POST"}]}]}))?)
+            .await
+            .context("a valid HTTPRoute must be admitted")?;
+        api(&client, &ns, "AuthorizationPolicy")
+            .create(&post, &object(weft, "AuthorizationPolicy", "refunds-billing", serde_json::json!({
+                "targetRef": {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "refunds"},
+                "requiredAuthenticationRefs": [
+                    {"group": "policy.weft.dev", "kind": "MeshTLSAuthentication", "name": "billing"}]}))?)
+            .await
+            .context("a valid AuthorizationPolicy must be admitted")?;
         Ok(())
     })
 }

@@ -8,6 +8,8 @@
 //!   kind: http2                  # detect (with timeout) | http1 | http2 | grpc | opaque | tls
 //!   routes:
 //!   - metadata: {kind: default, name: default}
+//!     authorizations: []         # the route's own
+//!     allowedBy: [serverauthorization/web-clients]   # its own and the Server's, as the proxy applies them
 //!     rules:
 //!     - matches:
 //!       - path: {prefix: /}
@@ -63,7 +65,10 @@ pub fn server_value(server: &proto::Server) -> Value {
             .protocol
             .as_ref()
             .and_then(|p| p.kind.as_ref())
-            .map_or_else(|| json!({ "kind": UNSET }), protocol),
+            .map_or_else(
+                || json!({ "kind": UNSET }),
+                |kind| protocol(kind, &server.authorizations),
+            ),
     );
     out.insert(
         "authorizations".into(),
@@ -88,7 +93,16 @@ fn labels(labels: &HashMap<String, String>) -> Value {
     json!(sorted)
 }
 
-fn protocol(kind: &Kind) -> Value {
+/// `kind/name` of an authorization, from its labels, as `allowedBy` lists them.
+fn authz_name(authz: &proto::Authz) -> Value {
+    let label = |key: &str| authz.labels.get(key).map_or(UNSET, String::as_str);
+    format!("{}/{}", label("kind"), label("name")).into()
+}
+
+/// `server_authzs` apply on every route after the route's own (the proxy appends them).
+fn protocol(kind: &Kind, server_authzs: &[proto::Authz]) -> Value {
+    let http_route = |route: &proto::HttpRoute| http_route(route, server_authzs);
+    let grpc_route = |route: &proto::GrpcRoute| grpc_route(route, server_authzs);
     let http = |name: &str, routes: &[proto::HttpRoute], limit| {
         let mut out = Map::new();
         out.insert("kind".into(), name.into());
@@ -258,6 +272,7 @@ fn route_common(
     meta: Option<&Metadata>,
     hosts: &[HostMatch],
     authorizations: &[proto::Authz],
+    server_authzs: &[proto::Authz],
 ) -> Map<String, Value> {
     let mut out = Map::new();
     out.insert("metadata".into(), meta.map_or(UNSET.into(), metadata));
@@ -268,11 +283,24 @@ fn route_common(
         "authorizations".into(),
         authorizations.iter().map(authz).collect(),
     );
+    out.insert(
+        "allowedBy".into(),
+        authorizations
+            .iter()
+            .chain(server_authzs)
+            .map(authz_name)
+            .collect(),
+    );
     out
 }
 
-fn http_route(route: &proto::HttpRoute) -> Value {
-    let mut out = route_common(route.metadata.as_ref(), &route.hosts, &route.authorizations);
+fn http_route(route: &proto::HttpRoute, server_authzs: &[proto::Authz]) -> Value {
+    let mut out = route_common(
+        route.metadata.as_ref(),
+        &route.hosts,
+        &route.authorizations,
+        server_authzs,
+    );
     let rules = route.rules.iter().map(|rule| {
         rule_value(
             rule.matches.iter().map(http_match).collect(),
@@ -286,8 +314,13 @@ fn http_route(route: &proto::HttpRoute) -> Value {
     Value::Object(out)
 }
 
-fn grpc_route(route: &proto::GrpcRoute) -> Value {
-    let mut out = route_common(route.metadata.as_ref(), &route.hosts, &route.authorizations);
+fn grpc_route(route: &proto::GrpcRoute, server_authzs: &[proto::Authz]) -> Value {
+    let mut out = route_common(
+        route.metadata.as_ref(),
+        &route.hosts,
+        &route.authorizations,
+        server_authzs,
+    );
     let rules = route.rules.iter().map(|rule| {
         rule_value(
             rule.matches.iter().map(grpc_match).collect(),

@@ -111,6 +111,8 @@ protocol:
       kind: default
       name: default
     authorizations: []
+    allowedBy:
+    - serverauthorization/web-clients
     rules:
     - matches:
       - path:
@@ -172,6 +174,7 @@ fn each_protocol() {
             json!({"kind": "detect", "timeout": "10s", "httpRoutes": [{
                 "metadata": {"kind": "default", "name": "default"},
                 "authorizations": [],
+                "allowedBy": [],
                 "rules": [{"matches": [{"path": {"prefix": "/"}}]}],
             }]}),
         ),
@@ -187,6 +190,7 @@ fn each_protocol() {
             json!({"kind": "grpc", "routes": [{
                 "metadata": {"kind": "default", "name": "default"},
                 "authorizations": [],
+                "allowedBy": [],
                 "rules": [{"matches": [{"rpc": "emoji.Emoji/*"}]}],
             }]}),
         ),
@@ -307,9 +311,14 @@ fn a_probe_route_with_its_own_authorization() {
             routes: vec![route],
             local_rate_limit: None,
         }),
-        vec![],
+        vec![authz_with(mesh_tls())],
     ));
     let route = &value["protocol"]["routes"][0];
+    assert_eq!(
+        route["allowedBy"],
+        json!(["default/probe", "serverauthorization/web-clients"]),
+        "the route's own authorizations, then the Server's"
+    );
     assert_eq!(
         route["metadata"],
         json!({"kind": "default", "name": "probe"})
