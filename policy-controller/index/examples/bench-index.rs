@@ -1,6 +1,9 @@
-//! Builds a policy index of 50,000 pods, 5,000 Servers and 5,000 ServerAuthorizations over 100
-//! namespaces, then measures: RSS, time to apply everything, index time of one Server update, and
-//! the delay from an update to the watch notification. A measurement, not a test.
+//! Builds a policy index of 50,000 pods, 5,000 Servers, 5,000 ServerAuthorizations, 5,000
+//! HTTPRoutes and 10,000 AuthorizationPolicies (with a MeshTLSAuthentication and a
+//! NetworkAuthentication per namespace) over 100 namespaces, then measures: RSS, time to apply
+//! everything, index time of one Server update and of one HTTPRoute update, and the delay from an
+//! update to the watch notification (what feeds each `WatchPort` stream). A measurement, not a
+//! test.
 //!
 //! cargo run --release -p weft-policy-index --example bench-index
 
@@ -11,12 +14,16 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time},
     chrono::{TimeZone, Utc},
 };
+use kube::core::DeserializeGuard;
 use kubert::index::IndexNamespacedResource;
 use prometheus_client::registry::Registry;
 use serde_json::json;
 use std::time::{Duration, Instant};
 use weft_policy_index::{ClusterInfo, DefaultPolicy, Index, IndexMetrics};
-use weft_policy_k8s_api::{Server, ServerAuthorization};
+use weft_policy_k8s_api::{
+    AuthorizationPolicy, HTTPRoute, MeshTLSAuthentication, NetworkAuthentication, Server,
+    ServerAuthorization,
+};
 
 const NAMESPACES: usize = 100;
 const PODS: usize = 50_000;
@@ -92,6 +99,65 @@ fn authorization(n: usize, j: usize) -> ServerAuthorization {
     .unwrap()
 }
 
+/// The HTTPRoute of Server `srv-j`; `version` changes its path prefix.
+fn route(n: usize, j: usize, version: usize) -> HTTPRoute {
+    serde_json::from_value(json!({
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"namespace": ns(n), "name": format!("route-{j}")},
+        "spec": {
+            "parentRefs": [{"group": "policy.weft.dev", "kind": "Server", "name": format!("srv-{j}")}],
+            "rules": [
+                {"matches": [{"path": {"type": "Exact", "value": "/health"}, "method": "GET"}]},
+                {"matches": [{"path": {"type": "PathPrefix", "value": format!("/api/v{version}")},
+                    "headers": [{"name": "x-tenant", "value": "a"}]}]},
+            ],
+        },
+    }))
+    .unwrap()
+}
+
+/// Two policies per route: `k` 0 requires the namespace's MeshTLSAuthentication and
+/// NetworkAuthentication, `k` 1 a service account.
+fn route_policy(n: usize, j: usize, k: usize) -> AuthorizationPolicy {
+    let authns = if k == 0 {
+        json!([
+            {"group": "policy.weft.dev", "kind": "MeshTLSAuthentication", "name": "clients"},
+            {"group": "policy.weft.dev", "kind": "NetworkAuthentication", "name": "pods"},
+        ])
+    } else {
+        json!([{"kind": "ServiceAccount", "name": format!("client-{j}")}])
+    };
+    serde_json::from_value(json!({
+        "apiVersion": "policy.weft.dev/v1beta1",
+        "kind": "AuthorizationPolicy",
+        "metadata": {"namespace": ns(n), "name": format!("route-{j}-{k}")},
+        "spec": {
+            "targetRef": {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": format!("route-{j}")},
+            "requiredAuthenticationRefs": authns,
+        },
+    }))
+    .unwrap()
+}
+
+fn authentications(n: usize) -> (MeshTLSAuthentication, NetworkAuthentication) {
+    let meta = |name: &str| json!({"namespace": ns(n), "name": name});
+    (
+        serde_json::from_value(json!({
+            "apiVersion": "policy.weft.dev/v1beta1", "kind": "MeshTLSAuthentication",
+            "metadata": meta("clients"),
+            "spec": {"identityRefs": [{"kind": "ServiceAccount", "name": "*"}]},
+        }))
+        .unwrap(),
+        serde_json::from_value(json!({
+            "apiVersion": "policy.weft.dev/v1beta1", "kind": "NetworkAuthentication",
+            "metadata": meta("pods"),
+            "spec": {"networks": [{"cidr": "10.0.0.0/8", "except": ["10.9.0.0/16"]}]},
+        }))
+        .unwrap(),
+    )
+}
+
 fn rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let kib: f64 = status
@@ -158,6 +224,23 @@ async fn main() {
                 apply_all += t0.elapsed();
             }
         }
+        for n in 0..NAMESPACES {
+            let (mesh_tls, network) = authentications(n);
+            let t0 = Instant::now();
+            index.apply(DeserializeGuard(Ok(mesh_tls)));
+            index.apply(DeserializeGuard(Ok(network)));
+            apply_all += t0.elapsed();
+            for j in 0..SERVERS_PER_NS {
+                let route = route(n, j, 0);
+                let policies = [route_policy(n, j, 0), route_policy(n, j, 1)];
+                let t0 = Instant::now();
+                IndexNamespacedResource::<HTTPRoute>::apply(&mut *index, route);
+                for policy in policies {
+                    index.apply(DeserializeGuard(Ok(policy)));
+                }
+                apply_all += t0.elapsed();
+            }
+        }
     }
     let rss_index = rss_mib();
     {
@@ -166,13 +249,17 @@ async fn main() {
         assert_eq!(m.pods() as usize, PODS);
         assert_eq!(m.servers() as usize, SERVERS);
         assert_eq!(m.conflicted_ports(), 0);
+        assert_eq!(m.http_routes() as usize, SERVERS);
+        assert_eq!(m.authorization_policies() as usize, 2 * SERVERS);
+        assert_eq!(m.invalid_objects(), 0);
     }
 
     // Server updates with nobody watching: the index's own work.
     let unwatched: Vec<Duration> = (0..UPDATES)
         .map(|u| {
+            // HTTP either way, so the HTTPRoutes keep applying for the route updates below.
             let protocol = if (u / NAMESPACES).is_multiple_of(2) {
-                "TLS"
+                "HTTP/2"
             } else {
                 "HTTP/1"
             };
@@ -206,6 +293,31 @@ async fn main() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let rss_watching = rss_mib();
 
+    // HTTPRoute updates that change the policy of the Server's pods (a new path prefix).
+    let expected = PODS_PER_NS / SERVERS_PER_NS; // pods selected by one Server
+    let mut route_index_times = Vec::with_capacity(UPDATES);
+    let mut route_notify_times = Vec::with_capacity(UPDATES * expected);
+    for u in 0..UPDATES {
+        let n = (u * 37) % NAMESPACES;
+        let j = (u * 13) % SERVERS_PER_NS;
+        let update = route(n, j, u + 1);
+        let t0 = Instant::now();
+        IndexNamespacedResource::<HTTPRoute>::apply(&mut *index.write(), update);
+        route_index_times.push(t0.elapsed());
+        for _ in 0..expected {
+            let (got_n, got_i, at) = tokio::time::timeout(Duration::from_secs(5), notify_rx.recv())
+                .await
+                .expect("a notification within 5s")
+                .unwrap();
+            assert_eq!(
+                (got_n, got_i % SERVERS_PER_NS),
+                (n, j),
+                "only the pods of the route's Server are notified"
+            );
+            route_notify_times.push(at - t0);
+        }
+    }
+
     // Server updates that really change the policy (protocol flips), spread over namespaces.
     let mut index_times = Vec::with_capacity(UPDATES);
     let mut notify_times = Vec::with_capacity(UPDATES * PODS_PER_NS / SERVERS_PER_NS);
@@ -218,7 +330,6 @@ async fn main() {
             "opaque"
         };
         let update = server(n, j, protocol);
-        let expected = PODS_PER_NS / SERVERS_PER_NS; // pods selected by one Server
         let t0 = Instant::now();
         index.write().apply(update);
         index_times.push(t0.elapsed());
@@ -250,7 +361,10 @@ async fn main() {
             .unwrap_or(0)
     );
     println!(
-        "objects: {PODS} pods (2 named ports each), {SERVERS} Servers, {SERVERS} ServerAuthorizations, {NAMESPACES} namespaces"
+        "objects: {PODS} pods (2 named ports each), {SERVERS} Servers, {SERVERS} ServerAuthorizations, \
+         {SERVERS} HTTPRoutes, {} AuthorizationPolicies, {} authentications, {NAMESPACES} namespaces",
+        2 * SERVERS,
+        2 * NAMESPACES
     );
     println!("apply everything: {apply_all:?}");
     println!(
@@ -270,5 +384,13 @@ async fn main() {
     summary(
         "update -> watch notification (per notified watcher)",
         notify_times,
+    );
+    summary(
+        "index time of one HTTPRoute update, 50,000 watchers",
+        route_index_times,
+    );
+    summary(
+        "HTTPRoute update -> watch notification (per notified watcher)",
+        route_notify_times,
     );
 }

@@ -3,6 +3,7 @@
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use weft_policy_k8s_api::{http_route::ServerRoute, Cidr, ProxyProtocol};
 
 use crate::{ClusterInfo, DefaultPolicy};
@@ -35,8 +36,9 @@ pub struct InboundPolicy {
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
 pub struct HttpRoutePolicy {
     pub name: String,
+    /// Shared by all the pod ports the route applies to.
     #[serde(flatten)]
-    pub route: ServerRoute,
+    pub route: Arc<ServerRoute>,
     /// Sorted by name; the Server's authorizations apply too.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub authorizations: Vec<Authorization>,

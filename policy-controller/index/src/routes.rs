@@ -3,6 +3,7 @@
 
 use kube::{core::DeserializeGuard, ResourceExt};
 use kubert::index::IndexNamespacedResource;
+use std::sync::Arc;
 use weft_policy_k8s_api::{
     http_route::{self, ServerRoute},
     HTTPRoute, PolicyTarget,
@@ -15,7 +16,8 @@ use crate::Index;
 pub(crate) struct RouteInfo {
     /// The Servers (in the route's namespace) the route attaches to; sorted.
     pub(crate) servers: Vec<String>,
-    pub(crate) route: ServerRoute,
+    /// Shared with the policies of every pod port the route applies to.
+    pub(crate) route: Arc<ServerRoute>,
 }
 
 impl RouteInfo {
@@ -25,7 +27,10 @@ impl RouteInfo {
             return Ok(None);
         }
         let route = http_route::server_route(&route.spec, namespace).map_err(|e| e.to_string())?;
-        Ok(Some(Self { servers, route }))
+        Ok(Some(Self {
+            servers,
+            route: Arc::new(route),
+        }))
     }
 }
 

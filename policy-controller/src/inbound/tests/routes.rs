@@ -24,7 +24,7 @@ use weft_policy_k8s_api::{http_route::ServerRoute, Cidr, ProxyProtocol};
 fn route(name: &str, route: serde_json::Value) -> HttpRoutePolicy {
     HttpRoutePolicy {
         name: name.into(),
-        route: serde_json::from_value::<ServerRoute>(route).unwrap(),
+        route: serde_json::from_value::<ServerRoute>(route).unwrap().into(),
         authorizations: Vec::new(),
     }
 }
