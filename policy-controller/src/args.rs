@@ -39,8 +39,10 @@ use weft_policy_k8s_api::{
 #[derive(Debug, clap::Parser)]
 #[command(name = "weft-controller", version, about, long_about = None)]
 pub struct Args {
-    /// Log filter, in the syntax of tracing's EnvFilter (e.g. `info`, `weft=debug,warn`)
-    #[arg(long, default_value = "info,kube=warn", env = "WEFT_LOG")]
+    /// Log filter, in the syntax of tracing's EnvFilter (e.g. `info`, `weft=debug,warn`). `h2=error`
+    /// keeps one client flooding HTTP/2 stream resets from flooding the log (the h2 library warns
+    /// once per connection it closes for that; the connection is closed either way)
+    #[arg(long, default_value = "info,kube=warn,h2=error", env = "WEFT_LOG")]
     log_level: kubert::LogFilter,
 
     /// Log format: `plain` or `json`
