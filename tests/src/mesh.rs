@@ -124,6 +124,12 @@ pub fn pid_of(cluster: &Cluster, pod: &Pod, container: &str) -> Result<u32> {
 /// What an HTTP GET to `url` from inside the network namespace of `pid` got: the status code,
 /// or `None` when no HTTP response came (connection refused, reset or timed out).
 pub fn http_get_from(pid: u32, url: &str) -> Result<Option<u16>> {
+    http_request_from(pid, "GET", url)
+}
+
+/// What an HTTP request with `method` (no body) to `url` from inside the network namespace of
+/// `pid` got, as [`http_get_from`].
+pub fn http_request_from(pid: u32, method: &str, url: &str) -> Result<Option<u16>> {
     let output = Command::new("nsenter")
         .args(["-t", &pid.to_string(), "-n", "--"])
         .args([
@@ -135,6 +141,8 @@ pub fn http_get_from(pid: u32, url: &str) -> Result<Option<u16>> {
             "3",
             "-w",
             "%{http_code}",
+            "-X",
+            method,
         ])
         .arg(url)
         .output()
@@ -153,11 +161,39 @@ pub async fn create_policy(
     kind: &str,
     value: serde_json::Value,
 ) -> Result<()> {
+    create_object(client, namespace, &policy_resource(kind), value).await
+}
+
+/// The Gateway API's `HTTPRoute` (gateway.networking.k8s.io/v1).
+pub fn http_route_resource() -> ApiResource {
+    ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "gateway.networking.k8s.io",
+        "v1",
+        "HTTPRoute",
+    ))
+}
+
+/// Creates an HTTPRoute in `namespace` from its JSON (`value`).
+pub async fn create_http_route(
+    client: &kube::Client,
+    namespace: &str,
+    value: serde_json::Value,
+) -> Result<()> {
+    create_object(client, namespace, &http_route_resource(), value).await
+}
+
+async fn create_object(
+    client: &kube::Client,
+    namespace: &str,
+    resource: &ApiResource,
+    value: serde_json::Value,
+) -> Result<()> {
     let object: DynamicObject = serde_json::from_value(value)?;
-    Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &policy_resource(kind))
+    let name = object.metadata.name.clone().unwrap_or_default();
+    Api::<DynamicObject>::namespaced_with(client.clone(), namespace, resource)
         .create(&PostParams::default(), &object)
         .await
-        .with_context(|| format!("creating {kind}"))?;
+        .with_context(|| format!("creating {} {namespace}/{name}", resource.kind))?;
     Ok(())
 }
 
@@ -169,17 +205,28 @@ pub async fn wait_for_answer(
     wanted: impl Fn(Option<u16>) -> bool,
     what: &str,
 ) -> Result<Duration> {
+    wait_for_request_answer(pid, "GET", url, wanted, what).await
+}
+
+/// [`wait_for_answer`] for a request with `method`.
+pub async fn wait_for_request_answer(
+    pid: u32,
+    method: &str,
+    url: &str,
+    wanted: impl Fn(Option<u16>) -> bool,
+    what: &str,
+) -> Result<Duration> {
     let start = Instant::now();
     let mut last = None;
     while start.elapsed() < Duration::from_secs(20) {
-        let got = http_get_from(pid, url)?;
+        let got = http_request_from(pid, method, url)?;
         if wanted(got) {
             return Ok(start.elapsed());
         }
         last = got;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    anyhow::bail!("{what}: {url} still answered {last:?} after 20s")
+    anyhow::bail!("{what}: {method} {url} still answered {last:?} after 20s")
 }
 
 pub fn refused(answer: Option<u16>) -> bool {

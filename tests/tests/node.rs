@@ -10,6 +10,7 @@ mod node_chart;
 mod node_check;
 mod node_mesh;
 mod node_mtls;
+mod node_routes;
 mod node_workloads;
 
 use anyhow::Result;
@@ -86,6 +87,7 @@ fn main() -> ExitCode {
         node_check::TESTS,
         node_mesh::TESTS,
         node_mtls::TESTS,
+        node_routes::TESTS,
         node_chart::LAST,
     ]
     .concat();
