@@ -13,8 +13,13 @@ use std::{convert::Infallible, sync::Arc, time::Duration};
 use tokio::time::Instant;
 use weft_injector::Injector;
 
-/// The largest admission request body accepted; larger bodies get `413 Payload Too Large`.
+/// The largest injection request body accepted; larger bodies get `413 Payload Too Large`.
 pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+/// The largest validation request body accepted. A policy object is small; the API server refuses
+/// requests over 3 MiB and etcd objects over 1.5 MiB, and an UPDATE review carries the object
+/// twice (`object`, `oldObject`), so a real review fits with room to spare.
+pub const MAX_VALIDATE_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 /// How long a client may take to send a request body before it gets `408 Request Timeout`.
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -109,7 +114,11 @@ impl AdmissionService {
         }
 
         let start = Instant::now();
-        let body = match read_body(req).await {
+        let limit = match webhook {
+            Webhook::Inject => MAX_BODY_BYTES,
+            Webhook::Validate => MAX_VALIDATE_BODY_BYTES,
+        };
+        let body = match read_body(req, limit).await {
             Ok(body) => body,
             Err(rsp) => {
                 self.inner
@@ -125,16 +134,17 @@ impl AdmissionService {
     }
 }
 
-/// Reads at most [`MAX_BODY_BYTES`], within [`BODY_TIMEOUT`].
-async fn read_body<B>(req: Request<B>) -> Result<Bytes, Response<Body>>
+/// Reads at most `limit` bytes, within [`BODY_TIMEOUT`].
+async fn read_body<B>(req: Request<B>, limit: usize) -> Result<Bytes, Response<Body>>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let path = req.uri().path().to_string();
     let too_large = || {
         plain(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("admission request bodies are limited to {MAX_BODY_BYTES} bytes"),
+            format!("request bodies of {path} are limited to {limit} bytes"),
         )
     };
     let declared = req
@@ -142,10 +152,10 @@ where
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
+    if declared.is_some_and(|len| len > limit as u64) {
         return Err(too_large());
     }
-    let body = Limited::new(req.into_body(), MAX_BODY_BYTES);
+    let body = Limited::new(req.into_body(), limit);
     match tokio::time::timeout(BODY_TIMEOUT, body.collect()).await {
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
@@ -232,7 +242,8 @@ mod tests {
 
     #[tokio::test]
     async fn both_webhooks_answer_only_v1_admission_reviews() {
-        let huge = "x".repeat(5 * 1024 * 1024);
+        // Under the smaller /validate limit, so both webhooks parse it.
+        let huge = "x".repeat(3 * 1024 * 1024);
         let cases: [(&str, &str, &str, &[&str]); 5] = [
             ("apiVersion", "admission.k8s.io/v1", "200", &[]),
             (
@@ -294,7 +305,8 @@ mod tests {
 
     #[tokio::test]
     async fn both_webhooks_repeat_at_most_200_bytes_of_bad_input() {
-        let huge = "é".repeat(2 * 1024 * 1024 + 1);
+        // 3 MiB: under the smaller /validate limit, so both webhooks parse it.
+        let huge = "é".repeat(3 * 512 * 1024);
         for path in ["/inject", "/validate"] {
             for (field, what) in [
                 ("operation", "an unknown operation"),
@@ -304,6 +316,13 @@ mod tests {
                 let mut body = review();
                 body["request"][field] = json!(huge);
                 let (status, message) = post(path, &body).await;
+                if path == "/validate" && field != "operation" {
+                    // Validation does not read dryRun or userInfo: skipped unparsed, whatever
+                    // they hold, and the review (a pod's, not a policy object) is allowed.
+                    assert_eq!(status, StatusCode::OK, "{path} {what}: {}", short(&message));
+                    assert!(!message.contains('é'), "{path} {what}: echoes its input");
+                    continue;
+                }
                 assert_eq!(status, StatusCode::BAD_REQUEST, "{path} {what}: {message}");
                 let echoed = message.matches('é').count() * 'é'.len_utf8();
                 assert!(
@@ -321,8 +340,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn validate_takes_a_smaller_body_than_inject() {
+        let mut body = review();
+        body["request"]["object"] = json!({"padding": "p".repeat(MAX_VALIDATE_BODY_BYTES)});
+        let (status, message) = post("/validate", &body).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{}", short(&message));
+        assert_eq!(
+            message.trim(),
+            format!("request bodies of /validate are limited to {MAX_VALIDATE_BODY_BYTES} bytes")
+        );
+        // The same body is within /inject's limit (and answered, not refused for its size).
+        let (status, message) = post("/inject", &body).await;
+        assert_ne!(status, StatusCode::PAYLOAD_TOO_LARGE, "{}", short(&message));
+    }
+
+    #[tokio::test]
     async fn validate_denials_repeat_at_most_200_bytes_of_bad_input() {
-        let huge = "z".repeat(5_000_000);
+        let huge = "z".repeat(3_000_000);
         let server = |port: Value, selector: Value| {
             json!({
                 "apiVersion": "policy.weft.dev/v1beta1",

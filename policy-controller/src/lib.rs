@@ -20,6 +20,6 @@ pub mod tls_server;
 mod validate;
 
 pub use self::{
-    admission::{AdmissionService, MAX_BODY_BYTES},
+    admission::{AdmissionService, MAX_BODY_BYTES, MAX_VALIDATE_BODY_BYTES},
     args::Args,
 };

@@ -6,26 +6,28 @@ use crate::{
     admission::{json, plain, AdmissionService, Body},
 };
 use http::{Response, StatusCode};
-use kube::core::{
-    admission::{AdmissionRequest, AdmissionReview},
-    DynamicObject,
-};
 use tokio::time::Instant;
 use weft_injector::admission::{check_review_type, echo, BadReview};
+use weft_policy_k8s_api::validate::ReviewIn;
 
 impl AdmissionService {
     pub(crate) fn validate(&self, body: &[u8], start: Instant) -> Response<Body> {
         let metrics = &self.inner.metrics;
-        // The whole object, not the injection webhook's pruned parse: validation reads all of it.
-        let request = match parse_full_review(body) {
-            Ok(request) => request,
+        // Typed and bounded: the object's spec is decoded into its kind's types, nothing else of
+        // it is kept (see `weft_policy_k8s_api::validate`).
+        let review = match parse_review(body) {
+            Ok(review) => review,
             Err(error) => {
                 metrics.record(Webhook::Validate, "error", "bad_request", start.elapsed());
                 tracing::debug!(%error, "Rejected a body that is not an AdmissionReview");
                 return plain(StatusCode::BAD_REQUEST, error.to_string());
             }
         };
-        let mut response = weft_policy_k8s_api::validate::review(&request);
+        let Some(request) = &review.request else {
+            metrics.record(Webhook::Validate, "error", "bad_request", start.elapsed());
+            return plain(StatusCode::BAD_REQUEST, BadReview::NoRequest.to_string());
+        };
+        let mut response = weft_policy_k8s_api::validate::review(request);
         // A denial names the field and repeats its value: cut as the 400s are.
         response.result.message = echo(&response.result.message);
         let (result, reason) = if response.allowed {
@@ -56,11 +58,11 @@ impl AdmissionService {
     }
 }
 
-/// Parses an `admission.k8s.io/v1` AdmissionReview with its whole object; errors as the injection
-/// webhook's (the same checks, the same cut of the client's input).
-fn parse_full_review(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, BadReview> {
-    let review: AdmissionReview<DynamicObject> =
+/// Parses an `admission.k8s.io/v1` AdmissionReview, its object kept as raw text; errors as the
+/// injection webhook's (the same checks, the same cut of the client's input).
+fn parse_review(body: &[u8]) -> Result<ReviewIn<'_>, BadReview> {
+    let review: ReviewIn<'_> =
         serde_json::from_slice(body).map_err(|e| BadReview::not_a_review(&e))?;
-    check_review_type(&review.types.api_version, &review.types.kind)?;
-    review.try_into().map_err(|_| BadReview::NoRequest)
+    check_review_type(&review.api_version, &review.kind)?;
+    Ok(review)
 }

@@ -1,8 +1,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use kube::core::admission::AdmissionReview;
-use serde_json::json;
+use serde_json::{json, Value};
 
 fn server(spec: Value) -> Value {
     json!({ "spec": spec })
@@ -93,7 +92,7 @@ fn cases() -> Vec<(&'static str, Value, Option<&'static str>)> {
 fn validation_table() {
     let mut failures = Vec::new();
     for (kind, spec, expected) in cases() {
-        let got = validate_object(kind, "shop", &server(spec.clone()))
+        let got = validate_object(kind, "shop", &server(spec.clone()).to_string())
             .err()
             .map(|e| e.to_string());
         if got.as_deref() != expected {
@@ -107,17 +106,12 @@ fn validation_table() {
 
 #[test]
 fn missing_spec_is_named() {
-    let err = validate_object("Server", "shop", &json!({})).unwrap_err();
+    let err = validate_object("Server", "shop", &json!({}).to_string()).unwrap_err();
     assert_eq!(err.to_string(), "spec: is required");
 }
 
-fn request(
-    operation: &str,
-    kind: &str,
-    group: &str,
-    object: Option<Value>,
-) -> AdmissionRequest<DynamicObject> {
-    let review: AdmissionReview<DynamicObject> = serde_json::from_value(json!({
+fn request(operation: &str, kind: &str, group: &str, object: Option<Value>) -> RequestIn<'static> {
+    let body = json!({
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
         "request": {
@@ -132,9 +126,12 @@ fn request(
             "oldObject": null,
             "dryRun": false,
         }
-    }))
-    .unwrap();
-    review.try_into().unwrap()
+    })
+    .to_string();
+    // The request borrows the object's text from the body; a test can keep the body forever.
+    let body: &'static str = Box::leak(body.into_boxed_str());
+    let review: ReviewIn<'static> = serde_json::from_str(body).unwrap();
+    review.request.unwrap()
 }
 
 fn object(kind: &str, spec: Value) -> Value {
