@@ -158,6 +158,31 @@ fn authentications(n: usize) -> (MeshTLSAuthentication, NetworkAuthentication) {
     )
 }
 
+/// Waits for the `expected` notifications an update at `t0` causes, asserting that each comes
+/// from a pod of Server `srv-j` in namespace `n` (pods `pod-i` with `i % SERVERS_PER_NS == j`),
+/// and returns each one's delay.
+async fn notifications(
+    notify_rx: &mut tokio::sync::mpsc::UnboundedReceiver<(usize, usize, Instant)>,
+    expected: usize,
+    (n, j): (usize, usize),
+    t0: Instant,
+) -> Vec<Duration> {
+    let mut delays = Vec::with_capacity(expected);
+    for _ in 0..expected {
+        let (got_n, got_i, at) = tokio::time::timeout(Duration::from_secs(5), notify_rx.recv())
+            .await
+            .expect("a notification within 5s")
+            .unwrap();
+        assert_eq!(
+            (got_n, got_i % SERVERS_PER_NS),
+            (n, j),
+            "only the pods of the updated Server (or its route's) are notified"
+        );
+        delays.push(at - t0);
+    }
+    delays
+}
+
 fn rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let kib: f64 = status
@@ -304,18 +329,7 @@ async fn main() {
         let t0 = Instant::now();
         IndexNamespacedResource::<HTTPRoute>::apply(&mut *index.write(), update);
         route_index_times.push(t0.elapsed());
-        for _ in 0..expected {
-            let (got_n, got_i, at) = tokio::time::timeout(Duration::from_secs(5), notify_rx.recv())
-                .await
-                .expect("a notification within 5s")
-                .unwrap();
-            assert_eq!(
-                (got_n, got_i % SERVERS_PER_NS),
-                (n, j),
-                "only the pods of the route's Server are notified"
-            );
-            route_notify_times.push(at - t0);
-        }
+        route_notify_times.extend(notifications(&mut notify_rx, expected, (n, j), t0).await);
     }
 
     // Server updates that really change the policy (protocol flips), spread over namespaces.
@@ -333,18 +347,7 @@ async fn main() {
         let t0 = Instant::now();
         index.write().apply(update);
         index_times.push(t0.elapsed());
-        for _ in 0..expected {
-            let (got_n, got_i, at) = tokio::time::timeout(Duration::from_secs(5), notify_rx.recv())
-                .await
-                .expect("a notification within 5s")
-                .unwrap();
-            assert_eq!(
-                (got_n, got_i % SERVERS_PER_NS),
-                (n, j),
-                "only selected pods are notified"
-            );
-            notify_times.push(at - t0);
-        }
+        notify_times.extend(notifications(&mut notify_rx, expected, (n, j), t0).await);
     }
     // Nothing else was woken.
     assert!(

@@ -122,7 +122,8 @@ impl Index {
         self.update_pods(namespace, &pods);
     }
 
-    fn skip_invalid(&mut self, kind: &str, namespace: &str, name: &str, error: &str) {
+    /// Logs and counts a malformed or invalid policy object, which is then not applied.
+    pub(crate) fn skip_invalid(&mut self, kind: &str, namespace: &str, name: &str, error: &str) {
         tracing::warn!(%namespace, %name, %error, "skipping invalid {kind}");
         self.metrics.invalid_objects.inc();
     }
@@ -151,38 +152,41 @@ impl Index {
     }
 
     fn set_mesh_tls(&mut self, namespace: &str, name: &str, clients: Option<MeshTlsClients>) {
-        let map = &mut self.namespace_mut(namespace).authz_policies.mesh_tls;
-        if map.get(name) == clients.as_ref() {
-            return;
-        }
-        let present = clients.is_some();
-        let old = match clients {
-            Some(c) => map.insert(name.to_string(), c),
-            None => map.remove(name),
-        };
-        self.count_authentication(old.is_some(), present);
-        let targets = self
-            .namespace_mut(namespace)
-            .authz_policies
-            .targets_requiring(AuthnKind::MeshTls, name);
-        self.update_targets(namespace, &targets);
+        self.set_authentication(namespace, name, AuthnKind::MeshTls, clients, |p| {
+            &mut p.mesh_tls
+        });
     }
 
     fn set_network(&mut self, namespace: &str, name: &str, networks: Option<Vec<NetworkMatch>>) {
-        let map = &mut self.namespace_mut(namespace).authz_policies.networks;
-        if map.get(name) == networks.as_ref() {
+        self.set_authentication(namespace, name, AuthnKind::Network, networks, |p| {
+            &mut p.networks
+        });
+    }
+
+    /// Stores (or with `None` removes) an authentication of `kind` in the map `map` selects, and
+    /// recomputes the pods the policies requiring it reach, when it changed.
+    fn set_authentication<T: PartialEq>(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        kind: AuthnKind,
+        value: Option<T>,
+        map: fn(&mut AuthzPolicies) -> &mut HashMap<String, T>,
+    ) {
+        let map = map(&mut self.namespace_mut(namespace).authz_policies);
+        if map.get(name) == value.as_ref() {
             return;
         }
-        let present = networks.is_some();
-        let old = match networks {
-            Some(n) => map.insert(name.to_string(), n),
+        let present = value.is_some();
+        let old = match value {
+            Some(v) => map.insert(name.to_string(), v),
             None => map.remove(name),
         };
         self.count_authentication(old.is_some(), present);
         let targets = self
             .namespace_mut(namespace)
             .authz_policies
-            .targets_requiring(AuthnKind::Network, name);
+            .targets_requiring(kind, name);
         self.update_targets(namespace, &targets);
     }
 

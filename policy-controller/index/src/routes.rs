@@ -68,8 +68,7 @@ impl IndexNamespacedResource<DeserializeGuard<HTTPRoute>> for Index {
         match result {
             Ok(route) => self.set_route(&namespace, &name, route),
             Err(error) => {
-                tracing::warn!(%namespace, %name, %error, "skipping invalid HTTPRoute");
-                self.metrics.invalid_objects.inc();
+                self.skip_invalid("HTTPRoute", &namespace, &name, &error);
                 self.set_route(&namespace, &name, None);
             }
         }
