@@ -172,11 +172,66 @@ pub fn install_chart(cluster: &Cluster, images: &Images, extra: &[&str]) -> Resu
         "180s".to_string(),
     ];
     args.extend(extra.iter().map(|a| a.to_string()));
-    run(Command::new(tools_dir()?.join("helm"))
+    if let Err(error) = run(Command::new(tools_dir()?.join("helm"))
         .env("KUBECONFIG", &cluster.kubeconfig)
         .args(&args))
-    .context("helm upgrade --install of charts/weft")?;
+    {
+        eprintln!("{}", install_diagnostics(cluster));
+        return Err(error.context("helm upgrade --install of charts/weft"));
+    }
     Ok(())
+}
+
+/// What explains a chart that did not become ready: the release's pods, their events and logs,
+/// and the last lines of the node's own logs. Best effort: each failure is printed in place.
+fn install_diagnostics(cluster: &Cluster) -> String {
+    let mut out = String::from("---- why the chart did not become ready:\n");
+    let probes: [&[&str]; 5] = [
+        &["get", "pods", "-A", "-o", "wide"],
+        &["-n", RELEASE_NAMESPACE, "describe", "pods"],
+        &[
+            "-n",
+            RELEASE_NAMESPACE,
+            "logs",
+            "--all-containers",
+            "--prefix",
+            "--tail=60",
+            "-l",
+            "app.kubernetes.io/name=weft",
+        ],
+        &[
+            "-n",
+            RELEASE_NAMESPACE,
+            "logs",
+            "--all-containers",
+            "--prefix",
+            "--previous",
+            "--tail=60",
+            "-l",
+            "app.kubernetes.io/name=weft",
+        ],
+        &["get", "events", "-A", "--sort-by=.lastTimestamp"],
+    ];
+    for args in probes {
+        out.push_str(&format!("---- kubectl {}\n", args.join(" ")));
+        match kubectl(cluster, args) {
+            Ok(text) => out.push_str(&text),
+            Err(error) => out.push_str(&format!("{error:#}\n")),
+        }
+    }
+    if let Some(dir) = &cluster.state_dir {
+        for component in ["kubelet", "containerd", "registry"] {
+            let path = dir.join("logs").join(format!("{component}.log"));
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| format!("{e}\n"));
+            let lines: Vec<&str> = text.lines().collect();
+            out.push_str(&format!("---- last lines of {}\n", path.display()));
+            for line in &lines[lines.len().saturating_sub(40)..] {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
 }
 
 /// Polls `check` every 200 ms until it returns `Ok(Some(_))` or `timeout` passes; the last error
