@@ -141,8 +141,9 @@ pub struct Reviewed {
 /// The request's `object` keeps only what injection reads: its type, its metadata's name, generateName,
 /// namespace, uid, annotations and labels, and in `data` the pod's `spec.hostNetwork` and the names, ports and
 /// restart policies of its containers, init containers and the names of its volumes. Everything else in the
-/// pod is skipped while parsing, so a large pod costs the scan over its bytes only. `old_object` is not read
-/// (only CREATE is mutated) and is always `None`.
+/// pod is skipped while parsing, so a large pod costs the scan over its bytes only; what is kept is bounded
+/// to 200,000 values (an error beyond). `old_object`, `user_info` and `options` are not read (only CREATE is
+/// mutated): always `None` or empty.
 pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, BadReview> {
     let review: wire::ReviewIn =
         serde_json::from_slice(body).map_err(|e| BadReview::not_a_review(&e))?;

@@ -7,9 +7,9 @@
 //! its shape (e.g. `containers` given as an object) is kept whole, so checks such as "is this an array" see
 //! what the full document would show.
 
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
-use std::fmt;
+use std::{cell::Cell, fmt};
 
 /// Which parts of a JSON value to keep.
 #[derive(Debug)]
@@ -22,92 +22,130 @@ pub(crate) enum Shape {
     Each(&'static Shape),
 }
 
-/// A seed that parses one value keeping what its shape lists.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Pruned(pub &'static Shape);
+/// How many values one pruned parse may keep. Every kept value (scalar, array or object, and so
+/// every array element and object entry) takes one; parsing fails once none is left, so what a
+/// document keeps is bounded however its bytes are spent.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    left: Cell<usize>,
+    limit: usize,
+}
 
-impl<'de> DeserializeSeed<'de> for Pruned {
-    type Value = Value;
+impl Budget {
+    pub(crate) fn new(limit: usize) -> Self {
+        Self {
+            left: Cell::new(limit),
+            limit,
+        }
+    }
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        match self.0 {
-            Shape::All => serde::Deserialize::deserialize(deserializer),
-            shape => deserializer.deserialize_any(PrunedVisitor(shape)),
+    fn take<E: de::Error>(&self) -> Result<(), E> {
+        match self.left.get().checked_sub(1) {
+            Some(left) => {
+                self.left.set(left);
+                Ok(())
+            }
+            None => Err(E::custom(format_args!(
+                "more than {} values in the fields kept",
+                self.limit
+            ))),
         }
     }
 }
 
-struct PrunedVisitor(&'static Shape);
+/// A seed that parses one value keeping what its shape lists, within a [`Budget`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Pruned<'b>(pub &'static Shape, pub &'b Budget);
 
-impl<'de> Visitor<'de> for PrunedVisitor {
+impl<'de> DeserializeSeed<'de> for Pruned<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(PrunedVisitor(self.0, self.1))
+    }
+}
+
+struct PrunedVisitor<'b>(&'static Shape, &'b Budget);
+
+impl<'de> Visitor<'de> for PrunedVisitor<'_> {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON value")
     }
 
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        self.1.take()?;
         Ok(Value::Bool(v))
     }
 
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        self.1.take()?;
         Ok(Value::from(v))
     }
 
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        self.1.take()?;
         Ok(Value::from(v))
     }
 
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        self.1.take()?;
         Ok(Value::from(v))
     }
 
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        self.1.take()?;
         Ok(Value::String(v.to_owned()))
     }
 
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        self.1.take()?;
         Ok(Value::String(v))
     }
 
-    fn visit_unit<E>(self) -> Result<Value, E> {
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        self.1.take()?;
         Ok(Value::Null)
     }
 
-    fn visit_none<E>(self) -> Result<Value, E> {
+    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
+        self.1.take()?;
         Ok(Value::Null)
     }
 
     fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        Pruned(self.0).deserialize(deserializer)
+        Pruned(self.0, self.1).deserialize(deserializer)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        self.1.take()?;
         let element = match self.0 {
             Shape::Each(element) => element,
             _ => &Shape::All,
         };
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
-        while let Some(item) = seq.next_element_seed(Pruned(element))? {
+        while let Some(item) = seq.next_element_seed(Pruned(element, self.1))? {
             items.push(item);
         }
         Ok(Value::Array(items))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        self.1.take()?;
+        let mut out = Map::new();
         let Shape::Fields(fields) = self.0 else {
-            let mut out = Map::new();
-            while let Some((key, value)) = map.next_entry::<String, Value>()? {
+            while let Some(key) = map.next_key::<String>()? {
+                let value = map.next_value_seed(Pruned(&Shape::All, self.1))?;
                 out.insert(key, value);
             }
             return Ok(Value::Object(out));
         };
-        let mut out = Map::new();
         while let Some(index) = map.next_key_seed(FieldIndex(fields))? {
             match index {
                 Some(i) => {
                     let (key, shape) = &fields[i];
-                    let value = map.next_value_seed(Pruned(shape))?;
+                    let value = map.next_value_seed(Pruned(shape, self.1))?;
                     out.insert((*key).to_owned(), value);
                 }
                 None => {
@@ -160,7 +198,8 @@ mod tests {
 
     fn prune(shape: &'static Shape, text: &str) -> Value {
         let mut de = serde_json::Deserializer::from_str(text);
-        let value = Pruned(shape).deserialize(&mut de).unwrap();
+        let budget = Budget::new(1000);
+        let value = Pruned(shape, &budget).deserialize(&mut de).unwrap();
         de.end().unwrap();
         value
     }
@@ -217,6 +256,32 @@ mod tests {
     #[test]
     fn invalid_json_is_an_error_even_in_skipped_fields() {
         let mut de = serde_json::Deserializer::from_str(r#"{"status": {"a": tru}}"#);
-        assert!(Pruned(&POD).deserialize(&mut de).is_err());
+        assert!(Pruned(&POD, &Budget::new(1000))
+            .deserialize(&mut de)
+            .is_err());
+    }
+
+    #[test]
+    fn kept_values_beyond_the_budget_fail_the_parse_and_skipped_ones_cost_nothing() {
+        // Kept: the object, metadata, its "n" entry holding an array of three numbers (6 values).
+        let text =
+            r#"{"metadata": {"n": [1, 2, 3]}, "status": {"skipped": [1, 2, 3, 4, 5, 6, 7]}}"#;
+        for (limit, fits) in [(6, true), (5, false)] {
+            let mut de = serde_json::Deserializer::from_str(text);
+            let budget = Budget::new(limit);
+            let parsed = Pruned(&POD, &budget).deserialize(&mut de);
+            match parsed {
+                Ok(value) => assert!(fits, "limit {limit}: parsed {value}"),
+                Err(error) => {
+                    assert!(!fits, "limit {limit}: {error}");
+                    assert!(
+                        error
+                            .to_string()
+                            .contains("more than 5 values in the fields kept"),
+                        "{error}"
+                    );
+                }
+            }
+        }
     }
 }

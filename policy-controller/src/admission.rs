@@ -10,7 +10,10 @@ use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use std::{convert::Infallible, sync::Arc, time::Duration};
-use tokio::time::Instant;
+use tokio::{
+    sync::{OwnedSemaphorePermit, Semaphore},
+    time::Instant,
+};
 use weft_injector::Injector;
 
 /// The largest injection request body accepted; larger bodies get `413 Payload Too Large`.
@@ -24,6 +27,20 @@ pub const MAX_VALIDATE_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// How long a client may take to send a request body before it gets `408 Request Timeout`.
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Bodies larger than this are parsed and answered on the blocking pool, at most
+/// [`LARGE_REVIEWS_AT_ONCE`] at a time: parsing a body of several MiB takes a good part of a second,
+/// which on an async worker would stall every other connection it serves (probes included), and
+/// without a bound a few clients could run as many parses, and hold as much memory, as they like.
+/// Real pod reviews are a few KiB and stay inline.
+pub(crate) const LARGE_BODY_BYTES: usize = 64 * 1024;
+
+/// How many large reviews are parsed at once; the others wait for their turn.
+pub(crate) const LARGE_REVIEWS_AT_ONCE: usize = 2;
+
+/// How long a large review may wait for its turn before it gets `503 Service Unavailable`; the API
+/// server's own webhook timeout is 10 s by default.
+const LARGE_REVIEW_WAIT: Duration = Duration::from_secs(5);
+
 /// Answers admission reviews; cheap to clone (one per connection).
 #[derive(Clone, Debug)]
 pub struct AdmissionService {
@@ -35,6 +52,8 @@ pub(crate) struct Inner {
     pub(crate) namespaces: SharedNamespaces,
     pub(crate) client: Option<kube::Client>,
     pub(crate) metrics: AdmissionMetrics,
+    /// One permit per large review being parsed or answered (see [`LARGE_BODY_BYTES`]).
+    pub(crate) large_reviews: Arc<Semaphore>,
 }
 
 pub(crate) type Body = Full<Bytes>;
@@ -66,6 +85,7 @@ impl AdmissionService {
                 namespaces,
                 client,
                 metrics,
+                large_reviews: Arc::new(Semaphore::new(LARGE_REVIEWS_AT_ONCE)),
             }),
         }
     }
@@ -127,9 +147,71 @@ impl AdmissionService {
                 return rsp;
             }
         };
-        match webhook {
-            Webhook::Inject => self.inject(&body, start).await,
-            Webhook::Validate => self.validate(&body, start),
+        let lane = if body.len() <= LARGE_BODY_BYTES {
+            Lane::Inline
+        } else {
+            let turn = self.inner.large_reviews.clone().acquire_owned();
+            match tokio::time::timeout(LARGE_REVIEW_WAIT, turn).await {
+                Ok(Ok(permit)) => Lane::Blocking(permit),
+                // The semaphore is never closed; a timeout is the only way here.
+                Ok(Err(_)) | Err(_) => {
+                    self.inner
+                        .metrics
+                        .record(webhook, "error", "busy", start.elapsed());
+                    return plain(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!(
+                            "{LARGE_REVIEWS_AT_ONCE} reviews larger than {LARGE_BODY_BYTES} bytes are being answered and this one waited {}s for its turn; try again",
+                            LARGE_REVIEW_WAIT.as_secs()
+                        ),
+                    );
+                }
+            }
+        };
+        let answered = match webhook {
+            Webhook::Inject => self.inject(body, start, lane).await,
+            Webhook::Validate => {
+                let this = self.clone();
+                lane.run(move || this.validate(&body, start))
+                    .await
+                    .map(|(response, _lane)| response)
+            }
+        };
+        answered.unwrap_or_else(|error| {
+            self.inner
+                .metrics
+                .record(webhook, "error", "internal", start.elapsed());
+            tracing::error!(%error, ?webhook, "Answering an admission review panicked");
+            plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "answering the review failed; the controller's log has the cause".to_string(),
+            )
+        })
+    }
+}
+
+/// Where a review's CPU work runs: inline on the async worker for a small body; for a large one on
+/// the blocking pool, holding one of the [`LARGE_REVIEWS_AT_ONCE`] permits until the work ends,
+/// even if the client has gone meanwhile.
+#[derive(Debug)]
+pub(crate) enum Lane {
+    Inline,
+    Blocking(OwnedSemaphorePermit),
+}
+
+impl Lane {
+    /// Runs `work` in this lane and gives the lane back for the next step. The error is a panic
+    /// of `work` on the blocking pool (inline, a panic unwinds as anywhere else).
+    pub(crate) async fn run<T, F>(self, work: F) -> Result<(T, Lane), tokio::task::JoinError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        match self {
+            Lane::Inline => Ok((work(), Lane::Inline)),
+            Lane::Blocking(permit) => {
+                tokio::task::spawn_blocking(move || (work(), Lane::Blocking(permit))).await
+            }
         }
     }
 }
@@ -231,10 +313,14 @@ mod tests {
     }
 
     async fn post(path: &str, body: &Value) -> (StatusCode, String) {
+        post_to(&service(), path, body).await
+    }
+
+    async fn post_to(service: &AdmissionService, path: &str, body: &Value) -> (StatusCode, String) {
         let request = Request::post(path)
             .body(Full::new(Bytes::from(serde_json::to_vec(body).unwrap())))
             .unwrap();
-        let response = service().handle(request).await;
+        let response = service.handle(request).await;
         let status = response.status();
         let body = response.into_body().collect().await.unwrap().to_bytes();
         (status, String::from_utf8(body.to_vec()).unwrap())
@@ -316,9 +402,9 @@ mod tests {
                 let mut body = review();
                 body["request"][field] = json!(huge);
                 let (status, message) = post(path, &body).await;
-                if path == "/validate" && field != "operation" {
-                    // Validation does not read dryRun or userInfo: skipped unparsed, whatever
-                    // they hold, and the review (a pod's, not a policy object) is allowed.
+                if field == "userInfo" || (path == "/validate" && field == "dryRun") {
+                    // Neither webhook reads userInfo, nor validation dryRun: skipped unparsed,
+                    // whatever they hold, and the review (of a pod in kube-system) is allowed.
                     assert_eq!(status, StatusCode::OK, "{path} {what}: {}", short(&message));
                     assert!(!message.contains('é'), "{path} {what}: echoes its input");
                     continue;
@@ -395,6 +481,72 @@ mod tests {
                 short(message)
             );
         }
+    }
+
+    /// A review over [`LARGE_BODY_BYTES`] (its pod carries padding injection skips).
+    fn large_review() -> Value {
+        let mut body = review();
+        body["request"]["object"]["spec"]["padding"] = json!("p".repeat(LARGE_BODY_BYTES));
+        body
+    }
+
+    #[tokio::test]
+    async fn large_reviews_wait_for_their_turn_while_small_ones_are_answered() {
+        let service = service();
+        let all_turns = service
+            .inner
+            .large_reviews
+            .clone()
+            .acquire_many_owned(LARGE_REVIEWS_AT_ONCE as u32)
+            .await
+            .unwrap();
+        let waiting: Vec<_> = ["/inject", "/validate"]
+            .into_iter()
+            .map(|path| {
+                let service = service.clone();
+                tokio::spawn(async move { post_to(&service, path, &large_review()).await })
+            })
+            .collect();
+        // Let both reach their wait for a turn.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        for path in ["/inject", "/validate"] {
+            let (status, message) = post_to(&service, path, &review()).await;
+            assert_eq!(status, StatusCode::OK, "{path}: {message}");
+        }
+        assert!(
+            waiting.iter().all(|task| !task.is_finished()),
+            "a large review was answered while every turn was taken"
+        );
+        drop(all_turns);
+        for task in waiting {
+            let (status, message) = task.await.unwrap();
+            assert_eq!(status, StatusCode::OK, "{}", short(&message));
+        }
+        assert_eq!(
+            service.inner.large_reviews.available_permits(),
+            LARGE_REVIEWS_AT_ONCE,
+            "every turn is given back"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_large_review_that_waits_too_long_gets_503() {
+        let service = service();
+        let _all_turns = service
+            .inner
+            .large_reviews
+            .clone()
+            .acquire_many_owned(LARGE_REVIEWS_AT_ONCE as u32)
+            .await
+            .unwrap();
+        let (status, message) = post_to(&service, "/inject", &large_review()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{message}");
+        assert!(
+            message.contains("waited 5s for its turn; try again"),
+            "{message}"
+        );
     }
 
     /// The first characters of a long text, for assertion messages.

@@ -4,27 +4,36 @@
 
 use crate::{
     admin::Webhook,
-    admission::{json, plain, AdmissionService, Body},
+    admission::{json, plain, AdmissionService, Body, Lane},
     index::Annotations,
 };
+use bytes::Bytes;
 use http::{Response, StatusCode};
 use k8s_openapi::api::core::v1::Namespace;
 use std::{sync::Arc, time::Duration};
-use tokio::time::Instant;
+use tokio::{task::JoinError, time::Instant};
 use weft_injector::admission as inject;
 
 /// How long a namespace the index does not know yet may take to fetch from the API.
 const NAMESPACE_LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl AdmissionService {
-    pub(crate) async fn inject(&self, body: &[u8], start: Instant) -> Response<Body> {
+    /// Parses, looks the namespace up and answers; the parse and the answer run in `lane` (the
+    /// request, which may be large, is dropped there too).
+    pub(crate) async fn inject(
+        &self,
+        body: Bytes,
+        start: Instant,
+        lane: Lane,
+    ) -> Result<Response<Body>, JoinError> {
         let metrics = &self.inner.metrics;
-        let request = match inject::parse_review(body) {
+        let (parsed, lane) = lane.run(move || inject::parse_review(&body)).await?;
+        let request = match parsed {
             Ok(request) => request,
             Err(error) => {
                 metrics.record(Webhook::Inject, "error", "bad_request", start.elapsed());
                 tracing::debug!(%error, "Rejected a body that is not an AdmissionReview");
-                return plain(StatusCode::BAD_REQUEST, error.to_string());
+                return Ok(plain(StatusCode::BAD_REQUEST, error.to_string()));
             }
         };
 
@@ -32,11 +41,16 @@ impl AdmissionService {
             Some(ns) if inject::uses_namespace(&request) => self.namespace_annotations(ns).await,
             _ => None,
         };
-        let reviewed = inject::respond(
-            &self.inner.injector,
-            &request,
-            namespace_annotations.as_deref(),
-        );
+        let uid = request.uid.clone();
+        let namespace = request.namespace.clone().unwrap_or_default();
+        let name = request.name.clone();
+        let operation = format!("{:?}", request.operation);
+        let inner = self.inner.clone();
+        let (reviewed, _lane) = lane
+            .run(move || {
+                inject::respond(&inner.injector, &request, namespace_annotations.as_deref())
+            })
+            .await?;
         let outcome = reviewed.outcome;
         if !reviewed.warnings.is_empty() {
             metrics.record_warnings(Webhook::Inject);
@@ -48,16 +62,16 @@ impl AdmissionService {
             start.elapsed(),
         );
         tracing::debug!(
-            uid = %request.uid,
-            namespace = request.namespace.as_deref().unwrap_or(""),
-            name = %request.name,
-            operation = ?request.operation,
+            %uid,
+            %namespace,
+            %name,
+            %operation,
             result = outcome.result(),
             reason = outcome.reason(),
             warnings = ?reviewed.warnings,
             "Answered injection review",
         );
-        json(reviewed.review)
+        Ok(json(reviewed.review))
     }
 
     /// The namespace's annotations from the index; a namespace the index does not know yet (it was

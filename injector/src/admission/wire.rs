@@ -7,14 +7,17 @@
 //! - Writing: kube serializes `patch` (Go's `[]byte`) as an array of numbers, about 4× the size of the base64
 //!   string the API defines. Here `patch` is written as base64, from the fields of kube's `AdmissionResponse`.
 
-use crate::pruned::{Pruned, Shape};
+use crate::pruned::{Budget, Pruned, Shape};
 use base64::Engine as _;
-use k8s_openapi::{api::authentication::v1::UserInfo, apimachinery::pkg::runtime::RawExtension};
+use k8s_openapi::api::authentication::v1::UserInfo;
 use kube::core::{
     admission::{AdmissionRequest, AdmissionResponse, Operation},
     DynamicObject, GroupVersionKind, GroupVersionResource, ObjectMeta, TypeMeta,
 };
-use serde::{de::DeserializeSeed, Deserialize, Deserializer, Serialize};
+use serde::{
+    de::{DeserializeSeed, IgnoredAny},
+    Deserialize, Deserializer, Serialize,
+};
 use serde_json::Value;
 
 /// The parts of a pod's metadata the webhook reads (the decision and the log).
@@ -62,8 +65,8 @@ pub(super) struct ReviewIn {
     request: Option<RequestIn>,
 }
 
-/// The fields of kube's `AdmissionRequest`, with the object pruned and `oldObject` skipped (only CREATE is
-/// mutated, so it is never read).
+/// The fields of kube's `AdmissionRequest`, with the object pruned, and `oldObject`, `userInfo` and `options`
+/// skipped: injection reads none of them (only CREATE is mutated), so a large one costs the scan over its bytes.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RequestIn {
@@ -83,12 +86,15 @@ struct RequestIn {
     #[serde(default)]
     namespace: Option<String>,
     operation: Operation,
-    user_info: UserInfo,
+    /// Required, as the API server always sends it, but not kept: injection does not read it.
+    #[serde(rename = "userInfo")]
+    _user_info: IgnoredAny,
     object: Option<PrunedObject>,
     #[serde(default)]
     dry_run: bool,
-    #[serde(default)]
-    options: Option<RawExtension>,
+    /// The operation's options (e.g. `CreateOptions`): not read, so skipped unparsed.
+    #[serde(default, rename = "options")]
+    _options: Option<IgnoredAny>,
 }
 
 impl ReviewIn {
@@ -115,14 +121,21 @@ impl ReviewIn {
             name: r.name,
             namespace: r.namespace,
             operation: r.operation,
-            user_info: r.user_info,
+            user_info: UserInfo::default(),
             object: r.object.map(|o| o.0),
             old_object: None,
             dry_run: r.dry_run,
-            options: r.options,
+            options: None,
         })
     }
 }
+
+/// How many values of a pod the webhook keeps at most (see [`Budget`]). A pod's annotations are
+/// limited to 256 KiB by the API server, and its containers' names, ports and volume names are
+/// counted in tens or hundreds, so real pods keep a few thousand at most; a body that spends its
+/// bytes on millions of tiny values in those fields is refused instead of costing ~100 bytes of
+/// memory for each.
+const MAX_KEPT_VALUES: usize = 200_000;
 
 /// A request object holding only the fields in [`POD`]: metadata parsed, `spec` kept as JSON in `data`.
 struct PrunedObject(DynamicObject);
@@ -130,7 +143,8 @@ struct PrunedObject(DynamicObject);
 impl<'de> Deserialize<'de> for PrunedObject {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         use serde::de::Error;
-        let Value::Object(mut fields) = Pruned(&POD).deserialize(deserializer)? else {
+        let budget = Budget::new(MAX_KEPT_VALUES);
+        let Value::Object(mut fields) = Pruned(&POD, &budget).deserialize(deserializer)? else {
             return Err(D::Error::custom("request.object: expected a JSON object"));
         };
         let types = match (fields.remove("apiVersion"), fields.remove("kind")) {
