@@ -2,12 +2,12 @@
 //! the files change.
 //!
 //! kubert's server reads and parses the PEM files for every new connection, so rotated certificates need no
-//! restart; this server keeps that property at a fraction of the cost. Before each TLS handshake it compares
-//! the files' metadata (inode, device, length, modification and change times: two `stat` calls) with the
-//! loaded ones, reloading when they differ, and at most once per [`CONTENT_RECHECK`] it also compares the
-//! files' bytes, which catches a rewrite that left the metadata unchanged. A rotation that leaves unusable
-//! files (a key that does not match its certificate, say, while a Secret is half updated) keeps the previous
-//! credentials in use and is retried.
+//! restart; this server keeps that property at a fraction of the cost, with nothing read or parsed on the
+//! accept path. One rustls `ServerConfig` serves every connection; its certificate resolver hands out the
+//! loaded key and chain, and a task reads the two files every [`RELOAD_INTERVAL`] and swaps in a changed
+//! pair once it parses. A rotation that leaves unusable files (a key that does not match its certificate,
+//! say, while a Secret is half updated) keeps the previous credentials in use and is retried. Because the
+//! configuration itself never changes, TLS sessions resume across rotations.
 //!
 //! HTTP/1.1 and HTTP/2 are both served, as ALPN chose (`h2`, else HTTP/1.1); kube-apiserver uses HTTP/1.1.
 
@@ -17,27 +17,31 @@ use hyper_util::{
     server::conn::auto,
     service::TowerToHyperService,
 };
-use parking_lot::Mutex;
+use parking_lot::RwLock;
 use std::{
+    convert::Infallible,
     future::Future,
     io,
-    os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
     sync::Arc,
-    time::{Duration, Instant},
+    time::Duration,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{
     rustls::{
         self,
+        crypto::CryptoProvider,
         pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer},
+        server::{ClientHello, ResolvesServerCert},
+        sign::CertifiedKey,
         ServerConfig,
     },
     TlsAcceptor,
 };
 
-/// How often the files' bytes are compared even when their metadata is unchanged.
-pub const CONTENT_RECHECK: Duration = Duration::from_secs(1);
+/// How often the key and certificate files are read again: a rotation is served at most this long
+/// after the files change.
+pub const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a client may take from the TCP connection to the end of its first request's headers
 /// (TLS handshake included; for HTTP/2 also the connection preface). A client that connects and
 /// sends nothing, or half a handshake, is dropped then.
@@ -104,105 +108,117 @@ pub enum TlsError {
     },
 }
 
-/// What the filesystem says about a file; a rename over it or a write to it changes it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct FileStamp {
-    dev: u64,
-    ino: u64,
-    len: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
-
-impl FileStamp {
-    fn of(path: &Path) -> io::Result<Self> {
-        let m = std::fs::metadata(path)?;
-        Ok(Self {
-            dev: m.dev(),
-            ino: m.ino(),
-            len: m.len(),
-            mtime: (m.mtime(), m.mtime_nsec()),
-            ctime: (m.ctime(), m.ctime_nsec()),
-        })
-    }
-}
-
-/// The credentials in use and what they were loaded from.
-#[derive(Debug)]
-struct Loaded {
-    config: Arc<ServerConfig>,
-    stamps: Option<[FileStamp; 2]>,
-    contents: [Vec<u8>; 2],
-    verified_at: Instant,
-}
-
-/// A key file and a certificate chain file, parsed into a rustls `ServerConfig` that is reused until the
-/// files change.
+/// A key file and a certificate chain file, served through one rustls `ServerConfig` whose
+/// certificate resolver hands out the loaded pair until [`TlsCredentials::reload`] finds the files
+/// changed.
 #[derive(Debug)]
 pub struct TlsCredentials {
     key: PathBuf,
     certs: PathBuf,
-    loaded: Mutex<Loaded>,
+    resolver: Arc<Resolver>,
+    config: Arc<ServerConfig>,
+}
+
+/// The credentials in use, and the file contents they were parsed from.
+#[derive(Debug)]
+struct Resolver {
+    loaded: RwLock<Loaded>,
+}
+
+#[derive(Debug)]
+struct Loaded {
+    certified: Arc<CertifiedKey>,
+    contents: [Vec<u8>; 2],
+}
+
+impl ResolvesServerCert for Resolver {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.loaded.read().certified.clone())
+    }
 }
 
 impl TlsCredentials {
     /// Loads the key (PKCS#8, PKCS#1 or SEC1 PEM) and the certificate chain (PEM, leaf first).
     pub fn load(key: PathBuf, certs: PathBuf) -> Result<Self, TlsError> {
-        let stamps = Self::stamps(&key, &certs);
         let contents = [read(&key)?, read(&certs)?];
-        let config = server_config(&key, &certs, &contents)?;
+        let certified = certified_key(&key, &certs, &contents)?;
+        let resolver = Arc::new(Resolver {
+            loaded: RwLock::new(Loaded {
+                certified,
+                contents,
+            }),
+        });
+        let mut config = ServerConfig::builder_with_provider(crypto_provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|source| TlsError::Credentials {
+                key: key.clone(),
+                certs: certs.clone(),
+                source,
+            })?
+            .with_no_client_auth()
+            .with_cert_resolver(resolver.clone());
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Self {
             key,
             certs,
-            loaded: Mutex::new(Loaded {
-                config,
-                stamps,
-                contents,
-                verified_at: Instant::now(),
-            }),
+            resolver,
+            config: Arc::new(config),
         })
     }
 
-    fn stamps(key: &Path, certs: &Path) -> Option<[FileStamp; 2]> {
-        Some([FileStamp::of(key).ok()?, FileStamp::of(certs).ok()?])
+    /// The configuration every connection uses; it serves the credentials loaded last.
+    pub fn config(&self) -> Arc<ServerConfig> {
+        self.config.clone()
     }
 
-    /// The configuration for a new connection at `now`, reloaded first if the files changed. When changed
-    /// files cannot be used, the previous configuration stays in use (and the error is logged).
-    pub fn current(&self, now: Instant) -> Arc<ServerConfig> {
-        let stamps = Self::stamps(&self.key, &self.certs);
-        let mut loaded = self.loaded.lock();
-        // Files that are missing now and were missing at the last check count as unchanged too, so a missing
-        // file is looked for at most once per CONTENT_RECHECK.
-        let unchanged = stamps == loaded.stamps;
-        if unchanged && now.saturating_duration_since(loaded.verified_at) < CONTENT_RECHECK {
-            return loaded.config.clone();
-        }
+    /// The key and chain new connections are served.
+    pub fn current(&self) -> Arc<CertifiedKey> {
+        self.resolver.loaded.read().certified.clone()
+    }
+
+    /// Reads the files and, when their bytes changed and they can be used, serves them from now on.
+    /// True when new credentials were loaded. Files that cannot be read or used keep the loaded
+    /// credentials in use (logged), and are tried again at the next call.
+    pub fn reload(&self) -> bool {
         let contents = match (read(&self.key), read(&self.certs)) {
             (Ok(key), Ok(certs)) => [key, certs],
             (Err(error), _) | (_, Err(error)) => {
                 tracing::warn!(%error, "Keeping the loaded TLS credentials");
-                loaded.stamps = stamps;
-                loaded.verified_at = now;
-                return loaded.config.clone();
+                return false;
             }
         };
-        if contents != loaded.contents {
-            match server_config(&self.key, &self.certs, &contents) {
-                Ok(config) => {
-                    tracing::info!(key = %self.key.display(), certs = %self.certs.display(), "Loaded new TLS credentials");
-                    loaded.config = config;
-                    loaded.contents = contents;
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "The TLS files changed but cannot be used; keeping the loaded credentials");
-                }
+        if contents == self.resolver.loaded.read().contents {
+            return false;
+        }
+        match certified_key(&self.key, &self.certs, &contents) {
+            Ok(certified) => {
+                *self.resolver.loaded.write() = Loaded {
+                    certified,
+                    contents,
+                };
+                tracing::info!(key = %self.key.display(), certs = %self.certs.display(), "Loaded new TLS credentials");
+                true
+            }
+            Err(error) => {
+                tracing::warn!(%error, "The TLS files changed but cannot be used; keeping the loaded credentials");
+                false
             }
         }
-        loaded.stamps = stamps;
-        loaded.verified_at = now;
-        loaded.config.clone()
     }
+
+    /// Calls [`Self::reload`] every [`RELOAD_INTERVAL`], until dropped with the server.
+    async fn reload_every_interval(&self) -> Infallible {
+        let mut interval = tokio::time::interval(RELOAD_INTERVAL);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            self.reload();
+        }
+    }
+}
+
+fn crypto_provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
@@ -212,12 +228,12 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     })
 }
 
-/// Parses PEM contents (`[key, certs]`) into a server configuration with the ring provider.
-fn server_config(
+/// Parses PEM contents (`[key, certs]`) into a key and chain that belong together.
+fn certified_key(
     key_path: &Path,
     certs_path: &Path,
     contents: &[Vec<u8>; 2],
-) -> Result<Arc<ServerConfig>, TlsError> {
+) -> Result<Arc<CertifiedKey>, TlsError> {
     let pem = |path: &Path, problem: String| TlsError::Pem {
         path: path.to_path_buf(),
         problem,
@@ -237,20 +253,13 @@ fn server_config(
             "no certificate (expected PEM CERTIFICATE blocks, leaf first)".to_string(),
         ));
     }
-    let credentials = |source| TlsError::Credentials {
-        key: key_path.to_path_buf(),
-        certs: certs_path.to_path_buf(),
-        source,
-    };
-    let mut config =
-        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(credentials)?
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .map_err(credentials)?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    CertifiedKey::from_der(certs, key, &crypto_provider())
+        .map(Arc::new)
+        .map_err(|source| TlsError::Credentials {
+            key: key_path.to_path_buf(),
+            certs: certs_path.to_path_buf(),
+            source,
+        })
 }
 
 /// Serves `service` over HTTPS on `listener` until `shutdown` completes, then lets in-flight requests finish
@@ -320,10 +329,11 @@ pub async fn serve_limited<S, B, G>(
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let connections = shutdown::ConnectionLimit::new("webhook", limits.max_connections);
-    shutdown::serve("webhook", listener, shutdown, move |socket, stopping| {
+    let acceptor = TlsAcceptor::from(credentials.config());
+    let serving = shutdown::serve("webhook", listener, shutdown, move |socket, stopping| {
         // Refused: the socket is closed here, at once.
         let admitted = connections.admit().map(|permit| (permit, socket));
-        let acceptor = TlsAcceptor::from(credentials.current(Instant::now()));
+        let acceptor = acceptor.clone();
         let service = service.clone();
         async move {
             let Some((_permit, socket)) = admitted else {
@@ -331,8 +341,12 @@ pub async fn serve_limited<S, B, G>(
             };
             serve_connection(socket, acceptor, service, stopping, limits).await;
         }
-    })
-    .await;
+    });
+    // The reloads run as long as the server, in this task: they end when it has drained, or with it.
+    tokio::select! {
+        () = serving => {}
+        never = credentials.reload_every_interval() => match never {},
+    }
 }
 
 async fn serve_connection<S, B>(

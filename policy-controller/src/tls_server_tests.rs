@@ -69,54 +69,46 @@ fn credentials_are_parsed_once_and_reloaded_when_the_files_change() {
     Pki::generate().write(dir.path());
     let (key, certs) = paths(dir.path());
     let credentials = TlsCredentials::load(key, certs).unwrap();
-    let now = Instant::now();
-    let first = credentials.current(now);
-    assert!(Arc::ptr_eq(&first, &credentials.current(now)));
-    // Also after the content recheck: same bytes, nothing parsed again.
-    assert!(Arc::ptr_eq(
-        &first,
-        &credentials.current(now + CONTENT_RECHECK * 2)
-    ));
+    let config = credentials.config();
+    let first = credentials.current();
+    assert!(!credentials.reload(), "same bytes: nothing parsed again");
+    assert!(Arc::ptr_eq(&first, &credentials.current()));
 
     Pki::generate().write(dir.path());
-    let rotated = credentials.current(now);
-    assert!(!Arc::ptr_eq(&first, &rotated), "a rotation is picked up");
-    assert!(Arc::ptr_eq(&rotated, &credentials.current(now)));
-}
-
-#[test]
-fn a_rewrite_with_unchanged_metadata_is_caught_by_the_content_check() {
-    let dir = tempfile::tempdir().unwrap();
-    Pki::generate().write(dir.path());
-    let (key, certs) = paths(dir.path());
-    let credentials = TlsCredentials::load(key.clone(), certs.clone()).unwrap();
-    let start = Instant::now();
-    let first = credentials.current(start);
-
-    // Rewrite, then pretend the metadata did not change (a write within the same timestamp tick).
-    Pki::generate().write(dir.path());
-    credentials.loaded.lock().stamps = TlsCredentials::stamps(&key, &certs);
-    assert!(Arc::ptr_eq(&first, &credentials.current(start)));
-    let later = start + CONTENT_RECHECK;
-    assert!(!Arc::ptr_eq(&first, &credentials.current(later)));
+    assert!(credentials.reload(), "a rotation is picked up");
+    let rotated = credentials.current();
+    assert!(!Arc::ptr_eq(&first, &rotated));
+    assert!(!credentials.reload());
+    assert!(Arc::ptr_eq(&rotated, &credentials.current()));
+    assert!(
+        Arc::ptr_eq(&config, &credentials.config()),
+        "one configuration (and session cache) across rotations"
+    );
 }
 
 #[test]
 fn unusable_files_keep_the_previous_credentials() {
     let dir = tempfile::tempdir().unwrap();
     let (key, certs) = paths(dir.path());
-    Pki::generate().write(dir.path());
+    let pki = Pki::generate();
+    pki.write(dir.path());
     let credentials = TlsCredentials::load(key.clone(), certs.clone()).unwrap();
-    let now = Instant::now();
-    let first = credentials.current(now);
+    let first = credentials.current();
 
     replace(&key, "not a key\n");
-    assert!(Arc::ptr_eq(&first, &credentials.current(now)));
+    assert!(!credentials.reload());
+    assert!(Arc::ptr_eq(&first, &credentials.current()));
+    // A Secret half updated: a new key with the old certificate.
+    replace(&key, &Pki::generate().key_pem);
+    assert!(!credentials.reload());
+    assert!(Arc::ptr_eq(&first, &credentials.current()));
     std::fs::remove_file(&certs).unwrap();
-    assert!(Arc::ptr_eq(&first, &credentials.current(now)));
+    assert!(!credentials.reload());
+    assert!(Arc::ptr_eq(&first, &credentials.current()));
 
     Pki::generate().write(dir.path());
-    assert!(!Arc::ptr_eq(&first, &credentials.current(now)));
+    assert!(credentials.reload());
+    assert!(!Arc::ptr_eq(&first, &credentials.current()));
 }
 
 #[test]
@@ -184,7 +176,18 @@ async fn serves_https_picks_up_a_rotated_certificate_and_shuts_down() {
 
     let new = Pki::generate();
     new.write(dir.path());
-    assert_eq!(get(addr, &new.client()).await.unwrap(), "HTTP/1.1 200 OK");
+    // Served from the next reload on (every RELOAD_INTERVAL).
+    let served = tokio::time::timeout(HANG, async {
+        loop {
+            match get(addr, &new.client()).await {
+                Ok(status) => return status,
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    })
+    .await
+    .expect("the rotated certificate is served within a few reload intervals");
+    assert_eq!(served, "HTTP/1.1 200 OK");
     assert!(
         get(addr, &old.client()).await.is_err(),
         "the old certificate is no longer served"

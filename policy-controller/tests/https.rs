@@ -7,7 +7,7 @@ mod support;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use std::{net::SocketAddr, path::Path};
+use std::{net::SocketAddr, path::Path, time::Duration};
 use support::TestPki;
 use tokio_rustls::rustls::pki_types::ServerName;
 use weft_policy_controller::{
@@ -209,12 +209,19 @@ async fn rotated_certificate_is_used_without_restart() {
     let second = TestPki::generate("second");
     second.write(server.dir.path());
 
-    // New connections present the new certificate: a client that trusts only the old CA fails
-    // the handshake, one that trusts the new CA succeeds.
+    // From the next reload (every second) new connections present the new certificate: a client
+    // that trusts the new CA succeeds, one that trusts only the old CA fails the handshake.
+    let status = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match post(server.addr, &second, "/inject", corpus("01-bare-pod.json")).await {
+                Ok((status, _)) => return status,
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    })
+    .await
+    .expect("the rotated certificate is served within a few seconds");
+    assert_eq!(status, 200);
     let old = post(server.addr, &first, "/inject", corpus("01-bare-pod.json")).await;
     assert!(old.is_err(), "the old CA must no longer verify the server");
-    let (status, _) = post(server.addr, &second, "/inject", corpus("01-bare-pod.json"))
-        .await
-        .unwrap();
-    assert_eq!(status, 200);
 }
