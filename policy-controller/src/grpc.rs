@@ -315,10 +315,12 @@ pub async fn serve_limited<G>(
         }
     };
     let routes = routes.prepare();
-    let connections = shutdown::ConnectionLimit::new("grpc", limits.max_connections);
+    let connections = Arc::new(shutdown::ConnectionLimit::new(
+        "grpc",
+        limits.max_connections,
+    ));
     shutdown::serve("grpc", listener, shutdown, move |socket, stopping| {
-        // Refused: the socket is closed here, at once.
-        let admitted = connections.admit().map(|permit| (permit, socket));
+        let connections = connections.clone();
         let acceptor = acceptor.clone();
         let signal = stopping.clone();
         let routes =
@@ -329,9 +331,6 @@ pub async fn serve_limited<G>(
                     req
                 });
         async move {
-            let Some((_permit, socket)) = admitted else {
-                return;
-            };
             let accepted = tokio::time::Instant::now();
             let activity = shutdown::Activity::new(
                 shutdown::Deadlines {
@@ -341,6 +340,10 @@ pub async fn serve_limited<G>(
                 },
                 accepted,
             );
+            // Refused: the socket is closed here, at once.
+            let Some(_permit) = connections.admit(&activity).await else {
+                return;
+            };
             let service =
                 TowerToHyperService::new(shutdown::TrackRequests::new(routes, activity.clone()));
             let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
@@ -358,21 +361,20 @@ pub async fn serve_limited<G>(
                         .await
                 }
                 Some(acceptor) => {
-                    let handshake = acceptor.accept(socket);
-                    let tls =
-                        match tokio::time::timeout_at(accepted + limits.first_request, handshake)
-                            .await
-                        {
-                            Ok(Ok(tls)) => tls,
-                            Ok(Err(error)) => {
+                    // Bounded by the first-request deadline, or ended by the limit to make room.
+                    let tls = tokio::select! {
+                        handshake = acceptor.accept(socket) => match handshake {
+                            Ok(tls) => tls,
+                            Err(error) => {
                                 tracing::debug!(%error, "gRPC TLS handshake failed");
                                 return;
                             }
-                            Err(_) => {
-                                tracing::debug!("gRPC TLS handshake timed out");
-                                return;
-                            }
-                        };
+                        },
+                        _ = activity.expired() => {
+                            tracing::debug!("gRPC TLS handshake not done by the first-request deadline, or evicted by the connection limit");
+                            return;
+                        }
+                    };
                     let connect = |io| builder.serve_connection(io, service);
                     stopping.serve_until(tls, connect, activity.expired()).await
                 }

@@ -7,6 +7,7 @@
 pub mod admin;
 mod admission;
 mod args;
+mod connection_limit;
 pub mod destination;
 pub mod grpc;
 pub mod identity;

@@ -15,27 +15,25 @@
 //! aborts the drain).
 //!
 //! The servers' connection limits live here too, as they shape the same connection lifecycle:
-//! [`ConnectionLimit`] bounds how many connections a server holds, and [`Activity`] (fed by
+//! [`ConnectionLimit`] (in `connection_limit.rs`) bounds how many connections a server holds, and [`Activity`] (fed by
 //! [`TrackReads`] and [`TrackRequests`], ended through [`Stopping::serve_until`]) closes a
 //! connection that missed its first-request, header or idle deadline ([`Deadlines`]).
 
+pub use crate::connection_limit::ConnectionLimit;
 use hyper_util::{rt::TokioIo, server::graceful::GracefulConnection};
 use parking_lot::Mutex;
 use std::{
     future::Future,
     io,
     pin::Pin,
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc,
-    },
+    sync::Arc,
     task::{Context, Poll},
     time::Duration,
 };
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
-    sync::{watch, Notify, OwnedSemaphorePermit, Semaphore},
+    sync::{watch, Notify},
     task::JoinSet,
     time::Instant,
 };
@@ -204,13 +202,15 @@ pub struct Deadlines {
 /// [`Activity::expired`].
 #[derive(Debug)]
 pub struct Activity {
-    deadlines: Deadlines,
     state: Mutex<ActivityState>,
     changed: Notify,
 }
 
 #[derive(Debug)]
 struct ActivityState {
+    deadlines: Deadlines,
+    /// Ended by the connection limit to make room, before it began a request.
+    evicted: bool,
     accepted: Instant,
     requests: u64,
     in_flight: usize,
@@ -223,8 +223,9 @@ impl Activity {
     /// A connection accepted at `accepted`.
     pub fn new(deadlines: Deadlines, accepted: Instant) -> Arc<Self> {
         Arc::new(Self {
-            deadlines,
             state: Mutex::new(ActivityState {
+                deadlines,
+                evicted: false,
                 accepted,
                 requests: 0,
                 in_flight: 0,
@@ -242,13 +243,19 @@ impl Activity {
             return None;
         }
         if state.requests == 0 {
-            return Some((state.accepted + self.deadlines.first_request, Expiry::Now));
+            let at = if state.evicted {
+                state.accepted
+            } else {
+                state.accepted + state.deadlines.first_request
+            };
+            return Some((at, Expiry::Now));
         }
-        if let (Some(started), Some(header_read)) = (state.head_started, self.deadlines.header_read)
+        if let (Some(started), Some(header_read)) =
+            (state.head_started, state.deadlines.header_read)
         {
             return Some((started + header_read, Expiry::Now));
         }
-        let idle = self.deadlines.idle?;
+        let idle = state.deadlines.idle?;
         Some((state.idle_since + idle, Expiry::Gracefully))
     }
 
@@ -272,11 +279,35 @@ impl Activity {
         }
     }
 
+    /// Sets the HTTP/1 header deadline once the protocol is known (after the TLS handshake).
+    pub fn set_header_read(&self, header_read: Option<Duration>) {
+        self.state.lock().deadlines.header_read = header_read;
+    }
+
+    /// Ends the connection at once if it has not begun a request yet (as its first-request
+    /// deadline would); false when it has, or was evicted already.
+    pub fn evict_if_unused(&self) -> bool {
+        let mut state = self.state.lock();
+        if state.requests > 0 || state.evicted {
+            return false;
+        }
+        state.evicted = true;
+        drop(state);
+        self.changed.notify_one();
+        true
+    }
+
+    /// True until the connection begins its first request (or is evicted).
+    pub fn unused(&self) -> bool {
+        let state = self.state.lock();
+        state.requests == 0 && !state.evicted
+    }
+
     fn bytes_read(&self) {
-        if self.deadlines.header_read.is_none() {
+        let mut state = self.state.lock();
+        if state.deadlines.header_read.is_none() {
             return;
         }
-        let mut state = self.state.lock();
         if state.requests > 0 && state.in_flight == 0 && state.head_started.is_none() {
             state.head_started = Some(Instant::now());
             drop(state);
@@ -431,55 +462,6 @@ impl<B: hyper::body::Body> hyper::body::Body for TrackedBody<B> {
 
     fn size_hint(&self) -> hyper::body::SizeHint {
         self.body.size_hint()
-    }
-}
-
-/// How often, at most, a server logs that its connection limit refused connections.
-const REFUSALS_LOG_INTERVAL: Duration = Duration::from_secs(10);
-
-/// A bound on a server's open connections. A connection accepted while the bound is reached is
-/// closed at once (rather than left in the kernel's backlog, where its client would wait for its
-/// own timeout and the backlog would fill): its client fails fast and can retry elsewhere, and
-/// the connections already open keep being served.
-#[derive(Debug)]
-pub struct ConnectionLimit {
-    server: &'static str,
-    max: usize,
-    permits: Arc<Semaphore>,
-    refused: AtomicU64,
-    logged_at: Mutex<Option<Instant>>,
-}
-
-impl ConnectionLimit {
-    pub fn new(server: &'static str, max: usize) -> Self {
-        Self {
-            server,
-            max,
-            permits: Arc::new(Semaphore::new(max)),
-            refused: AtomicU64::new(0),
-            logged_at: Mutex::new(None),
-        }
-    }
-
-    /// A permit to hold for as long as a connection just accepted is open, or `None` when the
-    /// limit is reached (the connection is then to be closed). Refusals are logged, at most once
-    /// per [`REFUSALS_LOG_INTERVAL`], with how many there were so far.
-    pub fn admit(&self) -> Option<OwnedSemaphorePermit> {
-        if let Ok(permit) = self.permits.clone().try_acquire_owned() {
-            return Some(permit);
-        }
-        let refused = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut logged_at = self.logged_at.lock();
-        if logged_at.is_none_or(|at| at.elapsed() >= REFUSALS_LOG_INTERVAL) {
-            *logged_at = Some(Instant::now());
-            tracing::warn!(
-                server = self.server,
-                max = self.max,
-                refused,
-                "Connection limit reached: new connections are closed at once"
-            );
-        }
-        None
     }
 }
 

@@ -328,19 +328,19 @@ pub async fn serve_limited<S, B, G>(
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let connections = shutdown::ConnectionLimit::new("webhook", limits.max_connections);
+    let connections = Arc::new(shutdown::ConnectionLimit::new(
+        "webhook",
+        limits.max_connections,
+    ));
     let acceptor = TlsAcceptor::from(credentials.config());
     let serving = shutdown::serve("webhook", listener, shutdown, move |socket, stopping| {
-        // Refused: the socket is closed here, at once.
-        let admitted = connections.admit().map(|permit| (permit, socket));
-        let acceptor = acceptor.clone();
-        let service = service.clone();
-        async move {
-            let Some((_permit, socket)) = admitted else {
-                return;
-            };
-            serve_connection(socket, acceptor, service, stopping, limits).await;
-        }
+        let connection = Connection {
+            acceptor: acceptor.clone(),
+            connections: connections.clone(),
+            stopping,
+            limits,
+        };
+        connection.serve(socket, service.clone())
     });
     // The reloads run as long as the server, in this task: they end when it has drained, or with it.
     tokio::select! {
@@ -349,66 +349,86 @@ pub async fn serve_limited<S, B, G>(
     }
 }
 
-async fn serve_connection<S, B>(
-    socket: TcpStream,
+/// What one connection of the webhook server needs besides its socket and service.
+struct Connection {
     acceptor: TlsAcceptor,
-    service: S,
+    connections: Arc<shutdown::ConnectionLimit>,
     stopping: shutdown::Stopping,
     limits: Limits,
-) where
-    S: tower::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>>
-        + Clone
-        + Send
-        + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    S::Future: Send + 'static,
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let accepted = tokio::time::Instant::now();
-    let handshake = acceptor.accept(socket);
-    let tls = match tokio::time::timeout_at(accepted + limits.first_request, handshake).await {
-        Ok(Ok(tls)) => tls,
-        Ok(Err(error)) => {
-            tracing::debug!(%error, "TLS handshake failed");
+}
+
+impl Connection {
+    async fn serve<S, B>(self, socket: TcpStream, service: S)
+    where
+        S: tower::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>>
+            + Clone
+            + Send
+            + 'static,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        S::Future: Send + 'static,
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let Self {
+            acceptor,
+            connections,
+            stopping,
+            limits,
+        } = self;
+        let accepted = tokio::time::Instant::now();
+        // The HTTP/1 header deadline is set once ALPN has chosen the protocol.
+        let deadlines = shutdown::Deadlines {
+            first_request: limits.first_request,
+            header_read: None,
+            idle: Some(limits.idle),
+        };
+        let activity = shutdown::Activity::new(deadlines, accepted);
+        // Refused: the socket is closed here, at once.
+        let Some(_permit) = connections.admit(&activity).await else {
             return;
-        }
-        Err(_) => {
-            tracing::debug!("TLS handshake timed out");
-            return;
-        }
-    };
-    // The protocol is the one ALPN chose, not sniffed from the first bytes: a connection
-    // still sniffing when shutdown begins is dropped unread, while an HTTP/1 connection
-    // answers the request its client has already sent.
-    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-    let builder = auto::Builder::new(TokioExecutor::new());
-    let mut builder = if h2 {
-        builder.http2_only()
-    } else {
-        builder.http1_only()
-    };
-    // hyper's own header timeout is not used: it also runs while an idle keep-alive connection
-    // waits for its next request (see [`shutdown::Deadlines::header_read`]).
-    builder.http1().timer(TokioTimer::new());
-    builder
-        .http2()
-        .keep_alive_interval(limits.h2_keepalive_interval)
-        .keep_alive_timeout(limits.h2_keepalive_timeout)
-        .timer(TokioTimer::new());
-    let deadlines = shutdown::Deadlines {
-        first_request: limits.first_request,
+        };
+        // Bounded by the first-request deadline, or ended by the limit to make room.
+        let tls = tokio::select! {
+            handshake = acceptor.accept(socket) => match handshake {
+                Ok(tls) => tls,
+                Err(error) => {
+                    tracing::debug!(%error, "TLS handshake failed");
+                    return;
+                }
+            },
+            _ = activity.expired() => {
+                tracing::debug!("TLS handshake not done by the first-request deadline, or evicted by the connection limit");
+                return;
+            }
+        };
+        // The protocol is the one ALPN chose, not sniffed from the first bytes: a connection
+        // still sniffing when shutdown begins is dropped unread, while an HTTP/1 connection
+        // answers the request its client has already sent.
+        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+        let builder = auto::Builder::new(TokioExecutor::new());
+        let mut builder = if h2 {
+            builder.http2_only()
+        } else {
+            builder.http1_only()
+        };
+        // hyper's own header timeout is not used: it also runs while an idle keep-alive connection
+        // waits for its next request (see [`shutdown::Deadlines::header_read`]).
+        builder.http1().timer(TokioTimer::new());
+        builder
+            .http2()
+            .keep_alive_interval(limits.h2_keepalive_interval)
+            .keep_alive_timeout(limits.h2_keepalive_timeout)
+            .timer(TokioTimer::new());
         // HTTP/2 frames (pings, settings) arrive between requests: only requests count there.
-        header_read: (!h2).then_some(limits.header_read),
-        idle: Some(limits.idle),
-    };
-    let activity = shutdown::Activity::new(deadlines, accepted);
-    let service = TowerToHyperService::new(shutdown::TrackRequests::new(service, activity.clone()));
-    let io = shutdown::TrackReads::new(tls, activity.clone());
-    let connect = |io| builder.serve_connection(io, service);
-    if let Err(error) = stopping.serve_until(io, connect, activity.expired()).await {
-        tracing::debug!(%error, "Connection closed with an error");
+        activity.set_header_read((!h2).then_some(limits.header_read));
+        let service =
+            TowerToHyperService::new(shutdown::TrackRequests::new(service, activity.clone()));
+        let io = shutdown::TrackReads::new(tls, activity.clone());
+        let connect = |io| builder.serve_connection(io, service);
+        if let Err(error) = stopping.serve_until(io, connect, activity.expired()).await {
+            tracing::debug!(%error, "Connection closed with an error");
+        }
     }
 }
 

@@ -489,3 +489,42 @@ async fn connections_past_the_limit_are_closed_while_open_ones_are_served() {
     assert_eq!(exchange(&mut third).await.unwrap(), "HTTP/1.1 200 OK");
     assert_eq!(exchange(&mut first).await.unwrap(), "HTTP/1.1 200 OK");
 }
+
+#[tokio::test]
+async fn at_the_limit_a_connection_that_sent_nothing_makes_room_for_a_new_one() {
+    let limits = Limits {
+        max_connections: 3,
+        first_request: Duration::from_secs(60),
+        idle: Duration::from_secs(60),
+        ..TEST_LIMITS
+    };
+    let server = start_limited(limits).await;
+    let client = server.pki.client();
+    let mut used = connect_with(server.addr, client.clone()).await.unwrap();
+    assert_eq!(exchange(&mut used).await.unwrap(), "HTTP/1.1 200 OK");
+    // Two that never send a byte (not even a TLS hello), oldest first.
+    let mut oldest_silent = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut newer_silent = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    // At the limit: a new client is served, in the place of the oldest silent connection.
+    let mut newcomer = connect_with(server.addr, client.clone()).await.unwrap();
+    assert_eq!(exchange(&mut newcomer).await.unwrap(), "HTTP/1.1 200 OK");
+    assert!(
+        closed(&mut oldest_silent).await,
+        "the oldest connection that sent nothing is ended"
+    );
+    // The next one takes the newer silent one's place; then every connection has been used,
+    // and a further one is closed at once while the others keep being served.
+    let mut next = connect_with(server.addr, client.clone()).await.unwrap();
+    assert_eq!(exchange(&mut next).await.unwrap(), "HTTP/1.1 200 OK");
+    assert!(closed(&mut newer_silent).await);
+    assert!(
+        connect_with(server.addr, client.clone()).await.is_err(),
+        "with every connection in use, a new one is closed"
+    );
+    for tls in [&mut used, &mut newcomer, &mut next] {
+        assert_eq!(exchange(tls).await.unwrap(), "HTTP/1.1 200 OK");
+    }
+}

@@ -10,13 +10,8 @@
 
 mod support;
 
-use std::{
-    net::{SocketAddr, TcpListener},
-    path::{Path, PathBuf},
-    process::{Child, Command, ExitStatus, Stdio},
-    time::{Duration, Instant},
-};
-use support::TestPki;
+use std::time::{Duration, Instant};
+use support::controller::{complete_response, review, Controller};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::{client::TlsStream, rustls::pki_types::ServerName};
 
@@ -28,190 +23,8 @@ const HELD_AFTER_SIGNAL: Duration = Duration::from_millis(800);
 /// The controller's drain grace period (10 s), plus slack for a busy machine.
 const EXIT_DEADLINE: Duration = Duration::from_secs(15);
 
-struct Controller {
-    child: Child,
-    server_addr: SocketAddr,
-    pki: TestPki,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-/// A kubeconfig for an API server that refuses every connection (nothing listens on port 1).
-fn unreachable_kubeconfig(dir: &Path) -> PathBuf {
-    let path = dir.join("kubeconfig");
-    std::fs::write(
-        &path,
-        "apiVersion: v1\nkind: Config\n\
-         clusters: [{name: none, cluster: {server: 'https://127.0.0.1:1'}}]\n\
-         users: [{name: none, user: {token: none}}]\n\
-         contexts: [{name: none, context: {cluster: none, user: none}}]\n\
-         current-context: none\n",
-    )
-    .unwrap();
-    path
-}
-
 /// The tests run one at a time: each runs a controller on ports picked free a moment before.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-impl Controller {
-    /// Starts the controller on free ports; when a port was taken meanwhile (by another test
-    /// process), again on others.
-    async fn start() -> Self {
-        for _ in 0..3 {
-            if let Some(controller) = Self::try_start().await {
-                return controller;
-            }
-        }
-        panic!("weft-controller could not listen on free ports three times");
-    }
-
-    /// `None` when a port was taken.
-    async fn try_start() -> Option<Self> {
-        let dir = tempfile::tempdir().unwrap();
-        let pki = TestPki::generate("shutdown");
-        pki.write(dir.path());
-        let (server_addr, admin_addr) = (free_addr(), free_addr());
-        let log = dir.path().join("controller.log");
-        let log_file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_weft-controller"))
-            .arg(format!(
-                "--kubeconfig={}",
-                unreachable_kubeconfig(dir.path()).display()
-            ))
-            .arg(format!("--admin-addr={admin_addr}"))
-            .arg(format!("--server-addr={server_addr}"))
-            .arg(format!(
-                "--server-tls-key={}",
-                dir.path().join("tls.key").display()
-            ))
-            .arg(format!(
-                "--server-tls-certs={}",
-                dir.path().join("tls.crt").display()
-            ))
-            .args(support::identity_args(dir.path(), free_addr()))
-            .arg("--log-level=info,weft=debug,kube=off,kubert=debug")
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().unwrap())
-            .stderr(log_file)
-            .spawn()
-            .unwrap();
-        let mut controller = Self {
-            child,
-            server_addr,
-            pki,
-            log,
-            _dir: dir,
-        };
-        // Logged once the webhook server listens (the admin server listens before it).
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !std::fs::read_to_string(&controller.log)
-            .unwrap_or_default()
-            .contains("Serving admission webhooks on HTTPS")
-        {
-            if controller.exited().is_some() {
-                let log = controller.log_tail();
-                assert!(
-                    log.contains("failed to listen") || log.contains("Address already in use"),
-                    "weft-controller exited at start\n{log}"
-                );
-                return None;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "weft-controller did not listen within 30 s\n{}",
-                controller.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Some(controller)
-    }
-
-    fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().unwrap()
-    }
-
-    fn signal(&self) {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(sent.success(), "kill -TERM {pid} failed");
-    }
-
-    /// Waits until the webhook server accepts no connection any more.
-    async fn wait_refusing(&self) -> Duration {
-        let start = Instant::now();
-        for addr in [self.server_addr] {
-            while tokio::net::TcpStream::connect(addr).await.is_ok() {
-                assert!(
-                    start.elapsed() < Duration::from_secs(5),
-                    "{addr} still accepts connections 5 s after SIGTERM\n{}",
-                    self.log_tail()
-                );
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        }
-        start.elapsed()
-    }
-
-    async fn wait_exit(&mut self, timeout: Duration) -> (ExitStatus, Duration) {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.exited() {
-                return (status, start.elapsed());
-            }
-            assert!(
-                start.elapsed() < timeout,
-                "weft-controller did not exit within {timeout:?}\n{}",
-                self.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        let start = lines.len().saturating_sub(30);
-        format!("--- controller log ---\n{}", lines[start..].join("\n"))
-    }
-}
-
-impl Drop for Controller {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// An AdmissionReview for a pod in `kube-system`: answered 200 (skipped) without any API call.
-fn review(uid: usize) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": format!("uid-{uid}"),
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "namespace": "kube-system",
-            "operation": "CREATE",
-            "userInfo": {"username": "test"},
-            "object": {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {"name": format!("pod-{uid}"), "namespace": "kube-system"},
-                "spec": {"containers": [{"name": "app", "image": "app"}]}
-            }
-        }
-    }))
-    .unwrap()
-}
 
 /// A `POST /inject` whose headers and first half of the body have been sent.
 struct SlowRequest {
@@ -268,22 +81,6 @@ impl SlowRequest {
             }
         }
     }
-}
-
-/// The status of a complete HTTP/1.1 response (headers and a `content-length` body).
-fn complete_response(bytes: &[u8]) -> Option<u16> {
-    let text = String::from_utf8_lossy(bytes);
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let status = head.split(' ').nth(1)?.parse().ok()?;
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("content-length")
-                .then(|| value.trim().parse().ok())?
-        })
-        .unwrap_or(0);
-    (body.len() >= length).then_some(status)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,4 +1,7 @@
-//! What the integration tests share: test certificates.
+//! What the integration tests share: test certificates, and the real controller run without a
+//! cluster.
+
+pub mod controller;
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SanType};
 use std::{path::Path, sync::Arc};
