@@ -166,7 +166,11 @@ fn write_certify_seeds() {
     let token = "eyJhbGciOiJSUzI1NiIsImtpZCI6IiJ9.eyJhdWQiOlsiaWRlbnRpdHkubDVkLmlvIl19.c2ln";
     let seeds: Vec<(&str, String, Vec<u8>)> = vec![
         ("valid", good.clone(), proxy_csr.clone()),
-        ("no-common-name", good.clone(), csr(&p256, None, vec![dns(ID)])),
+        (
+            "no-common-name",
+            good.clone(),
+            csr(&p256, None, vec![dns(ID)]),
+        ),
         (
             "two-sans",
             good.clone(),
