@@ -142,7 +142,8 @@ pub struct Reviewed {
 /// namespace, uid, annotations and labels, and in `data` the pod's `spec.hostNetwork` and the names, ports and
 /// restart policies of its containers, init containers and the names of its volumes. Everything else in the
 /// pod is skipped while parsing, so a large pod costs the scan over its bytes only. `old_object` is not read
-/// (only CREATE is mutated) and is always `None`.
+/// (only CREATE is mutated) and is always `None`. An object without `metadata` (never sent by the API
+/// server) is refused: no patch could add annotations to it.
 pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, BadReview> {
     let review: wire::ReviewIn =
         serde_json::from_slice(body).map_err(|e| BadReview::not_a_review(&e))?;
