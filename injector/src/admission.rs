@@ -143,7 +143,8 @@ pub struct Reviewed {
 /// restart policies of its containers, init containers and the names of its volumes. Everything else in the
 /// pod is skipped while parsing, so a large pod costs the scan over its bytes only; what is kept is bounded
 /// to 200,000 values (an error beyond). `old_object`, `user_info` and `options` are not read (only CREATE is
-/// mutated): always `None` or empty.
+/// mutated): always `None` or empty. An object without `metadata` (never sent by the API server) is refused:
+/// no patch could add annotations to it.
 pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, BadReview> {
     let review: wire::ReviewIn =
         serde_json::from_slice(body).map_err(|e| BadReview::not_a_review(&e))?;

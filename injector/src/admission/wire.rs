@@ -154,7 +154,10 @@ impl<'de> Deserialize<'de> for PrunedObject {
             _ => None,
         };
         let metadata = match fields.remove("metadata") {
-            None => ObjectMeta::default(),
+            // The API server always sends an object's metadata. Without it no patch could add the
+            // annotations injection writes (`/metadata/annotations` needs `/metadata`), so it is
+            // refused here with a clear message (found by fuzzing, see tests/fuzz/regressions/).
+            None => return Err(D::Error::custom("request.object: missing field `metadata`")),
             Some(metadata) => ObjectMeta::deserialize(metadata)
                 .map_err(|e| D::Error::custom(format_args!("request.object.metadata: {e}")))?,
         };
