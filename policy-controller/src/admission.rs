@@ -138,6 +138,20 @@ impl AdmissionService {
             Webhook::Inject => MAX_BODY_BYTES,
             Webhook::Validate => MAX_VALIDATE_BODY_BYTES,
         };
+        // A body declared large waits for its turn before it is read: its client is held back by
+        // TCP meanwhile, so large transfers (and their TLS decryption) take no more than their
+        // share of the CPU either. A body that turns out large without declaring it (chunked)
+        // waits once it is read.
+        // (One declared over the limit gets its 413 at once.)
+        let declared_large = declared_length(&req)
+            .is_some_and(|len| len > LARGE_BODY_BYTES as u64 && len <= limit as u64);
+        let mut turn = None;
+        if declared_large {
+            match self.large_review_turn(webhook, start).await {
+                Ok(permit) => turn = Some(permit),
+                Err(rsp) => return rsp,
+            }
+        }
         let body = match read_body(req, limit).await {
             Ok(body) => body,
             Err(rsp) => {
@@ -147,26 +161,13 @@ impl AdmissionService {
                 return rsp;
             }
         };
-        let lane = if body.len() <= LARGE_BODY_BYTES {
-            Lane::Inline
-        } else {
-            let turn = self.inner.large_reviews.clone().acquire_owned();
-            match tokio::time::timeout(LARGE_REVIEW_WAIT, turn).await {
-                Ok(Ok(permit)) => Lane::Blocking(permit),
-                // The semaphore is never closed; a timeout is the only way here.
-                Ok(Err(_)) | Err(_) => {
-                    self.inner
-                        .metrics
-                        .record(webhook, "error", "busy", start.elapsed());
-                    return plain(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        format!(
-                            "{LARGE_REVIEWS_AT_ONCE} reviews larger than {LARGE_BODY_BYTES} bytes are being answered and this one waited {}s for its turn; try again",
-                            LARGE_REVIEW_WAIT.as_secs()
-                        ),
-                    );
-                }
-            }
+        let lane = match turn {
+            Some(permit) => Lane::Blocking(permit),
+            None if body.len() <= LARGE_BODY_BYTES => Lane::Inline,
+            None => match self.large_review_turn(webhook, start).await {
+                Ok(permit) => Lane::Blocking(permit),
+                Err(rsp) => return rsp,
+            },
         };
         let answered = match webhook {
             Webhook::Inject => self.inject(body, start, lane).await,
@@ -188,6 +189,41 @@ impl AdmissionService {
             )
         })
     }
+}
+
+impl AdmissionService {
+    /// One of the [`LARGE_REVIEWS_AT_ONCE`] turns, or `503` after [`LARGE_REVIEW_WAIT`].
+    async fn large_review_turn(
+        &self,
+        webhook: Webhook,
+        start: Instant,
+    ) -> Result<OwnedSemaphorePermit, Response<Body>> {
+        let turn = self.inner.large_reviews.clone().acquire_owned();
+        match tokio::time::timeout(LARGE_REVIEW_WAIT, turn).await {
+            Ok(Ok(permit)) => Ok(permit),
+            // The semaphore is never closed; a timeout is the only way here.
+            Ok(Err(_)) | Err(_) => {
+                self.inner
+                    .metrics
+                    .record(webhook, "error", "busy", start.elapsed());
+                Err(plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "{LARGE_REVIEWS_AT_ONCE} reviews larger than {LARGE_BODY_BYTES} bytes are being answered and this one waited {}s for its turn; try again",
+                        LARGE_REVIEW_WAIT.as_secs()
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+/// The body length a request declares (`content-length`), if it does.
+fn declared_length<B>(req: &Request<B>) -> Option<u64> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
 }
 
 /// Where a review's CPU work runs: inline on the async worker for a small body; for a large one on
@@ -229,12 +265,7 @@ where
             format!("request bodies of {path} are limited to {limit} bytes"),
         )
     };
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
+    if declared_length(&req).is_some_and(|len| len > limit as u64) {
         return Err(too_large());
     }
     let body = Limited::new(req.into_body(), limit);
@@ -529,6 +560,60 @@ mod tests {
             LARGE_REVIEWS_AT_ONCE,
             "every turn is given back"
         );
+    }
+
+    /// A body that records whether it was read.
+    struct Watched {
+        inner: Full<Bytes>,
+        read: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl hyper::body::Body for Watched {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+            self.read.store(true, std::sync::atomic::Ordering::SeqCst);
+            std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_declared_large_is_read_only_in_its_turn() {
+        let service = service();
+        let all_turns = service
+            .inner
+            .large_reviews
+            .clone()
+            .acquire_many_owned(LARGE_REVIEWS_AT_ONCE as u32)
+            .await
+            .unwrap();
+        let body = Bytes::from(serde_json::to_vec(&large_review()).unwrap());
+        let read = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let request = Request::post("/inject")
+            .header(header::CONTENT_LENGTH, body.len())
+            .body(Watched {
+                inner: Full::new(body),
+                read: read.clone(),
+            })
+            .unwrap();
+        let answer = tokio::spawn({
+            let service = service.clone();
+            async move { service.handle(request).await.status() }
+        });
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            !read.load(std::sync::atomic::Ordering::SeqCst),
+            "the body was read while every turn was taken"
+        );
+        drop(all_turns);
+        assert_eq!(answer.await.unwrap(), StatusCode::OK);
+        assert!(read.load(std::sync::atomic::Ordering::SeqCst));
     }
 
     #[tokio::test(start_paused = true)]
