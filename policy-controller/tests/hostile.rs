@@ -353,9 +353,13 @@ async fn garbage_instead_of_tls_is_dropped_on_the_webhook_and_grpc_ports() {
 async fn slow_idle_and_large_clients_are_bounded_while_probes_are_answered() {
     let _serial = SERIAL.lock().await;
     let controller = Controller::start().await;
-    for _ in 0..20 {
-        assert_eq!(probe(&controller).await.0, Ok(200));
+    let mut idle_latencies = Vec::new();
+    for _ in 0..50 {
+        let (status, latency) = probe(&controller).await;
+        assert_eq!(status, Ok(200));
+        idle_latencies.push(latency);
     }
+    idle_latencies.sort();
     // jemalloc returns freed pages within seconds; the baseline is taken once it settled.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (rss_before, fds_before) = (controller.rss_kib(), controller.open_fds());
@@ -468,11 +472,11 @@ async fn slow_idle_and_large_clients_are_bounded_while_probes_are_answered() {
     }
     drop((silent, silent_tls));
 
-    // Memory and file descriptors back to the baseline (jemalloc's decay takes ~10 s).
+    // Memory and file descriptors back to the baseline (jemalloc's decay takes ~10 s and more).
     let settled = Instant::now();
     let (rss_after, fds_after) = loop {
         let (rss, fds) = (controller.rss_kib(), controller.open_fds());
-        if (rss <= rss_before + 32 * 1024 && fds <= fds_before + 2)
+        if (rss <= rss_before + 24 * 1024 && fds <= fds_before + 2)
             || settled.elapsed() > Duration::from_secs(60)
         {
             break (rss, fds);
@@ -480,8 +484,10 @@ async fn slow_idle_and_large_clients_are_bounded_while_probes_are_answered() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     println!(
-        "{} probes under load: p50 {:?}, p99 {:?}, max {:?}; {} large reviews sent ({} answered 400, {} 503, {} ended in the handshake), \
+        "probes before the load: p50 {:?}, p99 {:?}; {} probes under load: p50 {:?}, p99 {:?}, max {:?}; {} large reviews sent ({} answered 400, {} 503, {} ended in the handshake), \
          RSS {} MiB before, peak {} MiB, {} MiB after ({:?} to settle); fds {fds_before} before, {fds_after} after",
+        percentile(&idle_latencies, 0.5),
+        percentile(&idle_latencies, 0.99),
         latencies.len(),
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99),
@@ -504,8 +510,10 @@ async fn slow_idle_and_large_clients_are_bounded_while_probes_are_answered() {
         "a large review got another answer than 400 or 503: {:?}",
         large_answers.iter().find(|a| !refused(a))
     );
+    // jemalloc keeps some of what it freed (retained extents, the arenas of threads that ran);
+    // a leak of what the load held (1,500 connections, hundreds of 9 MiB bodies) would exceed it.
     assert!(
-        rss_after <= rss_before + 32 * 1024,
+        rss_after <= rss_before + 40 * 1024,
         "memory did not return to baseline: {rss_before} KiB before, {rss_after} KiB a minute after"
     );
     assert!(
