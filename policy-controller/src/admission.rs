@@ -514,6 +514,17 @@ mod tests {
         }
     }
 
+    /// Every large-review turn, held until dropped.
+    async fn take_all_turns(service: &AdmissionService) -> OwnedSemaphorePermit {
+        service
+            .inner
+            .large_reviews
+            .clone()
+            .acquire_many_owned(LARGE_REVIEWS_AT_ONCE as u32)
+            .await
+            .unwrap()
+    }
+
     /// A review over [`LARGE_BODY_BYTES`] (its pod carries padding injection skips).
     fn large_review() -> Value {
         let mut body = review();
@@ -524,13 +535,7 @@ mod tests {
     #[tokio::test]
     async fn large_reviews_wait_for_their_turn_while_small_ones_are_answered() {
         let service = service();
-        let all_turns = service
-            .inner
-            .large_reviews
-            .clone()
-            .acquire_many_owned(LARGE_REVIEWS_AT_ONCE as u32)
-            .await
-            .unwrap();
+        let all_turns = take_all_turns(&service).await;
         let waiting: Vec<_> = ["/inject", "/validate"]
             .into_iter()
             .map(|path| {
@@ -584,13 +589,7 @@ mod tests {
     #[tokio::test]
     async fn a_body_declared_large_is_read_only_in_its_turn() {
         let service = service();
-        let all_turns = service
-            .inner
-            .large_reviews
-            .clone()
-            .acquire_many_owned(LARGE_REVIEWS_AT_ONCE as u32)
-            .await
-            .unwrap();
+        let all_turns = take_all_turns(&service).await;
         let body = Bytes::from(serde_json::to_vec(&large_review()).unwrap());
         let read = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let request = Request::post("/inject")
@@ -619,13 +618,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_large_review_that_waits_too_long_gets_503() {
         let service = service();
-        let _all_turns = service
-            .inner
-            .large_reviews
-            .clone()
-            .acquire_many_owned(LARGE_REVIEWS_AT_ONCE as u32)
-            .await
-            .unwrap();
+        let _all_turns = take_all_turns(&service).await;
         let (status, message) = post_to(&service, "/inject", &large_review()).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{message}");
         assert!(
