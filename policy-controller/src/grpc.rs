@@ -320,6 +320,8 @@ pub async fn serve_limited<G>(
         limits.max_connections,
     ));
     shutdown::serve("grpc", listener, shutdown, move |socket, stopping| {
+        // HTTP/2 only: GOAWAY ends a connection gracefully, no need to wait for a next request.
+        let stopping = stopping.without_linger();
         let connections = connections.clone();
         let acceptor = acceptor.clone();
         let signal = stopping.clone();

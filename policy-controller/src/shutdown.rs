@@ -2,11 +2,16 @@
 //! policy API; the admin server is kubert's).
 //!
 //! [`serve`] accepts connections until shutdown begins, then closes its listener (new connections
-//! are refused at once), tells every open connection to finish ([`Stopping`]: an HTTP/1 connection
-//! finishes the request in flight and closes, an idle one closes now, one accepted but not yet read
-//! from gets up to [`FIRST_REQUEST_WAIT`] for its first request, HTTP/2 sends GOAWAY and finishes
-//! its streams, a policy watch stream ends so the proxy reconnects elsewhere), and waits for them
-//! for up to [`GRACE`]; what is still open then is cut.
+//! are refused at once), tells every open connection to finish ([`Stopping`]), and waits for them
+//! for up to [`GRACE`]; what is still open then is cut. A connection finishes this way:
+//! - one that has served requests waits up to [`IDLE_LINGER`] for its client's next bytes, then
+//!   shuts down gracefully: an HTTP/1 connection answers the request in flight with
+//!   `Connection: close` and closes (an idle one closes), HTTP/2 sends GOAWAY and finishes its
+//!   streams. The wait is for HTTP/1 clients such as kube-apiserver's, which may be writing a
+//!   request on an idle keep-alive connection at the moment it is closed: a POST that fails so is
+//!   not retried, and with `failurePolicy: Fail` that is a refused pod;
+//! - one accepted but not yet read from gets up to [`FIRST_REQUEST_WAIT`] for its first request;
+//! - a policy watch stream ends at once, so the proxy reconnects elsewhere.
 //!
 //! The shutdown future yields a guard that `serve` holds until the connections are drained: with
 //! kubert's `shutdown_handle().signaled()` the guard is the handle that keeps `Runtime::run` (and
@@ -46,31 +51,58 @@ pub const GRACE: Duration = Duration::from_secs(10);
 /// first request (which is then answered).
 pub const FIRST_REQUEST_WAIT: Duration = Duration::from_secs(1);
 
+/// How long a connection that has served requests stays open once shutdown begins, waiting for its
+/// client's next request (answered with `Connection: close` on HTTP/1) instead of closing under a
+/// client that may be sending one. Half of [`GRACE`], so the request still has time to finish.
+pub const IDLE_LINGER: Duration = Duration::from_secs(5);
+
 /// Tells a connection (and anything it serves, like a watch stream) that the server is stopping.
 #[derive(Clone, Debug)]
-pub struct Stopping(watch::Receiver<bool>);
+pub struct Stopping {
+    stopping: watch::Receiver<bool>,
+    /// [`IDLE_LINGER`], or less for a server with a shorter grace period.
+    linger: Duration,
+}
 
 impl Stopping {
     /// A signal that fires when `stop` sends `true` (or is dropped).
     pub fn new() -> (watch::Sender<bool>, Self) {
         let (stop, stopping) = watch::channel(false);
-        (stop, Self(stopping))
+        (
+            stop,
+            Self {
+                stopping,
+                linger: IDLE_LINGER,
+            },
+        )
+    }
+
+    /// For a connection whose protocol ends gracefully by itself (HTTP/2's GOAWAY): once the
+    /// server stops it finishes at once instead of waiting for its client's next request.
+    pub fn without_linger(mut self) -> Self {
+        self.linger = Duration::ZERO;
+        self
+    }
+
+    /// True once the server has begun to stop.
+    pub fn is_stopping(&self) -> bool {
+        *self.stopping.borrow()
     }
 
     /// Completes once the server stops.
     pub async fn stopped(&mut self) {
-        let _ = self.0.wait_for(|stopping| *stopping).await;
+        let _ = self.stopping.wait_for(|stopping| *stopping).await;
     }
 
     /// Serves `io` with the hyper connection `connect` makes of it, to its end. Once the server
-    /// stops, the connection finishes what is in flight and closes. A connection whose client has
-    /// sent nothing yet first gets up to [`FIRST_REQUEST_WAIT`] to send it: hyper closes a
-    /// connection that has read nothing at once, which would drop a request that was sent before
-    /// the signal but not read yet.
+    /// stops, the connection waits for its client's next bytes (up to [`FIRST_REQUEST_WAIT`] if
+    /// it has sent nothing yet, else up to [`IDLE_LINGER`]), then finishes what is in flight and
+    /// closes. hyper closes a connection with no request in progress at once, which would fail a
+    /// request the client was sending meanwhile.
     pub async fn serve<T, C>(
         self,
         io: T,
-        connect: impl FnOnce(TokioIo<FirstRead<T>>) -> C,
+        connect: impl FnOnce(TokioIo<SignalReads<T>>) -> C,
     ) -> Result<(), C::Error>
     where
         C: GracefulConnection,
@@ -84,21 +116,24 @@ impl Stopping {
     pub async fn serve_until<T, C>(
         mut self,
         io: T,
-        connect: impl FnOnce(TokioIo<FirstRead<T>>) -> C,
+        connect: impl FnOnce(TokioIo<SignalReads<T>>) -> C,
         expired: impl Future<Output = Expiry>,
     ) -> Result<(), C::Error>
     where
         C: GracefulConnection,
     {
-        let (read, mut has_read) = watch::channel(false);
-        let connection = connect(TokioIo::new(FirstRead {
-            io,
-            read: Some(read),
-        }));
+        let (read, mut reads) = watch::channel(0u64);
+        let connection = connect(TokioIo::new(SignalReads { io, read }));
         tokio::pin!(connection);
+        let linger = self.linger;
         let stopped = async {
             self.stopped().await;
-            let _ = tokio::time::timeout(FIRST_REQUEST_WAIT, has_read.wait_for(|read| *read)).await;
+            let wait = if *reads.borrow_and_update() == 0 {
+                FIRST_REQUEST_WAIT
+            } else {
+                linger
+            };
+            let _ = tokio::time::timeout(wait, reads.changed()).await;
             Expiry::Gracefully
         };
         let end = async {
@@ -118,15 +153,56 @@ impl Stopping {
     }
 }
 
-/// A connection's transport that notes when its client first sends something.
-#[derive(Debug)]
-pub struct FirstRead<T> {
-    io: T,
-    /// Sent `true` at the first read that returns data, then dropped.
-    read: Option<watch::Sender<bool>>,
+/// An HTTP/1 service whose answers carry `Connection: close` once the server is stopping: the
+/// client learns from the answer itself not to send another request on a connection that is about
+/// to close (a request written to it meanwhile would fail).
+#[derive(Clone, Debug)]
+pub struct CloseWhenStopping<S> {
+    inner: S,
+    /// None for HTTP/2, where the header is not allowed (GOAWAY does this).
+    stopping: Option<Stopping>,
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for FirstRead<T> {
+impl<S> CloseWhenStopping<S> {
+    pub fn new(inner: S, stopping: Option<Stopping>) -> Self {
+        Self { inner, stopping }
+    }
+}
+
+impl<S, R, B> hyper::service::Service<R> for CloseWhenStopping<S>
+where
+    S: hyper::service::Service<R, Response = http::Response<B>>,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<B>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<http::Response<B>, S::Error>> + Send>>;
+
+    fn call(&self, request: R) -> Self::Future {
+        let response = self.inner.call(request);
+        let stopping = self.stopping.clone();
+        Box::pin(async move {
+            let mut response = response.await?;
+            if stopping.is_some_and(|s| s.is_stopping()) {
+                response.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
+            Ok(response)
+        })
+    }
+}
+
+/// A connection's transport that counts the reads that return data.
+#[derive(Debug)]
+pub struct SignalReads<T> {
+    io: T,
+    read: watch::Sender<u64>,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for SignalReads<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -135,15 +211,13 @@ impl<T: AsyncRead + Unpin> AsyncRead for FirstRead<T> {
         let before = buf.filled().len();
         let poll = Pin::new(&mut self.io).poll_read(cx, buf);
         if buf.filled().len() > before {
-            if let Some(read) = self.read.take() {
-                let _ = read.send(true);
-            }
+            self.read.send_modify(|reads| *reads += 1);
         }
         poll
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for FirstRead<T> {
+impl<T: AsyncWrite + Unpin> AsyncWrite for SignalReads<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -490,7 +564,8 @@ async fn serve_with_grace<G, C, F>(
     C: FnMut(TcpStream, Stopping) -> F,
     F: Future<Output = ()> + Send + 'static,
 {
-    let (stop, stopping) = Stopping::new();
+    let (stop, mut stopping) = Stopping::new();
+    stopping.linger = IDLE_LINGER.min(grace / 2);
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     let guard = loop {

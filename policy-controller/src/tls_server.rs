@@ -425,6 +425,15 @@ impl Connection {
         let service =
             TowerToHyperService::new(shutdown::TrackRequests::new(service, activity.clone()));
         let io = shutdown::TrackReads::new(tls, activity.clone());
+        // HTTP/2 ends with GOAWAY, which clients retry on; HTTP/1 answers with `Connection: close`
+        // once stopping, and lingers for a client's next request (see [`shutdown`]).
+        let (service, stopping) = if h2 {
+            let service = shutdown::CloseWhenStopping::new(service, None);
+            (service, stopping.without_linger())
+        } else {
+            let service = shutdown::CloseWhenStopping::new(service, Some(stopping.clone()));
+            (service, stopping)
+        };
         let connect = |io| builder.serve_connection(io, service);
         if let Err(error) = stopping.serve_until(io, connect, activity.expired()).await {
             tracing::debug!(%error, "Connection closed with an error");

@@ -10,6 +10,7 @@ mod node_chart;
 mod node_check;
 mod node_mesh;
 mod node_mtls;
+mod node_restart;
 mod node_routes;
 mod node_workloads;
 
@@ -89,6 +90,7 @@ fn main() -> ExitCode {
         node_mtls::TESTS,
         node_routes::TESTS,
         node_chart::LAST,
+        node_restart::TESTS,
     ]
     .concat();
     suite::run("node e2e", tests, Harness::setup)
