@@ -282,11 +282,13 @@ fn inject_template(
                 lines.push(format!("{}: injected", ctx.object));
             }
             InjectMode::Annotate => {
-                let what = if annotate(template) {
-                    "added"
-                } else {
-                    "already set"
-                };
+                let added = annotate(template).map_err(|field| {
+                    ctx.error(format!(
+                        "{}{field} must be a mapping (or absent) to add {INJECT_ANNOTATION}",
+                        ctx.template_path
+                    ))
+                })?;
+                let what = if added { "added" } else { "already set" };
                 lines.push(format!(
                     "{}: injected ({INJECT_ANNOTATION}: enabled {what})",
                     ctx.object
@@ -298,28 +300,32 @@ fn inject_template(
 }
 
 /// Adds `weft.dev/inject: enabled` and records it (and any parent created) in the status annotation, so that
-/// uninject removes exactly that. Returns false when the template already opts in.
-fn annotate(template: &mut Value) -> bool {
+/// uninject removes exactly that. Returns false when the template already opts in; the field (`metadata` or
+/// `metadata.annotations`) that is neither a mapping, absent nor null when it cannot add it. A null parent is
+/// replaced, as Kubernetes reads null as absent, and recorded like a missing one.
+fn annotate(template: &mut Value) -> Result<bool, &'static str> {
     let Some(obj) = template.as_object_mut() else {
-        return false;
+        return Err("");
     };
     let mut status = InjectStatus::default();
-    let metadata = obj.entry("metadata").or_insert_with(|| {
+    let metadata = obj.entry("metadata").or_insert(Value::Null);
+    if metadata.is_null() {
         status.parents.push("/metadata".into());
-        Value::Object(Map::new())
-    });
+        *metadata = Value::Object(Map::new());
+    }
     let Some(metadata) = metadata.as_object_mut() else {
-        return false;
+        return Err("metadata");
     };
-    let annotations = metadata.entry("annotations").or_insert_with(|| {
+    let annotations = metadata.entry("annotations").or_insert(Value::Null);
+    if annotations.is_null() {
         status.parents.push("/metadata/annotations".into());
-        Value::Object(Map::new())
-    });
+        *annotations = Value::Object(Map::new());
+    }
     let Some(annotations) = annotations.as_object_mut() else {
-        return false;
+        return Err("metadata.annotations");
     };
     if annotations.get(INJECT_ANNOTATION).and_then(Value::as_str) == Some("enabled") {
-        return false;
+        return Ok(false);
     }
     status
         .annotations
@@ -329,5 +335,5 @@ fn annotate(template: &mut Value) -> bool {
         STATUS_ANNOTATION.to_string(),
         status.to_annotation_value().into(),
     );
-    true
+    Ok(true)
 }
