@@ -364,11 +364,15 @@ async fn slow_idle_and_large_clients_are_bounded_while_probes_are_answered() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (rss_before, fds_before) = (controller.rss_kib(), controller.open_fds());
 
-    // 1,200 connections that never send a byte (more than the server's limit of 1,000), 100 that
-    // complete TLS and send nothing, 50 whose headers trickle in a byte every 500 ms, and 6
-    // clients sending 9 MiB reviews in a loop.
+    // 1,200 connections that never send a byte (more than the server's limit of 1,000;
+    // WEFT_HOSTILE_SILENT=10000 for more), 100 that complete TLS and send nothing, 50 whose headers
+    // trickle in a byte every 500 ms, and 6 clients sending 9 MiB reviews in a loop.
+    let silent_count: usize = std::env::var("WEFT_HOSTILE_SILENT")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_200);
     let mut silent = Vec::new();
-    for _ in 0..1_200 {
+    for _ in 0..silent_count {
         silent.push(TcpStream::connect(controller.server_addr).await.unwrap());
     }
     let mut silent_tls = Vec::new();
@@ -484,7 +488,7 @@ async fn slow_idle_and_large_clients_are_bounded_while_probes_are_answered() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     println!(
-        "probes before the load: p50 {:?}, p99 {:?}; {} probes under load: p50 {:?}, p99 {:?}, max {:?}; {} large reviews sent ({} answered 400, {} 503, {} ended in the handshake), \
+        "{silent_count} silent TCP connections; probes before the load: p50 {:?}, p99 {:?}; {} probes under load: p50 {:?}, p99 {:?}, max {:?}; {} large reviews sent ({} answered 400, {} 503, {} ended in the handshake), \
          RSS {} MiB before, peak {} MiB, {} MiB after ({:?} to settle); fds {fds_before} before, {fds_after} after",
         percentile(&idle_latencies, 0.5),
         percentile(&idle_latencies, 0.99),
