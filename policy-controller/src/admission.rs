@@ -27,11 +27,11 @@ pub const MAX_VALIDATE_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// How long a client may take to send a request body before it gets `408 Request Timeout`.
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Bodies larger than this are parsed and answered on the blocking pool, at most
-/// [`LARGE_REVIEWS_AT_ONCE`] at a time: parsing a body of several MiB takes a good part of a second,
-/// which on an async worker would stall every other connection it serves (probes included), and
-/// without a bound a few clients could run as many parses, and hold as much memory, as they like.
-/// Real pod reviews are a few KiB and stay inline.
+/// Bodies larger than this are parsed and answered on threads of their own, at most
+/// [`LARGE_REVIEWS_AT_ONCE`] at a time and at a lower scheduling priority: parsing a body of several
+/// MiB takes a good part of a second, which on an async worker would stall every other connection
+/// it serves (probes included), and without a bound a few clients could run as many parses, and
+/// hold as much memory, as they like. Real pod reviews are a few KiB and stay inline.
 pub(crate) const LARGE_BODY_BYTES: usize = 64 * 1024;
 
 /// How many large reviews are parsed at once; the others wait for their turn.
@@ -226,9 +226,18 @@ fn declared_length<B>(req: &Request<B>) -> Option<u64> {
         .and_then(|v| v.parse::<u64>().ok())
 }
 
+/// The nice value of the threads that parse large reviews: the kernel then gives the async workers
+/// (small reviews, probes, TLS handshakes) most of a busy CPU.
+const LARGE_REVIEW_NICE: i32 = 10;
+
+/// A large review's work panicked, or no thread could be started for it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct LaneFailed(String);
+
 /// Where a review's CPU work runs: inline on the async worker for a small body; for a large one on
-/// the blocking pool, holding one of the [`LARGE_REVIEWS_AT_ONCE`] permits until the work ends,
-/// even if the client has gone meanwhile.
+/// a thread of its own at [`LARGE_REVIEW_NICE`], holding one of the [`LARGE_REVIEWS_AT_ONCE`]
+/// permits until the work ends, even if the client has gone meanwhile.
 #[derive(Debug)]
 pub(crate) enum Lane {
     Inline,
@@ -237,17 +246,44 @@ pub(crate) enum Lane {
 
 impl Lane {
     /// Runs `work` in this lane and gives the lane back for the next step. The error is a panic
-    /// of `work` on the blocking pool (inline, a panic unwinds as anywhere else).
-    pub(crate) async fn run<T, F>(self, work: F) -> Result<(T, Lane), tokio::task::JoinError>
+    /// of `work` on its thread (inline, a panic unwinds as anywhere else).
+    pub(crate) async fn run<T, F>(self, work: F) -> Result<(T, Lane), LaneFailed>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        match self {
-            Lane::Inline => Ok((work(), Lane::Inline)),
-            Lane::Blocking(permit) => {
-                tokio::task::spawn_blocking(move || (work(), Lane::Blocking(permit))).await
-            }
+        let permit = match self {
+            Lane::Inline => return Ok((work(), Lane::Inline)),
+            Lane::Blocking(permit) => permit,
+        };
+        let (done, result) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("weft-large-review".into())
+            .spawn(move || {
+                // Best effort: where the kernel refuses, the work runs at the normal priority.
+                let _ = rustix::process::setpriority_process(
+                    Some(rustix::thread::gettid()),
+                    LARGE_REVIEW_NICE,
+                );
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+                let _ = done.send(outcome.map(|value| (value, Lane::Blocking(permit))));
+            })
+            .map_err(|error| {
+                LaneFailed(format!("starting a thread for a large review: {error}"))
+            })?;
+        match result.await {
+            Ok(Ok(answered)) => Ok(answered),
+            Ok(Err(panic)) => Err(LaneFailed(format!(
+                "a large review's work panicked: {}",
+                panic
+                    .downcast_ref::<&str>()
+                    .copied()
+                    .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                    .unwrap_or("(no message)")
+            ))),
+            Err(_) => Err(LaneFailed(
+                "a large review's thread ended without an answer".into(),
+            )),
         }
     }
 }

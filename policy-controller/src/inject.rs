@@ -4,14 +4,14 @@
 
 use crate::{
     admin::Webhook,
-    admission::{json, plain, AdmissionService, Body, Lane},
+    admission::{json, plain, AdmissionService, Body, Lane, LaneFailed},
     index::Annotations,
 };
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use k8s_openapi::api::core::v1::Namespace;
 use std::{sync::Arc, time::Duration};
-use tokio::{task::JoinError, time::Instant};
+use tokio::time::Instant;
 use weft_injector::admission as inject;
 
 /// How long a namespace the index does not know yet may take to fetch from the API.
@@ -25,7 +25,7 @@ impl AdmissionService {
         body: Bytes,
         start: Instant,
         lane: Lane,
-    ) -> Result<Response<Body>, JoinError> {
+    ) -> Result<Response<Body>, LaneFailed> {
         let metrics = &self.inner.metrics;
         let (parsed, lane) = lane.run(move || inject::parse_review(&body)).await?;
         let request = match parsed {
