@@ -176,53 +176,70 @@ fn pods_created_through_a_rolling_restart_and_a_sigkill_are_injected_once(
     result.and(restored)
 }
 
+/// Pods being created in a namespace of their own (injection enabled) since `started`.
+struct PodLoad {
+    namespace: String,
+    stop: Arc<AtomicBool>,
+    started: Instant,
+    task: tokio::task::JoinHandle<Creations>,
+}
+
+impl PodLoad {
+    /// Starts creating pods in a new namespace `{prefix}-…`, then waits 3 s so that the
+    /// disruption comes while creations are under way.
+    async fn start(client: &kube::Client, prefix: &str) -> Result<Self> {
+        let namespace =
+            resources::namespace(client, prefix, &[("weft.dev/inject", "enabled")], &[]).await?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let started = Instant::now();
+        let task = tokio::spawn(create_pods(
+            client.clone(),
+            namespace.clone(),
+            stop.clone(),
+            started,
+        ));
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        Ok(Self {
+            namespace,
+            stop,
+            started,
+            task,
+        })
+    }
+
+    /// Stops creating (once at least [`PODS`] were sent) and returns what was answered.
+    async fn finish(self) -> Result<(String, Instant, Creations)> {
+        self.stop.store(true, Ordering::Relaxed);
+        Ok((self.namespace, self.started, self.task.await?))
+    }
+}
+
 async fn restart_runs(h: &Harness) -> Result<()> {
     let client = h.cluster.client().await?;
     wait_three_ready_replicas(&client, Duration::from_secs(180)).await?;
-    let timeout = Api::<MutatingWebhookConfiguration>::all(client.clone())
-        .get(&format!("{RELEASE}-proxy-injector"))
-        .await?
-        .webhooks
-        .and_then(|w| w.first().and_then(|w| w.timeout_seconds))
-        .context("the mutating webhook has no timeoutSeconds")?;
+    rolling_restart_fails_no_creation(h, &client).await?;
+    sigkill_fails_only_webhook_calls_after_the_kill(h, &client).await
+}
 
-    // A rolling restart: no creation may fail.
-    let ns =
-        resources::namespace(&client, "restart", &[("weft.dev/inject", "enabled")], &[]).await?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let started = Instant::now();
-    let load = tokio::spawn(create_pods(
-        client.clone(),
-        ns.clone(),
-        stop.clone(),
-        started,
-    ));
-    tokio::time::sleep(Duration::from_secs(3)).await;
+/// A rolling restart: no creation may fail.
+async fn rolling_restart_fails_no_creation(h: &Harness, client: &kube::Client) -> Result<()> {
+    let load = PodLoad::start(client, "restart").await?;
     let restart_began = Instant::now();
     // kubectl blocks this worker; the load runs on the runtime's other one.
     let kubectl = |args: &[&str]| tokio::task::block_in_place(|| node::kubectl(&h.cluster, args));
-    kubectl(&[
-        "-n",
-        RELEASE_NAMESPACE,
-        "rollout",
-        "restart",
-        "deployment",
-        RELEASE,
-    ])?;
-    kubectl(&[
-        "-n",
-        RELEASE_NAMESPACE,
-        "rollout",
-        "status",
-        "deployment",
-        RELEASE,
-        "--timeout=300s",
-    ])?;
+    let deployment = ["-n", RELEASE_NAMESPACE, "rollout"];
+    kubectl(&[&deployment[..], &["restart", "deployment", RELEASE]].concat())?;
+    kubectl(
+        &[
+            &deployment[..],
+            &["status", "deployment", RELEASE, "--timeout=300s"],
+        ]
+        .concat(),
+    )?;
     // The rollout is complete when the last old replica has finished draining, too.
-    wait_three_ready_replicas(&client, Duration::from_secs(120)).await?;
+    wait_three_ready_replicas(client, Duration::from_secs(120)).await?;
     let rollout = restart_began.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    let rolled = load.await?;
+    let (ns, _, rolled) = load.finish().await?;
     report("rolling restart", &rolled, rollout);
     ensure!(
         rolled.failed.is_empty(),
@@ -231,22 +248,24 @@ async fn restart_runs(h: &Harness) -> Result<()> {
         rolled.created + rolled.failed.len(),
         rolled.failed.first()
     );
-    check_injected_once(&client, &ns, rolled.created).await?;
-    let _ = resources::delete_namespace(&client, &ns).await;
+    check_injected_once(client, &ns, rolled.created).await?;
+    let _ = resources::delete_namespace(client, &ns).await;
+    Ok(())
+}
 
-    // SIGKILL of one replica: the failures are counted and reported, never an uninjected pod.
-    let ns =
-        resources::namespace(&client, "sigkill", &[("weft.dev/inject", "enabled")], &[]).await?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let started = Instant::now();
-    let load = tokio::spawn(create_pods(
-        client.clone(),
-        ns.clone(),
-        stop.clone(),
-        started,
-    ));
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let victim = controller_pods(&client)
+/// SIGKILL of one replica: the failures are counted and reported, never an uninjected pod.
+async fn sigkill_fails_only_webhook_calls_after_the_kill(
+    h: &Harness,
+    client: &kube::Client,
+) -> Result<()> {
+    let timeout = Api::<MutatingWebhookConfiguration>::all(client.clone())
+        .get(&format!("{RELEASE}-proxy-injector"))
+        .await?
+        .webhooks
+        .and_then(|w| w.first().and_then(|w| w.timeout_seconds))
+        .context("the mutating webhook has no timeoutSeconds")?;
+    let load = PodLoad::start(client, "sigkill").await?;
+    let victim = controller_pods(client)
         .await?
         .into_iter()
         .next()
@@ -264,7 +283,7 @@ async fn restart_runs(h: &Harness) -> Result<()> {
     node::run(std::process::Command::new("kill").args(["-KILL", &pid.to_string()]))?;
     eprintln!(
         "restart: killed {victim_name} (pid {pid}) {:.1} s into the load",
-        killed_at.duration_since(started).as_secs_f64()
+        killed_at.duration_since(load.started).as_secs_f64()
     );
     // The kubelet restarts the container; the replica is back once it is ready again.
     node::wait_for(
@@ -285,8 +304,7 @@ async fn restart_runs(h: &Harness) -> Result<()> {
     )
     .await?;
     let recovery = killed_at.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    let killed = load.await?;
+    let (ns, started, killed) = load.finish().await?;
     report("SIGKILL of one replica", &killed, recovery);
     let killed_offset = killed_at.duration_since(started).as_secs_f64();
     for (index, at, error) in &killed.failed {
@@ -303,7 +321,7 @@ async fn restart_runs(h: &Harness) -> Result<()> {
         ),
         None => eprintln!("restart: the webhook's timeoutSeconds is {timeout}; no creation failed after the SIGKILL"),
     }
-    check_injected_once(&client, &ns, killed.created).await?;
-    let _ = resources::delete_namespace(&client, &ns).await;
+    check_injected_once(client, &ns, killed.created).await?;
+    let _ = resources::delete_namespace(client, &ns).await;
     Ok(())
 }

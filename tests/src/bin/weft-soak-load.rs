@@ -273,8 +273,7 @@ async fn wait_until_indexed(channel: &Channel, options: &Load) -> Result<()> {
             .await
         {
             Ok(_) => return Ok(()),
-            Err(status) if Instant::now() < deadline => {
-                let _ = status;
+            Err(_) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(status) => bail!("the controller never answered for pod {last}: {status}"),
