@@ -5,6 +5,7 @@ use crate::{
     admission::AdmissionService,
     index::{
         crd_check::{self, Requirement},
+        list_backoff::AfterFailedLists,
         NamespaceFanout, NamespaceIndex, NamespaceMetrics, PodFanout, SyncGate,
     },
     tls_server,
@@ -201,7 +202,7 @@ impl Args {
             index_metrics,
         );
         let fanout = NamespaceFanout::shared(namespaces.clone(), policy.clone());
-        let events = runtime.watch_all::<Namespace>(watcher::Config::default());
+        let events = watch_all::<Namespace, _>(&mut runtime);
         let gate = SyncGate::new(fanout, runtime.initialized_handle());
         tokio::spawn(kubert::index::cluster(gate, events));
 
@@ -211,13 +212,13 @@ impl Args {
         // policy objects are skipped, not fatal.
         let endpoints = EndpointsIndex::shared(mesh_settings, endpoints_metrics);
         let pods = PodFanout::shared(policy.clone(), endpoints.clone());
-        let events = runtime.watch_all::<Pod>(watcher::Config::default());
+        let events = watch_all::<Pod, _>(&mut runtime);
         let gate = SyncGate::new(pods, runtime.initialized_handle());
         tokio::spawn(kubert::index::namespaced(gate, events));
-        let events = runtime.watch_all::<Service>(watcher::Config::default());
+        let events = watch_all::<Service, _>(&mut runtime);
         let gate = SyncGate::new(endpoints.clone(), runtime.initialized_handle());
         tokio::spawn(kubert::index::namespaced(gate, events));
-        let events = runtime.watch_all::<EndpointSlice>(watcher::Config::default());
+        let events = watch_all::<EndpointSlice, _>(&mut runtime);
         let gate = SyncGate::new(endpoints.clone(), runtime.initialized_handle());
         tokio::spawn(kubert::index::namespaced(gate, events));
         // The policy watches start once their CRD is installed (a watch is lazy: nothing is
@@ -232,7 +233,7 @@ impl Args {
         // HTTPRoutes need the Gateway API's CRD, which a cluster may not have: their watch does
         // not hold readiness, so Weft serves (injection, Server-level policy) without it.
         let (client, shutdown) = (runtime.client(), runtime.shutdown_handle());
-        let events = runtime.watch_all::<DeserializeGuard<HTTPRoute>>(watcher::Config::default());
+        let events = watch_all::<DeserializeGuard<HTTPRoute>, _>(&mut runtime);
         let routes = policy.clone();
         tokio::spawn(async move {
             if crd_check::served_before_shutdown::<HTTPRoute>(
@@ -294,6 +295,18 @@ impl Args {
     }
 }
 
+/// kubert's watch of every `T` in the cluster, waiting after each failed list before the next
+/// ([`AfterFailedLists`]: kubert alone retries a list that keeps failing at once).
+fn watch_all<T, S>(
+    runtime: &mut kubert::Runtime<S>,
+) -> AfterFailedLists<impl futures::Stream<Item = watcher::Event<T>>>
+where
+    T: kube::Resource + serde::de::DeserializeOwned + Clone + std::fmt::Debug + Send + 'static,
+    T::DynamicType: Default,
+{
+    AfterFailedLists::new(runtime.watch_all::<T>(watcher::Config::default()))
+}
+
 /// Watches the Weft policy resource `T` into the policy index once its CRD is installed. The watch
 /// holds readiness until its first full list has been indexed.
 fn watch_policy<T, S: 'static>(
@@ -311,7 +324,7 @@ fn watch_policy<T, S: 'static>(
     Index: kubert::index::IndexNamespacedResource<DeserializeGuard<T>>,
 {
     let (client, shutdown) = (runtime.client(), runtime.shutdown_handle());
-    let events = runtime.watch_all::<DeserializeGuard<T>>(watcher::Config::default());
+    let events = watch_all::<DeserializeGuard<T>, _>(runtime);
     let gate = SyncGate::new(policy.clone(), runtime.initialized_handle());
     tokio::spawn(async move {
         if crd_check::served_before_shutdown::<T>(client, shutdown, Requirement::Weft).await {
