@@ -4,9 +4,9 @@ use crate::{
     admin::AdmissionMetrics,
     admission::AdmissionService,
     index::{
-        crd_check::{self, Requirement},
-        list_backoff::AfterFailedLists,
-        NamespaceFanout, NamespaceIndex, NamespaceMetrics, PodFanout, SyncGate,
+        crd_check::{Requirement, GATEWAY_API},
+        crd_watch, watch_all, NamespaceFanout, NamespaceIndex, NamespaceMetrics, PodFanout,
+        SyncGate,
     },
     tls_server,
 };
@@ -24,7 +24,6 @@ use k8s_openapi::api::{
     core::v1::{Namespace, Pod, Service},
     discovery::v1::EndpointSlice,
 };
-use kube::{core::DeserializeGuard, runtime::watcher};
 use prometheus_client::registry::Registry;
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use weft_endpoints_index::{EndpointsIndex, EndpointsIndexMetrics, MeshSettings, OpaquePorts};
@@ -222,30 +221,38 @@ impl Args {
         let gate = SyncGate::new(endpoints.clone(), runtime.initialized_handle());
         tokio::spawn(kubert::index::namespaced(gate, events));
         // The policy watches start once their CRD is installed (a watch is lazy: nothing is
-        // requested, and readiness is held, until it is first polled). Until then the controller
-        // logs one clear error every 30s instead of a 404 per retry. A shutdown while waiting
+        // requested until it is first polled). Until then the controller logs one clear error
+        // every 30s instead of a 404 per retry, and /ready stays false. A shutdown while waiting
         // drops the unpolled watch, so it does not hold shutdown up.
-        watch_policy::<Server, _>(&mut runtime, &policy);
-        watch_policy::<ServerAuthorization, _>(&mut runtime, &policy);
-        watch_policy::<AuthorizationPolicy, _>(&mut runtime, &policy);
-        watch_policy::<MeshTLSAuthentication, _>(&mut runtime, &policy);
-        watch_policy::<NetworkAuthentication, _>(&mut runtime, &policy);
-        // HTTPRoutes need the Gateway API's CRD, which a cluster may not have: their watch does
-        // not hold readiness, so Weft serves (injection, Server-level policy) without it.
-        let (client, shutdown) = (runtime.client(), runtime.shutdown_handle());
-        let events = watch_all::<DeserializeGuard<HTTPRoute>, _>(&mut runtime);
-        let routes = policy.clone();
-        tokio::spawn(async move {
-            if crd_check::served_before_shutdown::<HTTPRoute>(
-                client,
-                shutdown,
-                Requirement::GatewayApi,
-            )
-            .await
-            {
-                kubert::index::namespaced(routes, events).await
-            }
-        });
+        crd_watch::spawn::<Server, _, _>(&mut runtime, policy.clone(), Requirement::Required);
+        crd_watch::spawn::<ServerAuthorization, _, _>(
+            &mut runtime,
+            policy.clone(),
+            Requirement::Required,
+        );
+        crd_watch::spawn::<AuthorizationPolicy, _, _>(
+            &mut runtime,
+            policy.clone(),
+            Requirement::Required,
+        );
+        crd_watch::spawn::<MeshTLSAuthentication, _, _>(
+            &mut runtime,
+            policy.clone(),
+            Requirement::Required,
+        );
+        crd_watch::spawn::<NetworkAuthentication, _, _>(
+            &mut runtime,
+            policy.clone(),
+            Requirement::Required,
+        );
+        // HTTPRoutes need the Gateway API's CRD, which a cluster may not have: while it is
+        // missing, Weft is ready and serves injection, identity, Server-level policy and
+        // destination without it; when it is installed, /ready waits for the routes' first list.
+        crd_watch::spawn::<HTTPRoute, _, _>(
+            &mut runtime,
+            policy.clone(),
+            Requirement::Optional(&GATEWAY_API),
+        );
 
         // Each server holds kubert's shutdown handle until it has drained, so the process exits
         // only once the requests in flight at SIGTERM are answered (`crate::shutdown`).
@@ -293,42 +300,4 @@ impl Args {
             .context("the controller was aborted during shutdown")?;
         Ok(())
     }
-}
-
-/// kubert's watch of every `T` in the cluster, waiting after each failed list before the next
-/// ([`AfterFailedLists`]: kubert alone retries a list that keeps failing at once).
-fn watch_all<T, S>(
-    runtime: &mut kubert::Runtime<S>,
-) -> AfterFailedLists<impl futures::Stream<Item = watcher::Event<T>>>
-where
-    T: kube::Resource + serde::de::DeserializeOwned + Clone + std::fmt::Debug + Send + 'static,
-    T::DynamicType: Default,
-{
-    AfterFailedLists::new(runtime.watch_all::<T>(watcher::Config::default()))
-}
-
-/// Watches the Weft policy resource `T` into the policy index once its CRD is installed. The watch
-/// holds readiness until its first full list has been indexed.
-fn watch_policy<T, S: 'static>(
-    runtime: &mut kubert::Runtime<S>,
-    policy: &weft_policy_index::SharedIndex,
-) where
-    T: kube::Resource<DynamicType = ()>
-        + kube::CustomResourceExt
-        + serde::de::DeserializeOwned
-        + Clone
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-    Index: kubert::index::IndexNamespacedResource<DeserializeGuard<T>>,
-{
-    let (client, shutdown) = (runtime.client(), runtime.shutdown_handle());
-    let events = watch_all::<DeserializeGuard<T>, _>(runtime);
-    let gate = SyncGate::new(policy.clone(), runtime.initialized_handle());
-    tokio::spawn(async move {
-        if crd_check::served_before_shutdown::<T>(client, shutdown, Requirement::Weft).await {
-            kubert::index::namespaced(gate, events).await
-        }
-    });
 }

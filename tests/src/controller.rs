@@ -25,9 +25,7 @@ pub struct Controller {
     child: Child,
     pub admin_addr: SocketAddr,
     pub server_addr: SocketAddr,
-    /// The address for the controller's gRPC server (the proxies' inbound policy API).
-    /// NOTE: not passed to the binary yet: the flag comes with the gRPC server; pass it in
-    /// [`Controller::start`] when that is wired.
+    /// The address of the controller's gRPC server (the proxies' APIs), in plaintext.
     pub grpc_addr: SocketAddr,
     pub pki: Pki,
     pub log: PathBuf,

@@ -131,18 +131,31 @@ pub fn kubectl(cluster: &Cluster, args: &[&str]) -> Result<String> {
 /// `--set`/`-f` arguments, and waits until its Deployment is available. The Gateway API CRDs the
 /// controller watches are installed first (the chart's `crds/` holds only Weft's own).
 pub fn install_chart(cluster: &Cluster, images: &Images, extra: &[&str]) -> Result<()> {
-    // On a thread of its own: the caller may be inside a runtime, where another cannot block.
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                crate::suite::block_on(async {
-                    crate::resources::install_gateway_api_crds(&cluster.client().await?).await
-                })
-            })
-            .join()
-            .unwrap_or_else(|_| bail!("installing the Gateway API CRDs panicked"))
+    on_own_thread(|| async {
+        crate::resources::install_gateway_api_crds(&cluster.client().await?).await
     })
     .context("installing the Gateway API CRDs before the chart")?;
+    install_chart_only(cluster, images, extra)
+}
+
+/// Runs `future()` to completion on a thread and runtime of its own: the caller may be inside a
+/// runtime, where another cannot block.
+fn on_own_thread<F, Fut>(future: F) -> Result<()>
+where
+    F: FnOnce() -> Fut + Send,
+    Fut: Future<Output = Result<()>>,
+{
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| crate::suite::block_on(future()))
+            .join()
+            .unwrap_or_else(|_| bail!("the thread panicked"))
+    })
+}
+
+/// `helm upgrade --install --wait` of the chart (see [`install_chart`]) and nothing else: on a
+/// cluster without the Gateway API CRDs, this is how a user without them installs Weft.
+pub fn install_chart_only(cluster: &Cluster, images: &Images, extra: &[&str]) -> Result<()> {
     let (repository, tag) = repository_and_tag(&images.controller)?;
     let chart = crate::repo_root().join("charts/weft");
     let (proxy_repository, proxy_tag) = repository_and_tag(&images.proxy)?;
@@ -254,6 +267,59 @@ where
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The controller pods of the release (not being deleted).
+pub async fn controller_pods(client: &kube::Client) -> Result<Vec<Pod>> {
+    let api = Api::<Pod>::namespaced(client.clone(), RELEASE_NAMESPACE);
+    Ok(api
+        .list(&ListParams::default().labels("app.kubernetes.io/component=controller"))
+        .await?
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .collect())
+}
+
+/// The Prometheus metrics of a controller pod, from its admin port (the chart's `ports.admin`,
+/// 8080), fetched from the host.
+pub fn controller_metrics(pod: &Pod) -> Result<String> {
+    let ip = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_ip.as_deref())
+        .context("the controller pod has no IP")?;
+    let output =
+        run(Command::new("curl").args(["-sf", "-m", "3", &format!("http://{ip}:8080/metrics")]))
+            .with_context(|| format!("fetching the controller's metrics at {ip}"))?;
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Installs the Gateway API CRDs if they are missing (the suite's harness installs the chart
+/// without them) and waits until every controller pod has listed HTTPRoutes (kubert's
+/// `kube_watch_events_total{op="restart",kind="HTTPRoute"}`), so routes created next apply at once.
+pub async fn ensure_gateway_api_watched(cluster: &Cluster) -> Result<()> {
+    let client = cluster.client().await?;
+    crate::resources::install_gateway_api_crds(&client).await?;
+    wait_for(
+        "every controller pod to watch HTTPRoutes",
+        Duration::from_secs(60),
+        || async {
+            let pods = controller_pods(&client).await?;
+            for pod in &pods {
+                let listed = controller_metrics(pod)?.lines().any(|line| {
+                    line.starts_with("kube_watch_events_total{")
+                        && line.contains("op=\"restart\"")
+                        && line.contains("kind=\"HTTPRoute\"")
+                });
+                if !listed {
+                    return Ok(None);
+                }
+            }
+            Ok((!pods.is_empty()).then_some(()))
+        },
+    )
+    .await
 }
 
 /// Waits until the Deployment's replicas are all updated, ready and available.

@@ -274,6 +274,17 @@ pub async fn install_gateway_api_crds(client: &kube::Client) -> Result<()> {
     wait_established(&api, &names).await
 }
 
+/// Deletes the Gateway API CRDs of the pinned release (and with them every HTTPRoute) and waits
+/// until they are gone: for the tests that prove Weft works without them, on the suite's own local
+/// cluster only (see [`install_gateway_api_crds`] for why nothing else removes them).
+pub async fn delete_gateway_api_crds(client: &kube::Client) -> Result<()> {
+    let names: Vec<String> = gateway_api_crds()?
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    delete_crds_named(client, &names).await
+}
+
 /// Installs the Gateway API CRDs (see [`install_gateway_api_crds`]) and the policy CRDs from
 /// `charts/weft/crds/`, and waits until they are established.
 pub async fn install_crds(client: &kube::Client) -> Result<()> {
@@ -285,9 +296,14 @@ pub async fn install_crds(client: &kube::Client) -> Result<()> {
 /// Deletes the policy CRDs (and with them every Server and ServerAuthorization) and waits until
 /// they are gone. The Gateway API CRDs stay (see [`install_gateway_api_crds`]).
 pub async fn delete_crds(client: &kube::Client) -> Result<()> {
-    let api = Api::<CustomResourceDefinition>::all(client.clone());
     let names: Vec<String> = chart_crds()?.into_iter().map(|(name, _)| name).collect();
-    for name in &names {
+    delete_crds_named(client, &names).await
+}
+
+/// Deletes the CRDs `names` (those not installed are skipped) and waits until they are gone.
+async fn delete_crds_named(client: &kube::Client, names: &[String]) -> Result<()> {
+    let api = Api::<CustomResourceDefinition>::all(client.clone());
+    for name in names {
         match api.delete(name, &Default::default()).await {
             Ok(_) => {}
             Err(kube::Error::Api(status)) if status.code == 404 => {}
@@ -295,7 +311,7 @@ pub async fn delete_crds(client: &kube::Client) -> Result<()> {
         }
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    for name in &names {
+    for name in names {
         while api.get_opt(name).await?.is_some() {
             anyhow::ensure!(
                 std::time::Instant::now() < deadline,

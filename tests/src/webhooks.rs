@@ -71,6 +71,17 @@ pub fn inject_configuration(
     addr: std::net::SocketAddr,
     ca_bundle: ByteString,
 ) -> MutatingWebhookConfiguration {
+    inject_configuration_for(name, addr, ca_bundle, not_opted_out())
+}
+
+/// Weft's mutating webhook for pods at `https://{addr}/inject`, for the namespaces
+/// `namespace_selector` selects.
+pub fn inject_configuration_for(
+    name: &str,
+    addr: std::net::SocketAddr,
+    ca_bundle: ByteString,
+    namespace_selector: LabelSelector,
+) -> MutatingWebhookConfiguration {
     MutatingWebhookConfiguration {
         metadata: ObjectMeta {
             name: Some(name.to_string()),
@@ -79,7 +90,7 @@ pub fn inject_configuration(
         webhooks: Some(vec![pod_webhook(
             "inject.weft.dev",
             client_config(format!("https://{addr}/inject"), ca_bundle),
-            not_opted_out(),
+            namespace_selector,
         )]),
     }
 }

@@ -7,6 +7,7 @@
 mod check;
 mod identity;
 mod inject;
+mod optional_crds;
 mod policy;
 mod resilience;
 mod shutdown;
@@ -102,6 +103,7 @@ fn main() -> ExitCode {
         identity::TESTS,
         check::TESTS,
         resilience::TESTS,
+        optional_crds::TESTS,
         shutdown::TESTS,
     ]
     .concat();

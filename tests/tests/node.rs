@@ -4,7 +4,8 @@
 //!
 //! Run with `cargo test -p weft-e2e --test node` as root (the kubelet needs it). The harness starts
 //! the local cluster with its node (`bin/cluster up`) unless it runs, builds and pushes the images
-//! (`bin/images`), installs `charts/weft` and waits until the controller Deployment is available.
+//! (`bin/images`), installs `charts/weft` (without the Gateway API CRDs, which the tests that need
+//! them install) and waits until the controller Deployment is available.
 
 mod node_chart;
 mod node_check;
@@ -35,11 +36,17 @@ impl Harness {
             "node e2e: building the images and pushing them to the node's registry (bin/images)"
         );
         let images = Images::build(&cluster)?;
+        // First without the Gateway API CRDs, as on many clusters: `helm install --wait` must
+        // succeed (chart::installs_and_meshes_without_the_gateway_api_crds); the tests that
+        // need HTTPRoutes install them (node::ensure_gateway_api_watched).
+        block_on(async {
+            weft_e2e::resources::delete_gateway_api_crds(&cluster.client().await?).await
+        })?;
         eprintln!(
-            "node e2e: installing charts/weft with {}",
+            "node e2e: installing charts/weft with {}, without the Gateway API CRDs",
             images.controller
         );
-        node::install_chart(&cluster, &images, &[])?;
+        node::install_chart_only(&cluster, &images, &[])?;
         block_on(async {
             let client = cluster.client().await?;
             node::wait_deployment_available(

@@ -3,22 +3,31 @@
 
 use crate::{block_on, Harness};
 use anyhow::{ensure, Context, Result};
-use k8s_openapi::api::{
-    admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration},
-    core::v1::{Pod, Secret},
+use k8s_openapi::{
+    api::{
+        admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration},
+        core::v1::{Pod, Secret},
+    },
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
 };
 use kube::{
-    api::{Api, DynamicObject, ListParams, PostParams},
+    api::{Api, DynamicObject, PostParams},
     core::{ApiResource, GroupVersionKind},
 };
 use std::{net::SocketAddr, os::unix::fs::MetadataExt, time::Duration};
 use weft_e2e::{
     controller::https_post,
-    node::{self, RELEASE_NAMESPACE},
+    mesh::{app_pod, run_pod, service_account},
+    node::{self, controller_pods, RELEASE_NAMESPACE},
     resources::{self, container_names},
+    weft_cli,
 };
 
 pub const TESTS: &[(&str, crate::TestFn)] = &[
+    (
+        "chart::installs_and_meshes_without_the_gateway_api_crds",
+        installs_and_meshes_without_the_gateway_api_crds,
+    ),
     (
         "chart::controller_runs_as_non_root_pod_with_probes_and_read_only_secret",
         controller_runs_as_non_root_pod_with_probes_and_read_only_secret,
@@ -36,17 +45,81 @@ pub const LAST: &[(&str, crate::TestFn)] = &[(
 )];
 
 const CONTROLLER_SELECTOR: &str = "app.kubernetes.io/component=controller";
+const HTTPROUTE_CRD: &str = "httproutes.gateway.networking.k8s.io";
 const TLS_SECRET: &str = "weft-webhook-tls";
 
-async fn controller_pods(client: &kube::Client) -> Result<Vec<Pod>> {
-    let api = Api::<Pod>::namespaced(client.clone(), RELEASE_NAMESPACE);
-    Ok(api
-        .list(&ListParams::default().labels(CONTROLLER_SELECTOR))
-        .await?
-        .items
-        .into_iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .collect())
+/// The harness installed the chart with `helm upgrade --install --wait` on a cluster without the
+/// Gateway API CRDs: the controller became ready, a pod in an injected namespace runs meshed
+/// (its proxy certified and served its policy), and `weft check` warns about the CRDs without
+/// failing. Then the CRDs are installed and the controller starts watching HTTPRoutes by itself.
+fn installs_and_meshes_without_the_gateway_api_crds(h: &Harness) -> Result<()> {
+    block_on(async {
+        let client = h.cluster.client().await?;
+        let crds = Api::<CustomResourceDefinition>::all(client.clone());
+        ensure!(
+            crds.get_opt(HTTPROUTE_CRD).await?.is_none(),
+            "the harness installs the chart before the Gateway API CRDs"
+        );
+        node::wait_deployment_available(
+            &client,
+            RELEASE_NAMESPACE,
+            node::RELEASE,
+            Duration::from_secs(60),
+        )
+        .await?;
+
+        let ns = resources::namespace(
+            &client,
+            "no-gateway-api",
+            &[("weft.dev/inject", "enabled")],
+            &[],
+        )
+        .await?;
+        service_account(&client, &ns, "web").await?;
+        let pod = run_pod(
+            &h.cluster,
+            &client,
+            &ns,
+            &app_pod("web", &h.images.test_app, "web", &[]),
+        )
+        .await?;
+        let (_, containers) = container_names(&pod);
+        ensure!(
+            containers == ["app", "weft-proxy"] || containers == ["weft-proxy", "app"],
+            "a meshed pod runs the app and the proxy: {containers:?}"
+        );
+
+        let run = weft_cli::check(&weft_cli::build()?, &h.cluster.kubeconfig, &[])?;
+        ensure!(
+            run.code == Some(0)
+                && run.has_line(
+                    "[warn]",
+                    &format!("CRD {HTTPROUTE_CRD} (Gateway API) is not installed")
+                )
+                && run.has_line("[ok]", "Deployment weft/weft"),
+            "weft check must pass with a warning about the Gateway API CRD (exit {:?}):\n{}",
+            run.code,
+            run.stdout
+        );
+
+        node::ensure_gateway_api_watched(&h.cluster).await?;
+        let logs = node::kubectl(
+            &h.cluster,
+            &[
+                "-n",
+                RELEASE_NAMESPACE,
+                "logs",
+                "-l",
+                CONTROLLER_SELECTOR,
+                "--tail=-1",
+            ],
+        )?;
+        ensure!(
+            logs.contains(&format!("The CRD {HTTPROUTE_CRD} is installed now")),
+            "the controller must say when it starts watching HTTPRoutes:\n{logs}"
+        );
+        resources::delete_namespace(&client, &ns).await
+    })
 }
 
 fn controller_runs_as_non_root_pod_with_probes_and_read_only_secret(h: &Harness) -> Result<()> {

@@ -23,6 +23,7 @@ pub const TESTS: &[(&str, crate::TestFn)] = &[
 ];
 
 fn chart_install_passes_every_check(h: &Harness) -> Result<()> {
+    block_on(node::ensure_gateway_api_watched(&h.cluster))?;
     let weft = weft_cli::build()?;
     let run = weft_cli::check(&weft, &h.cluster.kubeconfig, &[])?;
     let report = &run.stdout;
@@ -45,7 +46,7 @@ fn chart_install_passes_every_check(h: &Harness) -> Result<()> {
         "CRD authorizationpolicies.policy.weft.dev",
         "CRD meshtlsauthentications.policy.weft.dev",
         "CRD networkauthentications.policy.weft.dev",
-        // Installed by node::install_chart before the chart (a prerequisite the chart lacks).
+        // Installed by node::ensure_gateway_api_watched (a prerequisite the chart lacks).
         "CRD httproutes.gateway.networking.k8s.io (Gateway API",
         "weft-proxy-injector",
         "weft-policy-validator",

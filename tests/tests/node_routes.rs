@@ -120,6 +120,7 @@ fn samples<'m>(metrics: &'m str, metric: &str, labels: &[String]) -> Vec<&'m str
 fn http_routes_authorize_per_route_on_the_proxy(h: &Harness) -> Result<()> {
     block_on(async {
         let client = h.cluster.client().await?;
+        node::ensure_gateway_api_watched(&h.cluster).await?;
         // The suite installs the chart with its default policy, all-unauthenticated; it applies
         // to ports no Server selects (here the proxies' admin ports, which the host scrapes).
         // Web's HTTP port gets a Server with no Server-level authorization, so its routes alone

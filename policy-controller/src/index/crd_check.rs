@@ -5,12 +5,17 @@
 //! wrong. Instead, before a watch starts, [`wait_until_served`] lists the resource once with
 //! `limit=1` (the controller's RBAC already allows `list`, no access to CRDs is needed) until the
 //! API server serves it. While the CRD is missing, one error naming the CRD and how to install it
-//! is logged every [`LOG_INTERVAL`]; the watch is not started, so its readiness handle (and the
-//! [`SyncGate`](super::SyncGate)) keep `/ready` false. Once the CRD is installed the watch starts,
-//! without a restart.
+//! is logged every [`LOG_INTERVAL`], and the watch is not started. Once the CRD is installed the
+//! watch starts, without a restart.
 //!
-//! The decisions (what a probe's answer means, when to log, how long to wait) are the pure
-//! [`CrdWait`]; [`wait_until_served`] only sends the requests.
+//! What a missing CRD does to `/ready` depends on the [`Requirement`]: a required CRD (Weft's own
+//! policy CRDs) holds it until the CRD is installed and its resources are listed; an optional one
+//! (an API group the cluster may not have, such as the Gateway API's) releases it as soon as the
+//! API server says the CRD is not installed. [`super::crd_watch`] wires this to the watches.
+//!
+//! The decisions (what a probe's answer means, when to log, how long to wait, when readiness is
+//! released) are the pure [`CrdWait`] and [`Requirement::releases_ready_on`];
+//! [`wait_until_served`] only sends the requests.
 
 use kube::{api::ListParams, Api, CustomResourceExt, Resource};
 use std::time::{Duration, Instant};
@@ -29,19 +34,48 @@ pub const UNAVAILABLE_RETRY: Duration = Duration::from_secs(1);
 pub const INSTALL_HINT: &str = "install the CRDs with `kubectl apply -f charts/weft/crds/` \
     (or install the Helm chart charts/weft, which ships them in crds/)";
 
-/// How the controller depends on a CRD, for what it says while the CRD is missing.
+/// How the controller depends on a CRD, for what it says while the CRD is missing and whether the
+/// CRD holds `/ready`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Requirement {
-    /// A Weft policy CRD: its watch holds `/ready` until it has synced.
-    Weft,
-    /// The Gateway API's HTTPRoute CRD, a prerequisite of per-route policy only: its watch does
-    /// not hold `/ready` (a cluster without the Gateway API still gets injection and
-    /// Server-level policy), and HTTPRoutes apply once it is installed.
-    GatewayApi,
+    /// A Weft policy CRD: its watch holds `/ready` until the CRD is installed and its resources
+    /// have been listed and indexed.
+    Required,
+    /// A CRD of an API group the cluster may not have. Its watch never holds `/ready` because the
+    /// CRD is missing: the first probe that finds it missing releases readiness, and its resources
+    /// are watched once it is installed. When the API server serves it, its watch holds `/ready`
+    /// until its first list has been indexed, like a required one, so a ready controller has a
+    /// complete view of what exists.
+    Optional(&'static OptionalGroup),
 }
 
-/// How to install the Gateway API CRDs, for the error message.
-pub const GATEWAY_API_HINT: &str = "install the Gateway API standard CRDs (v1.2.1 or later, e.g.     `kubectl apply --server-side -f` their config/crd/standard; in a Weft checkout     `bin/gateway-api-crds` prints a local copy)";
+/// What the controller says about an optional CRD while it is missing.
+#[derive(Debug, PartialEq, Eq)]
+pub struct OptionalGroup {
+    /// What does not work without the CRD, and what still does.
+    pub without_it: &'static str,
+    /// How to install the CRD.
+    pub install_hint: &'static str,
+}
+
+/// The Gateway API's HTTPRoute CRD, a prerequisite of per-route policy only: a cluster without
+/// the Gateway API still gets injection, identity, Server-level policy and destination.
+pub const GATEWAY_API: OptionalGroup = OptionalGroup {
+    without_it: "per-route policy does not apply (injection, identity, Server-level policy and \
+                 destination work, and /ready does not wait for it)",
+    install_hint: "install the Gateway API standard CRDs (v1.2.1 or later, e.g. \
+                   `kubectl apply --server-side -f` their config/crd/standard; in a Weft \
+                   checkout `bin/gateway-api-crds` prints a local copy)",
+};
+
+impl Requirement {
+    /// Whether a watch of this requirement stops holding `/ready` after `probe`: an optional CRD
+    /// the API server says is not installed. Any other answer keeps readiness held (the CRD may be
+    /// installed, and an unreachable API server holds every other watch too).
+    pub fn releases_ready_on(self, probe: &Probe) -> bool {
+        matches!((self, probe), (Requirement::Optional(_), Probe::Missing))
+    }
+}
 
 /// What one probe of the resource said.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -151,20 +185,25 @@ pub async fn served_before_shutdown<T>(
     client: kube::Client,
     shutdown: kubert::shutdown::Watch,
     requirement: Requirement,
+    ready: &mut Option<kubert::initialized::Handle>,
 ) -> bool
 where
     T: Resource<DynamicType = ()> + CustomResourceExt,
 {
     tokio::select! {
-        () = wait_until_served::<T>(client, requirement) => true,
+        () = wait_until_served::<T>(client, requirement, ready) => true,
         _release = shutdown.signaled() => false,
     }
 }
 
 /// Returns once the API server serves `T` (its CRD is installed), logging as [`CrdWait`] decides
-/// while it does not.
-pub async fn wait_until_served<T>(client: kube::Client, requirement: Requirement)
-where
+/// while it does not, and dropping `ready` (releasing the readiness it holds) when
+/// [`Requirement::releases_ready_on`] says so.
+pub async fn wait_until_served<T>(
+    client: kube::Client,
+    requirement: Requirement,
+    ready: &mut Option<kubert::initialized::Handle>,
+) where
     T: Resource<DynamicType = ()> + CustomResourceExt,
 {
     let crd = T::crd_name();
@@ -173,32 +212,36 @@ where
     let mut wait = CrdWait::default();
     loop {
         let probe = probe(&client, api.resource_url()).await;
+        if requirement.releases_ready_on(&probe) && ready.take().is_some() {
+            tracing::debug!(crd, "An optional CRD is missing; it does not hold /ready");
+        }
         let (log, next) = wait.observe(probe, Instant::now());
-        match log {
-            Some(Log::Missing) if requirement == Requirement::GatewayApi => tracing::error!(
+        match (log, requirement) {
+            (Some(Log::Missing), Requirement::Optional(group)) => tracing::error!(
                 crd,
-                "The CRD {crd} is not installed, so {kind} resources cannot be watched and per-route \
-                 policy does not apply (injection and Server-level policy work): {GATEWAY_API_HINT}. \
-                 The controller starts watching once it is installed; no restart is needed"
+                "The CRD {crd} is not installed, so {kind} resources cannot be watched and {}: \
+                 {}. The controller starts watching once it is installed; no restart is needed",
+                group.without_it,
+                group.install_hint,
             ),
-            Some(Log::Missing) => tracing::error!(
+            (Some(Log::Missing), Requirement::Required) => tracing::error!(
                 crd,
                 "The CRD {crd} is not installed, so {kind} resources cannot be watched and /ready \
                  stays false: {INSTALL_HINT}. The controller starts watching once it is installed; \
                  no restart is needed"
             ),
-            Some(Log::Unavailable(reason)) => tracing::warn!(
+            (Some(Log::Unavailable(reason)), _) => tracing::warn!(
                 crd,
                 %reason,
                 "Cannot tell whether the CRD {crd} is installed yet; retrying"
             ),
-            Some(Log::Installed) => {
+            (Some(Log::Installed), _) => {
                 tracing::info!(
                     crd,
                     "The CRD {crd} is installed now; watching {kind} resources"
                 )
             }
-            None => {}
+            (None, _) => {}
         }
         match next {
             Next::Watch => return,
@@ -292,5 +335,26 @@ mod tests {
         // The API server answers now, and the CRD is missing: that is news, logged right away.
         let (log, _) = wait.observe(Probe::Missing, start + 2 * UNAVAILABLE_RETRY);
         assert_eq!(log, Some(Log::Missing));
+    }
+
+    #[test]
+    fn only_a_missing_optional_crd_releases_readiness() {
+        let optional = Requirement::Optional(&GATEWAY_API);
+        let unavailable = Probe::Unavailable("connection refused".to_string());
+        let table = [
+            (Requirement::Required, Probe::Served, false),
+            (Requirement::Required, Probe::Missing, false),
+            (Requirement::Required, unavailable.clone(), false),
+            (optional, Probe::Served, false),
+            (optional, Probe::Missing, true),
+            (optional, unavailable, false),
+        ];
+        for (requirement, probe, releases) in table {
+            assert_eq!(
+                requirement.releases_ready_on(&probe),
+                releases,
+                "{requirement:?} after {probe:?}"
+            );
+        }
     }
 }

@@ -21,10 +21,16 @@ pub struct SyncGate<I> {
 
 impl<I> SyncGate<I> {
     pub fn new(inner: Arc<RwLock<I>>, handle: initialized::Handle) -> Arc<RwLock<Self>> {
-        Arc::new(RwLock::new(Self {
-            inner,
-            handle: Some(handle),
-        }))
+        Self::holding(inner, Some(handle))
+    }
+
+    /// A gate holding `handle` if there is one (a watch whose readiness was released before it
+    /// started has none: it forwards updates and holds nothing).
+    pub fn holding(
+        inner: Arc<RwLock<I>>,
+        handle: Option<initialized::Handle>,
+    ) -> Arc<RwLock<Self>> {
+        Arc::new(RwLock::new(Self { inner, handle }))
     }
 
     fn synced(&mut self) {
