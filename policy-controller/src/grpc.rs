@@ -1,5 +1,6 @@
-//! The controller's one gRPC server: every proxy API (Identity now; inbound policy and Destination
-//! to come) is a service in one [`tonic::service::Routes`], served over HTTP/2 on one listener.
+//! The controller's one gRPC server: every proxy API (identity, inbound policy, destination and
+//! outbound policy) is a service in one [`tonic::service::Routes`], served over HTTP/2 on one
+//! listener.
 //!
 //! The transport is TLS 1.3 (ALPN `h2`) with a certificate the controller issues to its own
 //! identity from the identity issuer ([`ServingIdentity`]): the proxies verify it against their

@@ -22,8 +22,8 @@ use tonic::service::Routes;
 /// The proxies' gRPC API and the identity service's issuer.
 #[derive(Debug, clap::Args)]
 pub struct ProxyApiArgs {
-    /// Address of the gRPC server the proxies use (TLS 1.3; HTTP/2): identity, and later inbound
-    /// policy and discovery
+    /// Address of the gRPC server the proxies use (TLS 1.3; HTTP/2): identity, inbound policy,
+    /// destination and outbound policy
     #[arg(long, default_value = "0.0.0.0:8090")]
     pub grpc_addr: SocketAddr,
 

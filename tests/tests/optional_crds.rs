@@ -1,6 +1,6 @@
 //! Optional API groups: a cluster without the Gateway API CRDs still gets a ready controller that
 //! injects and serves Server-level policy, and HTTPRoutes apply once the CRDs are installed,
-//! without a restart.
+//! without a restart — also in a controller whose running watch saw the CRD deleted.
 
 use crate::{block_on, Harness};
 use anyhow::{bail, ensure, Context, Result};
@@ -251,6 +251,26 @@ async fn without_gateway_api(h: &Harness, client: &kube::Client, webhook: &str) 
         )?
         .is_empty(),
         "the controller must say the CRD is installed now"
+    );
+    // The harness's controller had the CRD deleted under its running watch: it lists again after
+    // its delay and applies the route too, without a restart.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let policy = h.controller.inbound_policy(&ns, "web", 8080).await?;
+        if policy.is_ok_and(|p| format!("{p:?}").contains("web-api")) {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "a controller whose HTTPRoute CRD was deleted and installed again must apply routes \
+             within 30s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!(
+        "the harness's controller (CRD deleted under its watch) applied the route {:?} after \
+         the CRDs were installed",
+        installed.elapsed()
     );
     let (ready, _) = controller.admin_get("/ready").await?;
     ensure!(ready == 200, "/ready must stay 200, got {ready}");
