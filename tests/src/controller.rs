@@ -200,6 +200,17 @@ impl Controller {
         .await
     }
 
+    /// Lines of the controller's log that contain every one of `needles`.
+    pub fn log_lines(&self, needles: &[&str]) -> Result<Vec<String>> {
+        let log = std::fs::read_to_string(&self.log)
+            .with_context(|| format!("reading {}", self.log.display()))?;
+        Ok(log
+            .lines()
+            .filter(|line| needles.iter().all(|n| line.contains(n)))
+            .map(str::to_string)
+            .collect())
+    }
+
     pub fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();

@@ -99,6 +99,28 @@ pub async fn run_pod(
     })
 }
 
+/// Creates a namespace `{prefix}-<unique>` annotated `weft.dev/inject: enabled` with a service
+/// account `web`, and runs the test app there as pod `web` (with `annotations`) until it is Ready;
+/// returns the namespace and the stored pod.
+pub async fn run_web_in_injected_namespace(
+    cluster: &Cluster,
+    client: &kube::Client,
+    prefix: &str,
+    image: &str,
+    annotations: &[(&str, &str)],
+) -> Result<(String, Pod)> {
+    let ns = resources::namespace(client, prefix, &[("weft.dev/inject", "enabled")], &[]).await?;
+    service_account(client, &ns, "web").await?;
+    let pod = run_pod(
+        cluster,
+        client,
+        &ns,
+        &app_pod("web", image, "web", annotations),
+    )
+    .await?;
+    Ok((ns, pod))
+}
+
 pub fn pod_ip(pod: &Pod) -> Result<String> {
     pod.status
         .as_ref()

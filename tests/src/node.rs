@@ -297,7 +297,7 @@ pub fn controller_metrics(pod: &Pod) -> Result<String> {
 
 /// Installs the Gateway API CRDs if they are missing (the suite's harness installs the chart
 /// without them) and waits until every controller pod has listed HTTPRoutes (kubert's
-/// `kube_watch_events_total{op="restart",kind="HTTPRoute"}`), so routes created next apply at once.
+/// `kube_watch_events_total{op="Restart",kind="HTTPRoute"}`), so routes created next apply at once.
 pub async fn ensure_gateway_api_watched(cluster: &Cluster) -> Result<()> {
     let client = cluster.client().await?;
     crate::resources::install_gateway_api_crds(&client).await?;
@@ -309,7 +309,7 @@ pub async fn ensure_gateway_api_watched(cluster: &Cluster) -> Result<()> {
             for pod in &pods {
                 let listed = controller_metrics(pod)?.lines().any(|line| {
                     line.starts_with("kube_watch_events_total{")
-                        && line.contains("op=\"restart\"")
+                        && line.contains("op=\"Restart\"")
                         && line.contains("kind=\"HTTPRoute\"")
                 });
                 if !listed {

@@ -17,7 +17,7 @@ use kube::{
 use std::{net::SocketAddr, os::unix::fs::MetadataExt, time::Duration};
 use weft_e2e::{
     controller::https_post,
-    mesh::{app_pod, run_pod, service_account},
+    mesh::run_web_in_injected_namespace,
     node::{self, controller_pods, RELEASE_NAMESPACE},
     resources::{self, container_names},
     weft_cli,
@@ -68,19 +68,12 @@ fn installs_and_meshes_without_the_gateway_api_crds(h: &Harness) -> Result<()> {
         )
         .await?;
 
-        let ns = resources::namespace(
-            &client,
-            "no-gateway-api",
-            &[("weft.dev/inject", "enabled")],
-            &[],
-        )
-        .await?;
-        service_account(&client, &ns, "web").await?;
-        let pod = run_pod(
+        let (ns, pod) = run_web_in_injected_namespace(
             &h.cluster,
             &client,
-            &ns,
-            &app_pod("web", &h.images.test_app, "web", &[]),
+            "no-gateway-api",
+            &h.images.test_app,
+            &[],
         )
         .await?;
         let (_, containers) = container_names(&pod);

@@ -12,7 +12,7 @@ use std::process::Command;
 use weft_e2e::{
     mesh::{
         app_pod, create_policy, http_get_from, pid_of, pod_ip, policy_resource, refused, run_pod,
-        service_account, wait_for_answer,
+        run_web_in_injected_namespace, service_account, wait_for_answer,
     },
     node, resources,
 };
@@ -31,24 +31,12 @@ pub const TESTS: &[(&str, crate::TestFn)] = &[
 fn injected_pod_is_ready_with_an_identity_weft_issued(h: &Harness) -> Result<()> {
     block_on(async {
         let client = h.cluster.client().await?;
-        let ns = resources::namespace(
-            &client,
-            "mesh-identity",
-            &[("weft.dev/inject", "enabled")],
-            &[],
-        )
-        .await?;
-        service_account(&client, &ns, "web").await?;
-        let pod = run_pod(
+        let (ns, pod) = run_web_in_injected_namespace(
             &h.cluster,
             &client,
-            &ns,
-            &app_pod(
-                "web",
-                &h.images.test_app,
-                "web",
-                &[("config.weft.dev/proxy-log-level", "warn,linkerd=info")],
-            ),
+            "mesh-identity",
+            &h.images.test_app,
+            &[("config.weft.dev/proxy-log-level", "warn,linkerd=info")],
         )
         .await?;
         let (init, containers) = resources::container_names(&pod);

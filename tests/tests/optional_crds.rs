@@ -36,17 +36,6 @@ fn object(value: serde_json::Value) -> Result<DynamicObject> {
     Ok(serde_json::from_value(value)?)
 }
 
-/// Lines of the controller's log that contain every one of `needles`.
-fn log_lines(controller: &Controller, needles: &[&str]) -> Result<Vec<String>> {
-    let log = std::fs::read_to_string(&controller.log)
-        .with_context(|| format!("reading {}", controller.log.display()))?;
-    Ok(log
-        .lines()
-        .filter(|line| needles.iter().all(|n| line.contains(n)))
-        .map(str::to_string)
-        .collect())
-}
-
 /// The next policy of a `WatchPort` stream within `wait`.
 async fn next_policy(
     stream: &mut tonic::Streaming<inbound::Server>,
@@ -90,13 +79,10 @@ async fn without_gateway_api(h: &Harness, client: &kube::Client, webhook: &str) 
         "ready {:?} after start without the Gateway API CRDs",
         started.elapsed()
     );
-    let missing = log_lines(
-        &controller,
-        &[
-            "ERROR",
-            &format!("The CRD {HTTPROUTE_CRD} is not installed"),
-        ],
-    )?;
+    let missing = controller.log_lines(&[
+        "ERROR",
+        &format!("The CRD {HTTPROUTE_CRD} is not installed"),
+    ])?;
     ensure!(
         missing.len() == 1 && missing[0].contains("per-route policy does not apply"),
         "the controller must say once that the CRD is missing and what that means, got:\n{}",
@@ -245,11 +231,9 @@ async fn without_gateway_api(h: &Harness, client: &kube::Client, webhook: &str) 
         installed.elapsed()
     );
     ensure!(
-        !log_lines(
-            &controller,
-            &[&format!("The CRD {HTTPROUTE_CRD} is installed now")]
-        )?
-        .is_empty(),
+        !controller
+            .log_lines(&[&format!("The CRD {HTTPROUTE_CRD} is installed now")])?
+            .is_empty(),
         "the controller must say the CRD is installed now"
     );
     // The harness's controller had the CRD deleted under its running watch: it lists again after
@@ -274,7 +258,7 @@ async fn without_gateway_api(h: &Harness, client: &kube::Client, webhook: &str) 
     );
     let (ready, _) = controller.admin_get("/ready").await?;
     ensure!(ready == 200, "/ready must stay 200, got {ready}");
-    let stray = log_lines(&controller, &["404 page not found"])?;
+    let stray = controller.log_lines(&["404 page not found"])?;
     ensure!(
         stray.is_empty(),
         "no stream of 404s while the CRD was missing, got:\n{}",

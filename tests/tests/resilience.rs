@@ -223,17 +223,6 @@ fn survives_an_api_server_restart(h: &Harness) -> Result<()> {
     })
 }
 
-/// Lines of the controller's log that contain every one of `needles`.
-fn log_lines(controller: &Controller, needles: &[&str]) -> Result<Vec<String>> {
-    let log = std::fs::read_to_string(&controller.log)
-        .with_context(|| format!("reading {}", controller.log.display()))?;
-    Ok(log
-        .lines()
-        .filter(|line| needles.iter().all(|n| line.contains(n)))
-        .map(str::to_string)
-        .collect())
-}
-
 fn says_clearly_when_a_crd_is_missing_and_waits_for_it(h: &Harness) -> Result<()> {
     if !h.cluster.local {
         eprintln!(
@@ -263,14 +252,11 @@ fn says_clearly_when_a_crd_is_missing_and_waits_for_it(h: &Harness) -> Result<()
                 "servers.policy.weft.dev",
                 "serverauthorizations.policy.weft.dev",
             ] {
-                let errors = log_lines(
-                    &controller,
-                    &[
-                        "ERROR",
-                        &format!("The CRD {crd} is not installed"),
-                        "kubectl apply -f charts/weft/crds/",
-                    ],
-                )?;
+                let errors = controller.log_lines(&[
+                    "ERROR",
+                    &format!("The CRD {crd} is not installed"),
+                    "kubectl apply -f charts/weft/crds/",
+                ])?;
                 ensure!(
                     (1..=2).contains(&errors.len()),
                     "in 5s the controller must log the error about {crd} once (at most twice), \
@@ -278,7 +264,7 @@ fn says_clearly_when_a_crd_is_missing_and_waits_for_it(h: &Harness) -> Result<()
                     errors.len()
                 );
             }
-            let retries = log_lines(&controller, &["404 page not found"])?;
+            let retries = controller.log_lines(&["404 page not found"])?;
             ensure!(
                 retries.is_empty(),
                 "no stream of 404s while a CRD is missing, got:\n{}",
@@ -309,11 +295,9 @@ fn says_clearly_when_a_crd_is_missing_and_waits_for_it(h: &Harness) -> Result<()
                 "the controller must not have restarted"
             );
             ensure!(
-                !log_lines(
-                    &controller,
-                    &["The CRD servers.policy.weft.dev is installed now"]
-                )?
-                .is_empty(),
+                !controller
+                    .log_lines(&["The CRD servers.policy.weft.dev is installed now"])?
+                    .is_empty(),
                 "the controller must say the CRD is installed now"
             );
             Ok(())
