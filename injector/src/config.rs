@@ -2,8 +2,9 @@
 //! [`ProxyConfig`] they are parsed into once at start-up. [`ProxyArgs::load`] reads the one file a flag may
 //! name (the trust anchors); [`ProxyArgs::to_config`] is pure.
 
-use crate::values::{self, InboundPolicy, InvalidValue, PortList, Quantity, TrustAnchors};
+use crate::values::{self, InvalidValue, PortList, Quantity, TrustAnchors};
 use std::path::PathBuf;
+use weft_core::{DefaultPolicy, Mesh, ServiceAccountRef};
 
 /// The proxy version this build injects by default: the linkerd2-proxy image tag of the Linkerd release whose
 /// proxy (v2.366.0) Weft's control plane speaks to.
@@ -180,7 +181,7 @@ pub struct ProxyConfig {
     pub destination_api: ControlPlaneApi,
     /// The controller's `--default-policy` (filled by the controller; `weft inject` has its own flag),
     /// overridden per namespace or pod by `config.weft.dev/default-inbound-policy`.
-    pub default_inbound_policy: InboundPolicy,
+    pub default_inbound_policy: DefaultPolicy,
     /// The controller's `--cluster-networks` (filled by the controller; `weft inject` has its own flag).
     pub cluster_networks: Vec<ipnet::IpNet>,
 }
@@ -194,12 +195,14 @@ impl ProxyConfig {
         }
     }
 
-    /// The identity of a proxy running as `service_account` in `namespace` (either may be a `$(VAR)` reference).
-    pub fn local_identity(&self, service_account: &str, namespace: &str) -> String {
-        format!(
-            "{service_account}.{namespace}.serviceaccount.identity.{}.{}",
-            self.control_plane_namespace, self.trust_domain
-        )
+    /// The mesh whose identities injected proxies get.
+    pub fn mesh(&self) -> Mesh {
+        Mesh::new(&self.control_plane_namespace, &self.trust_domain)
+    }
+
+    /// The identity of a proxy running as `sa` (whose parts may be `$(VAR)` references).
+    pub fn local_identity(&self, sa: ServiceAccountRef<'_>) -> String {
+        self.mesh().identity(sa)
     }
 }
 
@@ -284,9 +287,11 @@ impl ProxyArgs {
         let default_addr = format!(
             "{DEFAULT_CONTROLLER_NAME}.{control_plane_namespace}.svc.{cluster_domain}:{DEFAULT_CONTROL_PORT}"
         );
-        let default_name = format!(
-            "{DEFAULT_CONTROLLER_NAME}.{control_plane_namespace}.serviceaccount.identity.{control_plane_namespace}.{trust_domain}"
-        );
+        let default_name =
+            Mesh::new(&control_plane_namespace, &trust_domain).identity(ServiceAccountRef {
+                namespace: &control_plane_namespace,
+                name: DEFAULT_CONTROLLER_NAME,
+            });
         let api = |addr_flag: &'static str,
                    addr: &Option<String>,
                    name_flag: &'static str,
@@ -354,7 +359,7 @@ impl ProxyArgs {
             cluster_domain,
             trust_domain,
             trust_anchors,
-            default_inbound_policy: InboundPolicy::AllUnauthenticated,
+            default_inbound_policy: DefaultPolicy::AllUnauthenticated,
             cluster_networks: values::parse_networks(DEFAULT_CLUSTER_NETWORKS)
                 .expect("the default cluster networks parse"),
         })
@@ -483,11 +488,14 @@ mod tests {
         assert_eq!(config.destination_api, api);
         assert_eq!(
             config.default_inbound_policy,
-            InboundPolicy::AllUnauthenticated
+            DefaultPolicy::AllUnauthenticated
         );
         assert_eq!(config.cluster_networks.len(), 5);
         assert_eq!(
-            config.local_identity("$(_pod_sa)", "$(_pod_ns)"),
+            config.local_identity(ServiceAccountRef {
+                namespace: "$(_pod_ns)",
+                name: "$(_pod_sa)"
+            }),
             "$(_pod_sa).$(_pod_ns).serviceaccount.identity.weft.cluster.local"
         );
     }

@@ -24,7 +24,7 @@ use crate::{
 use std::{collections::BTreeMap, fmt, sync::Arc};
 
 /// The annotation, on a namespace or a pod, that opts into injection.
-pub const INJECT_ANNOTATION: &str = "weft.dev/inject";
+pub use weft_core::names::INJECT_ANNOTATION;
 
 /// Namespaces whose pods are never injected.
 pub const SYSTEM_NAMESPACES: &[&str] = &["kube-system", "kube-public", "kube-node-lease"];

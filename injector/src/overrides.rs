@@ -11,7 +11,7 @@ use crate::{
 use std::collections::BTreeMap;
 
 /// Prefix of every override annotation.
-pub const OVERRIDE_PREFIX: &str = "config.weft.dev/";
+pub use weft_core::names::CONFIG_PREFIX as OVERRIDE_PREFIX;
 
 type Apply = fn(&mut ProxyConfig, &str) -> Result<(), InvalidValue>;
 

@@ -15,9 +15,9 @@ use json_patch::{AddOperation, Patch, PatchOperation};
 use jsonptr::PointerBuf;
 use serde_json::Value;
 
-pub const PROXY_VERSION_ANNOTATION: &str = "weft.dev/proxy-version";
-pub const CREATED_BY_ANNOTATION: &str = "weft.dev/created-by";
-pub const CONTROL_PLANE_NS_LABEL: &str = "weft.dev/control-plane-ns";
+pub use weft_core::names::CONTROL_PLANE_NS_LABEL;
+pub use weft_core::names::CREATED_BY_ANNOTATION;
+pub use weft_core::names::PROXY_VERSION_ANNOTATION;
 /// Tells `kubectl logs/exec` which container to pick when none is named: set to the first app container when
 /// the proxy goes first in `containers` and the pod does not set it already.
 pub const DEFAULT_CONTAINER_ANNOTATION: &str = "kubectl.kubernetes.io/default-container";

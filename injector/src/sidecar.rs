@@ -22,20 +22,16 @@
 use crate::{config::ProxyConfig, values::PortList};
 use serde_json::{json, Value};
 
-pub const INIT_NAME: &str = "weft-init";
-pub const PROXY_NAME: &str = "weft-proxy";
-/// The projected service-account token the proxy presents to the identity API.
-pub const TOKEN_VOLUME: &str = "weft-identity-token";
-pub const TOKEN_AUDIENCE: &str = "identity.weft.dev";
+pub use weft_core::names::{
+    IDENTITY_VOLUME, INIT_CONTAINER as INIT_NAME, PROXY_CONTAINER as PROXY_NAME, PROXY_PORT_NAMES,
+    TOKEN_AUDIENCE, TOKEN_VOLUME, VOLUME_NAMES, XTABLES_VOLUME,
+};
+/// Where the projected service-account token (`TOKEN_VOLUME`) is mounted.
 pub const TOKEN_MOUNT_PATH: &str = "/var/run/secrets/weft.dev/identity";
-/// The in-memory directory where the proxy's private key, CSR and certificate live.
-pub const IDENTITY_VOLUME: &str = "weft-identity";
+/// The in-memory directory (`IDENTITY_VOLUME`) where the proxy's key, CSR and certificate live.
 pub const IDENTITY_DIR: &str = "/var/run/weft/identity/end-entity";
 /// The xtables lock directory of `weft-init` (its root filesystem is read-only).
-pub const XTABLES_VOLUME: &str = "weft-xtables-lock";
 pub const XTABLES_MOUNT_PATH: &str = "/run";
-/// Every volume injection adds, in the order added.
-pub const VOLUME_NAMES: [&str; 3] = [TOKEN_VOLUME, IDENTITY_VOLUME, XTABLES_VOLUME];
 /// The proxy-init program inside the proxy image.
 pub const PROXY_INIT_PATH: &str = "/usr/lib/linkerd/linkerd2-proxy-init";
 /// The unprivileged user `weft-init` runs as.
@@ -48,8 +44,6 @@ pub const ADMIN_PORT: u16 = 4191;
 pub const CONTROL_PORT: u16 = 4190;
 /// Ports an app container must not declare.
 pub const PROXY_PORTS: [u16; 3] = [OUTBOUND_PORT, INBOUND_PORT, ADMIN_PORT];
-/// Names of the proxy's container ports.
-pub const PROXY_PORT_NAMES: [&str; 2] = ["weft-proxy", "weft-admin"];
 
 fn resources(config: &ProxyConfig) -> Value {
     let r = &config.resources;
@@ -240,7 +234,10 @@ pub fn proxy_env(config: &ProxyConfig, inbound: String) -> Vec<Value> {
         ),
         value_env(
             "LINKERD2_PROXY_IDENTITY_LOCAL_NAME",
-            config.local_identity("$(_pod_sa)", "$(_pod_ns)"),
+            config.local_identity(weft_core::ServiceAccountRef {
+                namespace: "$(_pod_ns)",
+                name: "$(_pod_sa)",
+            }),
         ),
         value_env(
             "LINKERD2_PROXY_IDENTITY_SVC_ADDR",

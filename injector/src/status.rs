@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Key of the status annotation.
-pub const STATUS_ANNOTATION: &str = "weft.dev/inject-status";
+pub use weft_core::names::STATUS_ANNOTATION;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

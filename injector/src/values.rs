@@ -3,6 +3,7 @@
 //! with the flag or annotation that held the value.
 
 use std::fmt;
+use weft_core::DefaultPolicy;
 
 /// Why one value was refused: the value itself and a description of the accepted form.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,100 +38,12 @@ impl fmt::Display for InvalidValue {
     }
 }
 
-/// An inclusive range of TCP ports, `lo..=hi`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct PortRange {
-    pub lo: u16,
-    pub hi: u16,
-}
+pub use weft_core::{ports::parse_port, PortList, PortRange};
 
-impl PortRange {
-    pub fn contains(&self, port: u16) -> bool {
-        self.lo <= port && port <= self.hi
-    }
-}
-
-impl fmt::Display for PortRange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.lo == self.hi {
-            write!(f, "{}", self.lo)
-        } else {
-            write!(f, "{}-{}", self.lo, self.hi)
-        }
-    }
-}
-
-/// A list of ports and port ranges such as `25,8000-8010`, kept in the order given.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PortList(Vec<PortRange>);
-
-impl PortList {
-    pub fn ranges(&self) -> &[PortRange] {
-        &self.0
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn contains(&self, port: u16) -> bool {
-        self.0.iter().any(|r| r.contains(port))
-    }
-}
-
-impl fmt::Display for PortList {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, range) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(",")?;
-            }
-            write!(f, "{range}")?;
-        }
-        Ok(())
-    }
-}
-
-const PORT_LIST_FORM: &str =
-    "is not a list of ports (accepted: comma-separated ports 1-65535 and ranges lo-hi, e.g. \"25,8000-8010\")";
-
-/// Parses `25,8000-8010`. Blanks around items are allowed; an empty string is the empty list.
+/// Parses `25,8000-8010` by the one rule of [`weft_core::ports`] (blanks around items allowed;
+/// empty items skipped; any other malformed item refuses the value).
 pub fn parse_port_list(value: &str) -> Result<PortList, InvalidValue> {
-    let mut ranges = Vec::new();
-    if value.trim().is_empty() {
-        return Ok(PortList(ranges));
-    }
-    for item in value.split(',') {
-        let item = item.trim();
-        let range = match item.split_once('-') {
-            Some((lo, hi)) => {
-                let lo = parse_port(lo.trim())
-                    .ok_or_else(|| InvalidValue::new(value, PORT_LIST_FORM))?;
-                let hi = parse_port(hi.trim())
-                    .ok_or_else(|| InvalidValue::new(value, PORT_LIST_FORM))?;
-                if lo > hi {
-                    return Err(InvalidValue::new(
-                        value,
-                        format!("has a range {item:?} whose start is above its end (ranges are lo-hi with lo <= hi)"),
-                    ));
-                }
-                PortRange { lo, hi }
-            }
-            None => {
-                let port =
-                    parse_port(item).ok_or_else(|| InvalidValue::new(value, PORT_LIST_FORM))?;
-                PortRange { lo: port, hi: port }
-            }
-        };
-        ranges.push(range);
-    }
-    Ok(PortList(ranges))
-}
-
-fn parse_port(s: &str) -> Option<u16> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse::<u16>().ok().filter(|p| *p != 0)
+    PortList::parse(value).map_err(|e| InvalidValue::new(value, e.problem))
 }
 
 /// A validated Kubernetes resource quantity, kept exactly as written.
@@ -372,54 +285,9 @@ pub fn parse_log_format(value: &str) -> Result<String, InvalidValue> {
     }
 }
 
-/// What the proxy allows on a port no Server describes (`LINKERD2_PROXY_INBOUND_DEFAULT_POLICY`). Weft's
-/// policy names are the proxy's, so the value is passed through unchanged.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum InboundPolicy {
-    AllUnauthenticated,
-    AllAuthenticated,
-    ClusterUnauthenticated,
-    ClusterAuthenticated,
-    Deny,
-}
-
-impl InboundPolicy {
-    pub const ALL: [InboundPolicy; 5] = [
-        InboundPolicy::AllUnauthenticated,
-        InboundPolicy::AllAuthenticated,
-        InboundPolicy::ClusterUnauthenticated,
-        InboundPolicy::ClusterAuthenticated,
-        InboundPolicy::Deny,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            InboundPolicy::AllUnauthenticated => "all-unauthenticated",
-            InboundPolicy::AllAuthenticated => "all-authenticated",
-            InboundPolicy::ClusterUnauthenticated => "cluster-unauthenticated",
-            InboundPolicy::ClusterAuthenticated => "cluster-authenticated",
-            InboundPolicy::Deny => "deny",
-        }
-    }
-
-    /// The `cluster-*` policies, which the proxy accepts only with cluster networks.
-    pub fn needs_cluster_networks(self) -> bool {
-        matches!(
-            self,
-            InboundPolicy::ClusterUnauthenticated | InboundPolicy::ClusterAuthenticated
-        )
-    }
-}
-
-impl fmt::Display for InboundPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// One of the default inbound policy names.
-pub fn parse_inbound_policy(value: &str) -> Result<InboundPolicy, InvalidValue> {
-    InboundPolicy::ALL
+pub fn parse_inbound_policy(value: &str) -> Result<DefaultPolicy, InvalidValue> {
+    DefaultPolicy::ALL
         .into_iter()
         .find(|p| p.as_str() == value)
         .ok_or_else(|| {
@@ -505,7 +373,8 @@ mod tests {
         assert!(list.contains(8005) && list.contains(25) && !list.contains(26));
         assert!(parse_port_list("").unwrap().is_empty());
         assert!(parse_port_list("  ").unwrap().is_empty());
-        for bad in ["0", "65536", "a", "1-", "-5", "25,,26", "10-5", "1.5", "+3"] {
+        assert_eq!(parse_port_list("25,,26,").unwrap().to_string(), "25,26");
+        for bad in ["0", "65536", "a", "1-", "-5", "25,,x", "10-5", "1.5", "+3"] {
             let err = parse_port_list(bad).unwrap_err();
             assert_eq!(err.value, bad);
         }
@@ -586,7 +455,7 @@ mod tests {
 
     #[test]
     fn inbound_policies_and_networks() {
-        for p in InboundPolicy::ALL {
+        for p in DefaultPolicy::ALL {
             assert_eq!(parse_inbound_policy(p.as_str()).unwrap(), p);
         }
         let err = parse_inbound_policy("allow").unwrap_err().to_string();
@@ -596,8 +465,6 @@ mod tests {
             ),
             "{err}"
         );
-        assert!(InboundPolicy::ClusterAuthenticated.needs_cluster_networks());
-        assert!(!InboundPolicy::Deny.needs_cluster_networks());
         let nets = parse_networks(" 10.0.0.0/8, fd00::/8 ,").unwrap();
         assert_eq!(nets.len(), 2);
         assert!(parse_networks("").unwrap().is_empty());

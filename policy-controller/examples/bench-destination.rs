@@ -209,8 +209,7 @@ async fn serve() {
     let start_rss = rss_mib();
     let index: SharedEndpointsIndex = EndpointsIndex::shared(
         MeshSettings {
-            control_plane_namespace: "weft".into(),
-            trust_domain: "cluster.local".into(),
+            mesh: weft_core::Mesh::new("weft", "cluster.local"),
             cluster_domain: "cluster.local".into(),
             default_opaque_ports: OpaquePorts::parse("25,3306").unwrap(),
         },

@@ -27,7 +27,7 @@ use k8s_openapi::api::{
 use prometheus_client::registry::Registry;
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use weft_endpoints_index::{EndpointsIndex, EndpointsIndexMetrics, MeshSettings, OpaquePorts};
-use weft_injector::{config::ProxyArgs, values::parse_inbound_policy, Injector};
+use weft_injector::{config::ProxyArgs, Injector};
 use weft_policy_index::{ClusterInfo, DefaultPolicy, Index, IndexMetrics};
 use weft_policy_k8s_api::{
     AuthorizationPolicy, HTTPRoute, MeshTLSAuthentication, NetworkAuthentication, Server,
@@ -122,14 +122,11 @@ impl Args {
         let mut proxy = proxy.load().context("invalid proxy configuration")?;
         // The endpoints index names identities and Services as the injected proxies do.
         let mesh_settings = MeshSettings {
-            control_plane_namespace: proxy.control_plane_namespace.clone(),
-            trust_domain: proxy.trust_domain.clone(),
+            mesh: proxy.mesh(),
             cluster_domain: proxy.cluster_domain.clone(),
-            default_opaque_ports: OpaquePorts::parse(&proxy.opaque_ports.to_string())
-                .context("--opaque-ports")?,
+            default_opaque_ports: OpaquePorts::from(&proxy.opaque_ports),
         };
-        proxy.default_inbound_policy = parse_inbound_policy(default_policy.as_str())
-            .map_err(|e| anyhow::anyhow!("--default-policy: {e}"))?;
+        proxy.default_inbound_policy = default_policy;
         proxy.cluster_networks = cluster_networks.clone();
         let injector = Injector::new(proxy);
 

@@ -6,8 +6,8 @@
 use crate::{
     grpc::{self, GrpcTransport, ServingIdentity},
     identity::{
-        reload::POLL_INTERVAL, IdentityDomain, IdentityMetrics, IdentityService, IssuerFiles,
-        IssuerStore, TokenReviewer,
+        reload::POLL_INTERVAL, IdentityMetrics, IdentityService, IssuerFiles, IssuerStore,
+        TokenReviewer,
     },
 };
 use anyhow::{Context, Result};
@@ -58,7 +58,7 @@ pub struct ProxyApiArgs {
 pub struct ProxyApi {
     listener: tokio::net::TcpListener,
     addr: SocketAddr,
-    domain: IdentityDomain,
+    domain: weft_core::Mesh,
     store: Arc<IssuerStore>,
     serving: Arc<ServingIdentity>,
     lifetime: Duration,
@@ -85,7 +85,7 @@ impl ProxyApiArgs {
         let anchors = mesh.trust_anchors_file.context(
             "--identity-trust-anchors-file is required: the PEM trust anchors the identity issuer chains to",
         )?;
-        let domain = IdentityDomain::new(&mesh.namespace, &mesh.trust_domain);
+        let domain = weft_core::Mesh::new(&mesh.namespace, &mesh.trust_domain);
         let own = domain
             .identity_of_user(&format!(
                 "system:serviceaccount:{}:{}",

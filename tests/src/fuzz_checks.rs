@@ -20,7 +20,7 @@ use weft_injector::{
     Injector,
 };
 use weft_policy_controller::{
-    identity::{self, token::check_status, CsrError, IdentityDomain, AUDIENCE},
+    identity::{self, token::check_status, CsrError, AUDIENCE},
     inbound::Workload,
 };
 use weft_policy_k8s_api::validate::ReviewIn;
@@ -271,8 +271,8 @@ pub fn workload(data: &[u8]) {
 }
 
 /// The identity domain of the certify check (the controller's defaults).
-static IDENTITY_DOMAIN: LazyLock<IdentityDomain> =
-    LazyLock::new(|| IdentityDomain::new("weft", "cluster.local"));
+static IDENTITY_DOMAIN: LazyLock<weft_core::Mesh> =
+    LazyLock::new(|| weft_core::Mesh::new("weft", "cluster.local"));
 
 /// The fields of a Certify request and of the TokenReview's answer for its token.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -95,7 +95,10 @@ pub fn controller_grpc(deployment: &Deployment) -> Result<ControllerGrpc, String
     }
     Ok(ControllerGrpc {
         port,
-        server_name: format!("{sa}.{ns}.serviceaccount.identity.{ns}.{domain}"),
+        server_name: weft_core::Mesh::new(ns, domain).identity(weft_core::ServiceAccountRef {
+            namespace: ns,
+            name: sa,
+        }),
         selector: labels.join(","),
     })
 }

@@ -1,10 +1,10 @@
 //! Opaque ports: `config.weft.dev/opaque-ports` on Services and pods.
 
 use std::{fmt, ops::RangeInclusive};
-
 /// The annotation that marks ports opaque (no protocol detection), on a Service (its ports) or
 /// a pod (its container ports): comma-separated port numbers and ranges, e.g. `3306,5432-5433`.
-pub const OPAQUE_PORTS_ANNOTATION: &str = "config.weft.dev/opaque-ports";
+pub use weft_core::names::OPAQUE_PORTS_ANNOTATION;
+use weft_core::PortList;
 
 /// A set of ports, kept as sorted, non-overlapping ranges (so `1-65535` stays small).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -14,38 +14,31 @@ pub struct OpaquePorts {
 
 /// Why an opaque-ports annotation value was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{item:?} is not a port (1-65535) or a port range like 5432-5433")]
+#[error("{value:?} {problem}")]
 pub struct InvalidOpaquePorts {
-    /// The offending comma-separated item.
-    pub item: String,
+    /// The refused value.
+    pub value: String,
+    /// What is wrong with it, and the accepted form.
+    pub problem: String,
+}
+
+impl From<&PortList> for OpaquePorts {
+    fn from(list: &PortList) -> Self {
+        Self::from_ranges(list.ranges().iter().map(|r| r.lo..=r.hi).collect())
+    }
 }
 
 impl OpaquePorts {
-    /// Parses an annotation value: comma-separated ports and `low-high` ranges, with optional
-    /// spaces around items. An empty value (or only commas and spaces) marks no port.
+    /// Parses an annotation value by the one rule of [`weft_core::ports`]: comma-separated ports
+    /// and `low-high` ranges, blanks around items and empty items allowed (so an empty value marks
+    /// no port), any other malformed item refusing the value.
     pub fn parse(value: &str) -> Result<Self, InvalidOpaquePorts> {
-        let mut ranges = Vec::new();
-        for item in value.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-            let invalid = || InvalidOpaquePorts {
-                item: item.to_string(),
-            };
-            let range = match item.split_once('-') {
-                Some((low, high)) => {
-                    let low = parse_port(low).ok_or_else(invalid)?;
-                    let high = parse_port(high).ok_or_else(invalid)?;
-                    if low > high {
-                        return Err(invalid());
-                    }
-                    low..=high
-                }
-                None => {
-                    let port = parse_port(item).ok_or_else(invalid)?;
-                    port..=port
-                }
-            };
-            ranges.push(range);
-        }
-        Ok(Self::from_ranges(ranges))
+        PortList::parse(value)
+            .map(|list| Self::from(&list))
+            .map_err(|e| InvalidOpaquePorts {
+                value: value.to_string(),
+                problem: e.problem,
+            })
     }
 
     /// Parses an optional annotation value; `describe` names the object in the warning logged
@@ -118,12 +111,4 @@ impl OpaquePorts {
     pub fn ranges(&self) -> &[RangeInclusive<u16>] {
         &self.ranges
     }
-}
-
-fn parse_port(s: &str) -> Option<u16> {
-    let s = s.trim();
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse::<u16>().ok().filter(|p| *p != 0)
 }

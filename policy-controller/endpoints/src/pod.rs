@@ -16,7 +16,7 @@ use crate::{
 
 /// The name of the proxy container Weft's injector adds to meshed pods. Kept here rather than
 /// imported from the injector so this crate stays free of it; the two must agree.
-pub const PROXY_CONTAINER_NAME: &str = "weft-proxy";
+pub use weft_core::names::PROXY_CONTAINER as PROXY_CONTAINER_NAME;
 
 /// The injected proxy's list of opaque inbound ports (set by Weft's injector).
 const PROXY_OPAQUE_PORTS_ENV: &str = "LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION";
@@ -104,8 +104,12 @@ impl PodInfo {
 
     /// The identity clients must require of this pod: only when it is meshed.
     pub(crate) fn identity(&self, mesh: &MeshSettings, namespace: &str) -> Option<String> {
-        self.meshed
-            .then(|| mesh.identity(&self.service_account, namespace))
+        self.meshed.then(|| {
+            mesh.identity(weft_core::ServiceAccountRef {
+                namespace,
+                name: &self.service_account,
+            })
+        })
     }
 
     /// The IPs at which the pod is an outbound target: none for hostNetwork pods (their IP is

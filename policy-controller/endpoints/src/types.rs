@@ -3,14 +3,13 @@
 use std::{collections::BTreeMap, net::SocketAddr};
 
 use crate::{OpaquePorts, ServicePort};
+use weft_core::{Mesh, ServiceAccountRef};
 
 /// How the mesh names things: identities of meshed pods, and Service authorities.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MeshSettings {
-    /// The control plane's namespace (part of every identity name).
-    pub control_plane_namespace: String,
-    /// The identity trust domain, e.g. `cluster.local`.
-    pub trust_domain: String,
+    /// How identities are named (the control plane's namespace and the trust domain).
+    pub mesh: Mesh,
     /// The cluster's DNS domain, e.g. `cluster.local`: Service authorities are
     /// `<name>.<namespace>.svc.<cluster-domain>:<port>`.
     pub cluster_domain: String,
@@ -23,11 +22,8 @@ pub struct MeshSettings {
 impl MeshSettings {
     /// The identity of a meshed pod running as `service_account` in `namespace`:
     /// `<sa>.<ns>.serviceaccount.identity.<control-plane-ns>.<trust-domain>`.
-    pub fn identity(&self, service_account: &str, namespace: &str) -> String {
-        format!(
-            "{service_account}.{namespace}.serviceaccount.identity.{}.{}",
-            self.control_plane_namespace, self.trust_domain
-        )
+    pub fn identity(&self, sa: ServiceAccountRef<'_>) -> String {
+        self.mesh.identity(sa)
     }
 }
 

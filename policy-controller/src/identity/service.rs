@@ -8,7 +8,6 @@ use super::{
     csr::{self, CsrError},
     issuer::{Issued, SignError},
     metrics::IdentityMetrics,
-    name::{IdentityDomain, NameError},
     reload::IssuerStore,
     token::{TokenError, TokenReviewer},
 };
@@ -21,6 +20,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 use tonic::{Code, Request, Response, Status};
+use weft_core::{Mesh, NameError};
 
 /// Why a Certify request was refused. The message is what the proxy sees in the gRPC status.
 #[derive(Debug, thiserror::Error)]
@@ -85,7 +85,7 @@ pub struct IdentityService {
 }
 
 struct Inner {
-    domain: IdentityDomain,
+    domain: Mesh,
     issuer: Arc<IssuerStore>,
     reviewer: Arc<dyn TokenReviewer>,
     lifetime: Duration,
@@ -104,7 +104,7 @@ impl std::fmt::Debug for IdentityService {
 impl IdentityService {
     /// Certificates are valid for `lifetime` (never past the issuer's expiry).
     pub fn new(
-        domain: IdentityDomain,
+        domain: Mesh,
         issuer: Arc<IssuerStore>,
         reviewer: Arc<dyn TokenReviewer>,
         lifetime: Duration,

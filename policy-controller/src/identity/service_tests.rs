@@ -71,7 +71,7 @@ pub(crate) fn fixture() -> Fixture {
     let metrics = IdentityMetrics::default();
     let store = Arc::new(IssuerStore::load(files, metrics.clone(), SystemTime::now()).unwrap());
     let service = IdentityService::new(
-        IdentityDomain::new("weft", "cluster.local"),
+        weft_core::Mesh::new("weft", "cluster.local"),
         store.clone(),
         fake_reviewer(),
         DAY,

@@ -41,8 +41,7 @@ pub const DEFAULT_DETECT_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone, Debug, PartialEq)]
 pub struct InboundSettings {
     cluster_networks: Vec<IpNet>,
-    control_plane_namespace: String,
-    trust_domain: String,
+    mesh: weft_core::Mesh,
     detect_timeout: prost_types::Duration,
 }
 
@@ -78,8 +77,7 @@ impl InboundSettings {
         }
         Self {
             cluster_networks,
-            control_plane_namespace,
-            trust_domain,
+            mesh: weft_core::Mesh::new(control_plane_namespace, trust_domain),
             detect_timeout: prost_types::Duration::default(),
         }
         .with_detect_timeout(DEFAULT_DETECT_TIMEOUT)
@@ -97,10 +95,10 @@ impl InboundSettings {
 
     /// The mesh identity of a service account.
     pub fn identity_of(&self, sa: &ServiceAccount) -> String {
-        format!(
-            "{}.{}.serviceaccount.identity.{}.{}",
-            sa.name, sa.namespace, self.control_plane_namespace, self.trust_domain
-        )
+        self.mesh.identity(weft_core::ServiceAccountRef {
+            namespace: &sa.namespace,
+            name: &sa.name,
+        })
     }
 }
 

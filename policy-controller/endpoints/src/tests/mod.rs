@@ -28,8 +28,7 @@ use tokio::sync::watch;
 
 fn mesh() -> MeshSettings {
     MeshSettings {
-        control_plane_namespace: "weft".to_string(),
-        trust_domain: "cluster.local".to_string(),
+        mesh: weft_core::Mesh::new("weft", "cluster.local"),
         cluster_domain: "cluster.local".to_string(),
         default_opaque_ports: OpaquePorts::parse("25,3306").expect("the test default parses"),
     }

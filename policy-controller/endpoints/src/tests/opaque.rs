@@ -9,6 +9,7 @@ fn opaque_ports_parse() {
         ("3306", &[3306], &[3305, 3307]),
         ("3306,5432-5433", &[3306, 5432, 5433], &[5431, 5434]),
         (" 25 , 587 ,", &[25, 587], &[26]),
+        ("25,,26", &[25, 26], &[27]),
         ("1-65535", &[1, 80, 65535], &[]),
         ("10-20,15-30,31", &[10, 25, 30, 31], &[9, 32]),
     ];
@@ -27,22 +28,14 @@ fn opaque_ports_parse() {
     );
 
     let bad = [
-        ("mysql", "mysql"),
-        ("0", "0"),
-        ("65536", "65536"),
-        ("3306,-5", "-5"),
-        ("20-10", "20-10"),
-        ("1-2-3", "1-2-3"),
-        ("+80", "+80"),
-        ("80;443", "80;443"),
+        "mysql", "0", "65536", "3306,-5", "20-10", "1-2-3", "+80", "80;443",
     ];
-    for (value, item) in bad {
-        assert_eq!(
-            OpaquePorts::parse(value),
-            Err(InvalidOpaquePorts {
-                item: item.to_string()
-            }),
-            "{value:?}"
+    for value in bad {
+        let error = OpaquePorts::parse(value).unwrap_err();
+        assert_eq!(error.value, value);
+        assert!(
+            error.to_string().contains("ports") || error.to_string().contains("range"),
+            "{value:?}: {error}"
         );
     }
 }

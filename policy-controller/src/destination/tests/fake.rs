@@ -66,8 +66,7 @@ impl FakeSource {
 impl EndpointsSource for FakeSource {
     fn mesh(&self) -> MeshSettings {
         MeshSettings {
-            control_plane_namespace: "weft".into(),
-            trust_domain: "cluster.local".into(),
+            mesh: weft_core::Mesh::new("weft", "cluster.local"),
             cluster_domain: CLUSTER_DOMAIN.into(),
             default_opaque_ports: Default::default(),
         }
