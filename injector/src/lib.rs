@@ -1,22 +1,14 @@
 //! Weft proxy injection: the pure decision whether a pod gets the proxy, the JSON patch that adds it, the
-//! webhook's request/response handling, and the offline manifest processing behind the `weft` CLI.
-//! No I/O happens here, except in `check::fetch`, which reads an installation from the API server
-//! for `weft check` (the checks themselves are pure, in `check`), `grpc_client`, which connects to
-//! the controller's gRPC API, and `policy_cli::client` and `endpoints_cli::client`, which call it
-//! for `weft policy` and `weft endpoints` (the rendering is pure).
+//! webhook's request/response handling, and the offline manifest processing behind `weft inject` and
+//! `weft uninject` (the command itself is the `weft-cli` crate). No I/O happens here.
 
 pub mod admission;
-pub mod check;
-pub mod cli;
 pub mod config;
 mod decision;
-pub mod endpoints_cli;
-pub mod grpc_client;
 pub mod manifest;
 mod overrides;
 mod patch;
 mod pod_view;
-pub mod policy_cli;
 mod pruned;
 mod rejection;
 mod rendered;

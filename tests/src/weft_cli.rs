@@ -9,7 +9,7 @@ use std::{
 
 /// Builds `weft` (a no-op when it is up to date) and returns its path.
 pub fn build() -> Result<PathBuf> {
-    crate::cargo_binary("weft-injector", "weft", "WEFT_CLI_BIN")
+    crate::cargo_binary("weft-cli", "weft", "WEFT_CLI_BIN")
 }
 
 /// What `weft check` printed, and its exit code.

@@ -8,7 +8,7 @@ use std::{
     io::{Read, Write},
     process::ExitCode,
 };
-use weft_injector::{
+use weft_cli::{
     check,
     cli::{execute, CheckArgs, Cli, Command, EndpointsArgs, PolicyArgs},
     endpoints_cli, policy_cli,

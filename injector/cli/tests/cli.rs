@@ -13,7 +13,7 @@ use std::{
 const ANCHORS: &str = concat!(
     "--identity-trust-anchors-file=",
     env!("CARGO_MANIFEST_DIR"),
-    "/tests/trust-anchors.pem"
+    "/../tests/trust-anchors.pem"
 );
 
 fn golden(case: &str, file: &str) -> PathBuf {

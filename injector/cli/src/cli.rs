@@ -1,13 +1,12 @@
 //! Command-line interface of `weft`: argument definitions and the pure step from input text to output text.
-//! Reading files and writing to stdout/stderr happens in `src/bin/weft.rs`; `weft check` runs in
+//! Reading files and writing to stdout/stderr happens in `src/main.rs`; `weft check` runs in
 //! [`crate::check`], `weft policy` in [`crate::policy_cli`], `weft endpoints` in
 //! [`crate::endpoints_cli`].
 
-use crate::{
+use weft_injector::{
     config::{ConfigError, ProxyArgs, ProxyConfig, DEFAULT_CLUSTER_NETWORKS},
-    decision::Injector,
     manifest::{self, InjectMode, ManifestError, Processed},
-    values,
+    values, Injector,
 };
 
 /// The Weft service mesh's command line: inject and uninject manifests offline, check an
@@ -254,7 +253,7 @@ pub enum CliError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Manifest(#[from] ManifestError),
-    #[error("`weft check`, `weft policy` and `weft endpoints` read no manifest: run them with weft_injector::check::fetch::run, weft_injector::policy_cli::client::run and weft_injector::endpoints_cli::client::run")]
+    #[error("`weft check`, `weft policy` and `weft endpoints` read no manifest: run them with weft_cli::check::fetch::run, weft_cli::policy_cli::client::run and weft_cli::endpoints_cli::client::run")]
     NotAManifestCommand,
     #[error("--identity-trust-anchors-file is required with --manual: the injected proxy cannot start without the mesh's trust anchors (PEM CA certificates; the chart keeps them in the ConfigMap <release>-identity-trust-anchors)")]
     NoTrustAnchors,

@@ -12,7 +12,7 @@
 //! A missing golden fails the test. Goldens are (re)written only by an explicit command:
 //!
 //! ```text
-//! WEFT_BLESS=1 cargo test -p weft-injector --test golden
+//! WEFT_BLESS=1 cargo test -p weft-cli --test golden
 //! ```
 #![allow(clippy::unwrap_used)]
 
@@ -23,9 +23,9 @@ use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
 };
+use weft_cli::cli::{execute, Cli, CliError};
 use weft_injector::{
     admission::{parse_review, respond, Outcome},
-    cli::{execute, Cli, CliError},
     manifest::uninject_manifest,
     Injector, SkipReason,
 };
@@ -90,7 +90,7 @@ fn try_documents(text: &str) -> Result<Vec<Value>, serde_norway::Error> {
 
 /// The trust anchors every case injects with (`--identity-trust-anchors-file`), a fixed test CA.
 fn trust_anchors_flag() -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/trust-anchors.pem");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/trust-anchors.pem");
     format!("--identity-trust-anchors-file={}", path.display())
 }
 
@@ -127,7 +127,7 @@ fn injector(case: &Case) -> Injector {
     ];
     argv.extend(case.flags.iter().cloned());
     let Cli {
-        command: weft_injector::cli::Command::Inject(args),
+        command: weft_cli::cli::Command::Inject(args),
     } = Cli::try_parse_from(argv).unwrap()
     else {
         unreachable!("parsed an inject command")

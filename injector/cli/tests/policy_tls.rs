@@ -27,7 +27,7 @@ use tokio_rustls::{
     server::TlsStream,
     TlsAcceptor,
 };
-use weft_injector::{
+use weft_cli::{
     cli::{Cli, Command, PolicyArgs},
     policy_cli::client,
 };

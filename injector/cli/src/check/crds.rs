@@ -266,7 +266,7 @@ mod tests {
         // The API server returns it as applied from the chart's YAML.
         let yaml = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../charts/weft/crds/servers.policy.weft.dev.yaml"
+            "/../../charts/weft/crds/servers.policy.weft.dev.yaml"
         ))
         .unwrap();
         let live = established(serde_norway::from_str(&yaml).unwrap());
@@ -480,7 +480,7 @@ mod tests {
     fn the_gateway_api_version_is_the_one_bin_gateway_api_crds_pins() {
         let script = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../bin/gateway-api-crds"
+            "/../../bin/gateway-api-crds"
         ))
         .unwrap();
         assert!(
