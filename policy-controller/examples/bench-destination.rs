@@ -42,7 +42,7 @@ use weft_endpoints_index::{
 };
 use weft_policy_controller::{
     destination::{DestinationMetrics, DestinationRpc, DestinationService},
-    shutdown::Stopping,
+    server::shutdown::Stopping,
 };
 
 const NAMESPACES: usize = 100;

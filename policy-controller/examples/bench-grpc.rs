@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use weft_policy_controller::{
     inbound::{InboundPolicyMetrics, InboundPolicyService, InboundSettings},
-    shutdown::Stopping,
+    server::shutdown::Stopping,
 };
 use weft_policy_index::{ClusterInfo, DefaultPolicy, Index, IndexMetrics, SharedIndex};
 use weft_policy_k8s_api::{Server, ServerAuthorization};

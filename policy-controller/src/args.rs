@@ -1,22 +1,22 @@
 //! Command-line arguments and the wiring of the controller's parts on kubert's runtime.
 
 use crate::{
-    admin::AdmissionMetrics,
-    admission::AdmissionService,
-    index::{
-        crd_check::{Requirement, GATEWAY_API},
-        crd_watch, watch_all, NamespaceFanout, NamespaceIndex, NamespaceMetrics, PodFanout,
-        SyncGate,
-    },
-    tls_server,
-};
-use crate::{
     destination::{DestinationMetrics, DestinationService},
     identity::{IdentityMetrics, KubeTokenReviewer},
     inbound::{InboundPolicyMetrics, InboundPolicyService, InboundSettings},
     outbound::{OutboundPolicyMetrics, OutboundPolicyService},
     proxy_api::{MeshIdentity, ProxyApiArgs},
-    shutdown::Stopping,
+    server::shutdown::Stopping,
+};
+use crate::{
+    server::tls,
+    watch::{
+        crd_check::{Requirement, GATEWAY_API},
+        crd_watch, watch_all, NamespaceFanout, NamespaceIndex, NamespaceMetrics, PodFanout,
+        SyncGate,
+    },
+    webhook::metrics::AdmissionMetrics,
+    webhook::router::AdmissionService,
 };
 use anyhow::{Context, Result};
 use ipnet::IpNet;
@@ -155,7 +155,7 @@ impl Args {
 
         // The server listens, and the webhook's credentials load, before anything is watched, so a
         // taken port or an unusable key fails start-up with a clear error.
-        let credentials = tls_server::TlsCredentials::load(
+        let credentials = tls::TlsCredentials::load(
             server.server_tls_key.clone(),
             server.server_tls_certs.clone(),
         )
@@ -252,7 +252,7 @@ impl Args {
         );
 
         // Each server holds kubert's shutdown handle until it has drained, so the process exits
-        // only once the requests in flight at SIGTERM are answered (`crate::shutdown`).
+        // only once the requests in flight at SIGTERM are answered (`crate::server::shutdown`).
         // The proxies' gRPC API: one server, one Routes: identity, inbound policy, destination
         // and outbound policy. Watch
         // streams end as soon as shutdown begins, so proxies reconnect to another replica.
@@ -283,7 +283,7 @@ impl Args {
             Some(runtime.client()),
             admission_metrics,
         );
-        tokio::spawn(tls_server::serve_loaded(
+        tokio::spawn(tls::serve_loaded(
             webhook_listener,
             credentials,
             admission.into_service(),

@@ -1,26 +1,23 @@
-//! The Weft controller: the proxy-injection webhook, the policy index and the proxies' inbound
-//! policy gRPC API, and the admin server, wired together on kubert's runtime.
+//! The Weft controller, wired together on kubert's runtime ([`Args::run`]): the admission webhooks
+//! ([`webhook`]), the watches that feed the indexes and hold readiness ([`watch`]), the proxies' APIs
+//! ([`identity`], [`inbound`], [`outbound`], [`destination`], served by one gRPC server set up in
+//! [`proxy_api`]), and the servers' common connection and shutdown layer ([`server`]).
 //!
-//! Pure logic lives elsewhere: injection in `weft-injector`, policy indexing in `weft-policy-index`,
-//! resource types and validation in `weft-policy-k8s-api`. The modules here only connect pieces.
+//! Pure logic lives elsewhere: the mesh's vocabulary in `weft-core`, injection in `weft-injector`,
+//! policy indexing in `weft-policy-index`, endpoints in `weft-endpoints-index`, resource types and
+//! validation in `weft-policy-k8s-api`. The modules here only connect pieces.
 
-pub mod admin;
-mod admission;
 mod args;
-mod connection_limit;
 pub mod destination;
-pub mod grpc;
 pub mod identity;
 pub mod inbound;
-pub mod index;
-mod inject;
 pub mod outbound;
 pub mod proxy_api;
-pub mod shutdown;
-pub mod tls_server;
-mod validate;
+pub mod server;
+pub mod watch;
+pub mod webhook;
 
 pub use self::{
-    admission::{AdmissionService, MAX_BODY_BYTES, MAX_VALIDATE_BODY_BYTES},
     args::Args,
+    webhook::{AdmissionService, MAX_BODY_BYTES, MAX_VALIDATE_BODY_BYTES},
 };

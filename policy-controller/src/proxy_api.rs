@@ -1,14 +1,14 @@
-//! Flags and start-up of the proxy-facing gRPC server ([`crate::grpc`]) and the identity service
+//! Flags and start-up of the proxy-facing gRPC server ([`crate::server::grpc`]) and the identity service
 //! it serves. [`ProxyApiArgs::prepare`] does everything that can fail (loading the issuer, issuing
 //! the controller's own certificate, binding the port) before anything is watched, so a bad flag
 //! or file fails start-up with a clear error; [`ProxyApi::spawn`] then serves a [`Routes`].
 
 use crate::{
-    grpc::{self, GrpcTransport, ServingIdentity},
     identity::{
         reload::POLL_INTERVAL, IdentityMetrics, IdentityService, IssuerFiles, IssuerStore,
         TokenReviewer,
     },
+    server::grpc::{self, GrpcTransport, ServingIdentity},
 };
 use anyhow::{Context, Result};
 use std::{

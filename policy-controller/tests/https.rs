@@ -11,8 +11,8 @@ use std::{net::SocketAddr, path::Path, time::Duration};
 use support::TestPki;
 use tokio_rustls::rustls::pki_types::ServerName;
 use weft_policy_controller::{
-    admin::AdmissionMetrics,
-    index::{NamespaceIndex, NamespaceMetrics},
+    watch::{NamespaceIndex, NamespaceMetrics},
+    webhook::metrics::AdmissionMetrics,
     AdmissionService, MAX_BODY_BYTES,
 };
 
@@ -49,7 +49,7 @@ async fn start_server(pki: &TestPki, namespaces: &[(&str, &str)]) -> TestServer 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(weft_policy_controller::tls_server::serve(
+    tokio::spawn(weft_policy_controller::server::tls::serve(
         listener,
         dir.path().join("tls.key"),
         dir.path().join("tls.crt"),

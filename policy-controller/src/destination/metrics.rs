@@ -104,7 +104,7 @@ impl DestinationMetrics {
 fn request_labels(rpc: DestinationRpc, code: tonic::Code) -> RequestLabels {
     RequestLabels {
         rpc: rpc.as_str(),
-        code: crate::grpc::code_label(code),
+        code: crate::server::grpc::code_label(code),
     }
 }
 

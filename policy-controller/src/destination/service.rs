@@ -15,7 +15,7 @@ use super::{
     profile::{parse_profile_path, target_profile, ProfilePath},
     source::{EndpointsSource, Settings},
 };
-use crate::shutdown::Stopping;
+use crate::server::shutdown::Stopping;
 
 /// `io.linkerd.proxy.destination.Destination` over Weft's endpoints index.
 ///
@@ -40,7 +40,7 @@ pub type GetProfileStream =
 impl DestinationService {
     /// `source` is the endpoints index (its mesh settings give the cluster domain). `stopping` is
     /// the server's shutdown signal: open streams end when it fires, so they do not hold the
-    /// server's drain up (see [`crate::shutdown`]).
+    /// server's drain up (see [`crate::server::shutdown`]).
     pub fn new(
         source: impl EndpointsSource,
         stopping: Stopping,

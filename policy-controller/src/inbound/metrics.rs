@@ -66,7 +66,7 @@ impl InboundPolicyMetrics {
         self.requests
             .get_or_create(&RequestLabels {
                 rpc: rpc.as_str(),
-                result: crate::grpc::code_label(code),
+                result: crate::server::grpc::code_label(code),
             })
             .inc();
     }
@@ -86,7 +86,7 @@ impl InboundPolicyMetrics {
         self.requests
             .get_or_create(&RequestLabels {
                 rpc: rpc.as_str(),
-                result: crate::grpc::code_label(code),
+                result: crate::server::grpc::code_label(code),
             })
             .get()
     }

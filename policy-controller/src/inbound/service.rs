@@ -14,7 +14,7 @@ use super::{
     metrics::{InboundPolicyMetrics, OpenWatch, Rpc},
     workload::Workload,
 };
-use crate::shutdown::Stopping;
+use crate::server::shutdown::Stopping;
 
 /// `io.linkerd.proxy.inbound.InboundServerPolicies` over Weft's policy index.
 ///
@@ -34,7 +34,7 @@ pub type WatchPortStream = Pin<Box<dyn Stream<Item = Result<proto::Server, tonic
 
 impl InboundPolicyService {
     /// `stopping` is the server's shutdown signal: open watch streams end when it fires, so
-    /// they do not hold the server's drain up (see [`crate::shutdown`]).
+    /// they do not hold the server's drain up (see [`crate::server::shutdown`]).
     pub fn new(
         index: SharedIndex,
         settings: InboundSettings,

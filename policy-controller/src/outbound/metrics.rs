@@ -96,6 +96,6 @@ impl OutboundPolicyMetrics {
 fn labels(rpc: OutboundRpc, code: tonic::Code) -> RequestLabels {
     RequestLabels {
         rpc: rpc.as_str(),
-        code: crate::grpc::code_label(code),
+        code: crate::server::grpc::code_label(code),
     }
 }

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     destination::{EndpointsSource, OpenStream, Settings},
-    shutdown::Stopping,
+    server::shutdown::Stopping,
 };
 
 /// `io.linkerd.proxy.outbound.OutboundPolicies` over Weft's endpoints index.

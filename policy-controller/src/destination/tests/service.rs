@@ -5,7 +5,7 @@ use crate::{
     destination::{
         endpoint::weighted_addr, DestinationMetrics, DestinationRpc, DestinationService,
     },
-    shutdown::Stopping,
+    server::shutdown::Stopping,
 };
 use linkerd2_proxy_api::destination::{
     destination_client::DestinationClient, update, DestinationProfile, GetDestination, Update,

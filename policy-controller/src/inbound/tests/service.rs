@@ -1,7 +1,7 @@
 //! The service over a real socket (127.0.0.1:0, plaintext) with tonic's client.
 
 use super::super::*;
-use crate::shutdown::Stopping;
+use crate::server::shutdown::Stopping;
 use k8s_openapi::api::core::v1::{Container, ContainerPort, Pod, PodSpec};
 use kubert::index::IndexNamespacedResource;
 use linkerd2_proxy_api::inbound::{

@@ -8,7 +8,7 @@ use crate::{
         service::{message, next, wait_for, Next},
     },
     outbound::{outbound_policy, OutboundPolicyMetrics, OutboundPolicyService, OutboundRpc},
-    shutdown::Stopping,
+    server::shutdown::Stopping,
 };
 use linkerd2_proxy_api::{
     net::TcpAddress,

@@ -21,10 +21,10 @@
 //!
 //! The servers' connection limits live here too, as they shape the same connection lifecycle:
 //! [`ConnectionLimit`] (in `connection_limit.rs`) bounds how many connections a server holds, and [`Activity`] (fed by
-//! [`TrackReads`] and [`TrackRequests`], ended through [`Stopping::serve_until`]) closes a
+//! [`OnRead`] and [`TrackRequests`], ended through [`Stopping::serve_until`]) closes a
 //! connection that missed its first-request, header or idle deadline ([`Deadlines`]).
 
-pub use crate::connection_limit::ConnectionLimit;
+pub use crate::server::connection_limit::ConnectionLimit;
 use hyper_util::{rt::TokioIo, server::graceful::GracefulConnection};
 use parking_lot::Mutex;
 use std::{
@@ -102,7 +102,7 @@ impl Stopping {
     pub async fn serve<T, C>(
         self,
         io: T,
-        connect: impl FnOnce(TokioIo<SignalReads<T>>) -> C,
+        connect: impl FnOnce(TokioIo<OnRead<T, watch::Sender<u64>>>) -> C,
     ) -> Result<(), C::Error>
     where
         C: GracefulConnection,
@@ -116,14 +116,14 @@ impl Stopping {
     pub async fn serve_until<T, C>(
         mut self,
         io: T,
-        connect: impl FnOnce(TokioIo<SignalReads<T>>) -> C,
+        connect: impl FnOnce(TokioIo<OnRead<T, watch::Sender<u64>>>) -> C,
         expired: impl Future<Output = Expiry>,
     ) -> Result<(), C::Error>
     where
         C: GracefulConnection,
     {
         let (read, mut reads) = watch::channel(0u64);
-        let connection = connect(TokioIo::new(SignalReads { io, read }));
+        let connection = connect(TokioIo::new(OnRead::new(io, read)));
         tokio::pin!(connection);
         let linger = self.linger;
         let stopped = async {
@@ -195,14 +195,42 @@ where
     }
 }
 
-/// A connection's transport that counts the reads that return data.
-#[derive(Debug)]
-pub struct SignalReads<T> {
-    io: T,
-    read: watch::Sender<u64>,
+/// What a connection's transport tells each time a read returns data.
+pub trait ReadObserver {
+    fn data_read(&self);
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for SignalReads<T> {
+/// Counts the reads, for [`Stopping::serve_until`]'s wait for a client's next bytes.
+impl ReadObserver for watch::Sender<u64> {
+    fn data_read(&self) {
+        self.send_modify(|reads| *reads += 1);
+    }
+}
+
+/// Feeds a connection's deadlines ([`Activity`]).
+impl ReadObserver for Arc<Activity> {
+    fn data_read(&self) {
+        self.bytes_read();
+    }
+}
+
+/// A connection's transport that tells its observer each time a read returns data; writes pass
+/// through untouched (vectored ones included). (tokio-util's `InspectReader` does the same with a
+/// closure, but a boxed `FnMut(&[u8])` in the servers' futures trips a rustc limitation on
+/// higher-ranked `Send`.)
+#[derive(Debug)]
+pub struct OnRead<T, O> {
+    io: T,
+    observer: O,
+}
+
+impl<T, O> OnRead<T, O> {
+    pub fn new(io: T, observer: O) -> Self {
+        Self { io, observer }
+    }
+}
+
+impl<T: AsyncRead + Unpin, O: ReadObserver + Unpin> AsyncRead for OnRead<T, O> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -211,13 +239,13 @@ impl<T: AsyncRead + Unpin> AsyncRead for SignalReads<T> {
         let before = buf.filled().len();
         let poll = Pin::new(&mut self.io).poll_read(cx, buf);
         if buf.filled().len() > before {
-            self.read.send_modify(|reads| *reads += 1);
+            self.observer.data_read();
         }
         poll
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for SignalReads<T> {
+impl<T: AsyncWrite + Unpin, O: Unpin> AsyncWrite for OnRead<T, O> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -271,7 +299,7 @@ pub struct Deadlines {
     pub idle: Option<Duration>,
 }
 
-/// What one connection is doing, as far as its deadlines care: fed by [`TrackReads`] (bytes
+/// What one connection is doing, as far as its deadlines care: fed by [`OnRead`] (bytes
 /// received) and [`TrackRequests`] (requests begun and answered), watched by
 /// [`Activity::expired`].
 #[derive(Debug)]
@@ -411,64 +439,6 @@ impl Drop for InFlight {
             drop(state);
             self.0.changed.notify_one();
         }
-    }
-}
-
-/// A connection's transport that tells its [`Activity`] when bytes arrive.
-#[derive(Debug)]
-pub struct TrackReads<T> {
-    io: T,
-    activity: Arc<Activity>,
-}
-
-impl<T> TrackReads<T> {
-    pub fn new(io: T, activity: Arc<Activity>) -> Self {
-        Self { io, activity }
-    }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for TrackReads<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let poll = Pin::new(&mut self.io).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.activity.bytes_read();
-        }
-        poll
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for TrackReads<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 

@@ -3,9 +3,9 @@
 //! know yet is fetched once), decide and patch, count, answer.
 
 use crate::{
-    admin::Webhook,
-    admission::{json, plain, AdmissionService, Body, Lane, LaneFailed},
-    index::Annotations,
+    watch::Annotations,
+    webhook::metrics::Webhook,
+    webhook::router::{json, plain, AdmissionService, Body, Lane, LaneFailed},
 };
 use bytes::Bytes;
 use http::{Response, StatusCode};

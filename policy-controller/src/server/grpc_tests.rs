@@ -296,7 +296,10 @@ impl tower::Service<http::Request<tonic::body::Body>> for WaitsForStop {
     }
 
     fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
-        let stopping = req.extensions().get::<crate::shutdown::Stopping>().cloned();
+        let stopping = req
+            .extensions()
+            .get::<crate::server::shutdown::Stopping>()
+            .cloned();
         Box::pin(async move {
             let Some(mut stopping) = stopping else {
                 let mut missing = http::Response::new(tonic::body::Body::empty());

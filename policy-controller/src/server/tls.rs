@@ -11,7 +11,7 @@
 //!
 //! HTTP/1.1 and HTTP/2 are both served, as ALPN chose (`h2`, else HTTP/1.1); kube-apiserver uses HTTP/1.1.
 
-use crate::shutdown;
+use crate::server::shutdown;
 use hyper_util::{
     rt::{TokioExecutor, TokioTimer},
     server::conn::auto,
@@ -289,7 +289,7 @@ where
 }
 
 /// [`serve`] with credentials the caller has already loaded (e.g. to fail start-up early). Shuts down
-/// as every server of the controller does (see [`crate::shutdown`]): the guard `shutdown` yields is
+/// as every server of the controller does (see [`crate::server::shutdown`]): the guard `shutdown` yields is
 /// held until the connections have drained.
 pub async fn serve_loaded<S, B, G>(
     listener: TcpListener,
@@ -424,7 +424,7 @@ impl Connection {
         activity.set_header_read((!h2).then_some(limits.header_read));
         let service =
             TowerToHyperService::new(shutdown::TrackRequests::new(service, activity.clone()));
-        let io = shutdown::TrackReads::new(tls, activity.clone());
+        let io = shutdown::OnRead::new(tls, activity.clone());
         // HTTP/2 ends with GOAWAY, which clients retry on; HTTP/1 answers with `Connection: close`
         // once stopping, and lingers for a client's next request (see [`shutdown`]).
         let (service, stopping) = if h2 {
@@ -442,5 +442,5 @@ impl Connection {
 }
 
 #[cfg(test)]
-#[path = "tls_server_tests.rs"]
+#[path = "tls_tests.rs"]
 mod tests;

@@ -8,7 +8,7 @@
 //! would fill): its client fails fast and can retry elsewhere, and the connections already open
 //! keep being served.
 
-use crate::shutdown::Activity;
+use crate::server::shutdown::Activity;
 use parking_lot::Mutex;
 use std::{
     collections::VecDeque,

@@ -8,14 +8,14 @@
 //! lifetime and whenever the issuer changes, and swapped in without a restart. Plaintext is
 //! allowed only on a loopback address ([`plaintext_allowed`]).
 //!
-//! Shutdown goes through [`crate::shutdown::serve`] like every other server: new connections are
+//! Shutdown goes through [`crate::server::shutdown::serve`] like every other server: new connections are
 //! refused, each connection sends GOAWAY and finishes its requests. Long-lived streams must end
 //! themselves: each request carries the server's [`shutdown::Stopping`] signal as an extension
 //! (`request.extensions().get::<Stopping>()`), which completes when shutdown begins.
 
 use crate::{
     identity::{Issued, Issuer, SignError},
-    shutdown,
+    server::shutdown,
 };
 use hyper_util::{
     rt::{TokioExecutor, TokioTimer},
@@ -288,7 +288,7 @@ impl ResolvesServerCert for ServingIdentity {
 }
 
 /// Serves `routes` over HTTP/2 on `listener` until `shutdown` completes, then drains (see
-/// [`crate::shutdown`]). Every request carries the server's [`shutdown::Stopping`] as an extension.
+/// [`crate::server::shutdown`]). Every request carries the server's [`shutdown::Stopping`] as an extension.
 /// Fails at once, before accepting anything, when plaintext is asked for on a non-loopback
 /// listener or TLS cannot be configured.
 pub async fn serve<G>(

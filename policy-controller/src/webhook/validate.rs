@@ -2,8 +2,8 @@
 //! pure `weft_policy_k8s_api::validate`; this only parses, counts and answers.
 
 use crate::{
-    admin::Webhook,
-    admission::{json, plain, AdmissionService, Body},
+    webhook::metrics::Webhook,
+    webhook::router::{json, plain, AdmissionService, Body},
 };
 use http::{Response, StatusCode};
 use tokio::time::Instant;

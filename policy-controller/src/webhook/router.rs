@@ -3,8 +3,8 @@
 //! writes plain-text errors.
 
 use crate::{
-    admin::{AdmissionMetrics, Webhook},
-    index::SharedNamespaces,
+    watch::SharedNamespaces,
+    webhook::metrics::{AdmissionMetrics, Webhook},
 };
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
@@ -349,7 +349,7 @@ pub(crate) fn json(body: Vec<u8>) -> Response<Body> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::index::{NamespaceIndex, NamespaceMetrics};
+    use crate::watch::{NamespaceIndex, NamespaceMetrics};
     use serde_json::{json, Value};
 
     fn service() -> AdmissionService {
