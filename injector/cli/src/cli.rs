@@ -1,8 +1,9 @@
-//! Command-line interface of `weft`: argument definitions and the pure step from input text to output text.
-//! Reading files and writing to stdout/stderr happens in `src/main.rs`; `weft check` runs in
-//! [`crate::check`], `weft policy` in [`crate::policy_cli`], `weft endpoints` in
-//! [`crate::endpoints_cli`].
+//! Command-line interface of `weft`: the commands, the `inject`/`uninject` arguments and the pure step
+//! from input text to output text. Each other command owns its arguments: [`crate::check::CheckArgs`],
+//! [`crate::policy_cli::PolicyArgs`], [`crate::endpoints_cli::EndpointsArgs`] (with
+//! [`crate::grpc_client::ConnectArgs`]). Reading files and writing to stdout/stderr happens in `src/main.rs`.
 
+use crate::{check::CheckArgs, endpoints_cli::EndpointsArgs, policy_cli::PolicyArgs};
 use weft_injector::{
     config::{ConfigError, ProxyArgs, ProxyConfig, DEFAULT_CLUSTER_NETWORKS},
     manifest::{self, InjectMode, ManifestError, Processed},
@@ -81,109 +82,6 @@ pub enum Command {
     ///
     /// Example: weft endpoints web.emojivoto:80 --watch
     Endpoints(Box<EndpointsArgs>),
-}
-
-#[derive(Debug, clap::Args)]
-pub struct EndpointsArgs {
-    /// The Service port, as SVC.NS:PORT (e.g. web.emojivoto:80) or SVC.NS.svc.DOMAIN:PORT
-    #[arg(value_name = "SVC.NS:PORT")]
-    pub target: crate::endpoints_cli::ServicePort,
-
-    /// Keep the stream open and print a line for each change of the endpoints
-    #[arg(long)]
-    pub watch: bool,
-
-    /// The cluster's DNS domain, which completes SVC.NS:PORT into the path the proxy asks for
-    #[arg(long, default_value = "cluster.local", value_parser = crate::endpoints_cli::parse_cluster_domain)]
-    pub cluster_domain: String,
-
-    #[command(flatten)]
-    pub connect: ConnectArgs,
-}
-
-#[derive(Debug, clap::Args)]
-pub struct PolicyArgs {
-    /// The pod, as NAMESPACE/POD
-    #[arg(value_name = "NS/POD")]
-    pub target: crate::policy_cli::Target,
-
-    /// The pod's port (1-65535)
-    #[arg(value_parser = crate::policy_cli::parse_port)]
-    pub port: u16,
-
-    /// Keep the stream open and print the policy again each time it changes (WatchPort)
-    #[arg(long)]
-    pub watch: bool,
-
-    #[command(flatten)]
-    pub connect: ConnectArgs,
-}
-
-/// How to reach the controller's gRPC API: shared by `weft policy` and `weft endpoints`.
-#[derive(Debug, clap::Args)]
-pub struct ConnectArgs {
-    /// The controller's gRPC address, HOST:PORT (e.g. 127.0.0.1:8090 after `kubectl
-    /// port-forward deploy/weft -n weft 8090`), instead of port-forwarding to a controller pod
-    #[arg(long, value_name = "HOST:PORT")]
-    pub addr: Option<String>,
-
-    /// Speak plaintext gRPC, for a controller run with --grpc-plaintext; only with a loopback
-    /// --addr
-    #[arg(long, requires = "addr", conflicts_with_all = ["trust_anchors", "server_name"])]
-    pub plaintext: bool,
-
-    /// PEM file of the mesh's trust anchors to verify the controller's certificate with
-    /// (default: the installation's ConfigMap <fullname>-identity-trust-anchors)
-    #[arg(long, value_name = "FILE")]
-    pub trust_anchors: Option<std::path::PathBuf>,
-
-    /// The name the controller's certificate must have (default: its identity,
-    /// <sa>.<ns>.serviceaccount.identity.<ns>.<trust-domain>, from the Deployment's args)
-    #[arg(long, value_name = "NAME")]
-    pub server_name: Option<String>,
-
-    #[command(flatten)]
-    pub cluster: ClusterArgs,
-}
-
-#[derive(Debug, clap::Args)]
-pub struct CheckArgs {
-    #[command(flatten)]
-    pub cluster: ClusterArgs,
-}
-
-/// Which cluster, and which Weft installation in it: shared by `weft check` and `weft policy`.
-#[derive(Debug, clap::Args)]
-pub struct ClusterArgs {
-    /// Kubeconfig file to use (default: $KUBECONFIG, else ~/.kube/config, else the in-cluster
-    /// service account)
-    #[arg(long, value_name = "PATH")]
-    pub kubeconfig: Option<std::path::PathBuf>,
-
-    /// Kubeconfig context to use (default: the current context)
-    #[arg(long)]
-    pub context: Option<String>,
-
-    /// Namespace Weft is installed in
-    #[arg(short = 'n', long, default_value = "weft")]
-    pub namespace: String,
-
-    /// Helm release name of the installation; object names derive from it as the chart's do
-    /// (release `weft` -> `weft`, `weft-proxy-injector`, ...; release `mesh` -> `mesh-weft`, ...)
-    #[arg(long, default_value = "weft")]
-    pub release: String,
-
-    /// The chart's `fullnameOverride`, if the installation set one: the prefix of every object
-    /// name (wins over --release)
-    #[arg(long, value_name = "NAME")]
-    pub fullname: Option<String>,
-}
-
-impl ClusterArgs {
-    /// The names of the installation's objects.
-    pub fn installation(&self) -> crate::check::Installation {
-        crate::check::Installation::new(&self.namespace, &self.release, self.fullname.as_deref())
-    }
 }
 
 #[derive(Debug, clap::Args)]

@@ -6,7 +6,6 @@
 
 use crate::{
     check::{fetch, Installation},
-    cli::ConnectArgs,
     policy_cli::{discover, parse_port},
 };
 use anyhow::{anyhow, bail, Context, Result};
@@ -391,4 +390,31 @@ pub fn split_addr(addr: &str) -> Result<(&str, u16), String> {
     }
     let port = parse_port(port).map_err(|e| format!("--addr {addr:?}: {e}"))?;
     Ok((host, port))
+}
+
+/// How to reach the controller's gRPC API: shared by `weft policy` and `weft endpoints`.
+#[derive(Debug, clap::Args)]
+pub struct ConnectArgs {
+    /// The controller's gRPC address, HOST:PORT (e.g. 127.0.0.1:8090 after `kubectl
+    /// port-forward deploy/weft -n weft 8090`), instead of port-forwarding to a controller pod
+    #[arg(long, value_name = "HOST:PORT")]
+    pub addr: Option<String>,
+
+    /// Speak plaintext gRPC, for a controller run with --grpc-plaintext; only with a loopback
+    /// --addr
+    #[arg(long, requires = "addr", conflicts_with_all = ["trust_anchors", "server_name"])]
+    pub plaintext: bool,
+
+    /// PEM file of the mesh's trust anchors to verify the controller's certificate with
+    /// (default: the installation's ConfigMap <fullname>-identity-trust-anchors)
+    #[arg(long, value_name = "FILE")]
+    pub trust_anchors: Option<std::path::PathBuf>,
+
+    /// The name the controller's certificate must have (default: its identity,
+    /// <sa>.<ns>.serviceaccount.identity.<ns>.<trust-domain>, from the Deployment's args)
+    #[arg(long, value_name = "NAME")]
+    pub server_name: Option<String>,
+
+    #[command(flatten)]
+    pub cluster: crate::check::ClusterArgs,
 }

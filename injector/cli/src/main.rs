@@ -10,8 +10,10 @@ use std::{
 };
 use weft_cli::{
     check,
-    cli::{execute, CheckArgs, Cli, Command, EndpointsArgs, PolicyArgs},
-    endpoints_cli, policy_cli,
+    check::CheckArgs,
+    cli::{execute, Cli, Command},
+    endpoints_cli::{self, EndpointsArgs},
+    policy_cli::{self, PolicyArgs},
 };
 
 fn main() -> ExitCode {

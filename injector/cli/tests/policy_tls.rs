@@ -28,8 +28,8 @@ use tokio_rustls::{
     TlsAcceptor,
 };
 use weft_cli::{
-    cli::{Cli, Command, PolicyArgs},
-    policy_cli::client,
+    cli::{Cli, Command},
+    policy_cli::{client, PolicyArgs},
 };
 
 const NAME: &str = "weft-controller.weft.serviceaccount.identity.weft.cluster.local";

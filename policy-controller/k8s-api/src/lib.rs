@@ -40,6 +40,16 @@ use kube::CustomResourceExt;
 /// The API group of Weft's policy resources.
 pub const GROUP: &str = "policy.weft.dev";
 
+/// The plural names of Weft's policy resources, as the API server serves them (and as RBAC names
+/// them), in the order of [`crds`].
+pub const RESOURCES: [&str; 5] = [
+    "servers",
+    "serverauthorizations",
+    "authorizationpolicies",
+    "meshtlsauthentications",
+    "networkauthentications",
+];
+
 /// The CustomResourceDefinitions of all Weft policy resources.
 pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![
@@ -66,5 +76,20 @@ impl FieldError {
             field: field.into(),
             message: message.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod resource_names_tests {
+    #[test]
+    fn resources_are_the_crds_plural_names() {
+        let plurals: Vec<String> = super::crds()
+            .into_iter()
+            .map(|crd| crd.spec.names.plural)
+            .collect();
+        assert_eq!(plurals, super::RESOURCES);
+        assert!(super::crds()
+            .iter()
+            .all(|crd| crd.spec.group == super::GROUP));
     }
 }

@@ -3,7 +3,7 @@
 //! early exit (except when the API server cannot be reached at all).
 
 use super::{crds, rbac, webhooks, workload, Check, Fetched, Group};
-use crate::cli::{CheckArgs, ClusterArgs};
+use super::{CheckArgs, ClusterArgs};
 use k8s_openapi::{
     api::{
         admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration},

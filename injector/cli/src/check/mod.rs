@@ -5,6 +5,7 @@
 //! small fixtures; [`fetch`] is the thin async layer that reads the objects and runs them. This is
 //! the only part of the crate that does I/O.
 
+mod args;
 pub mod certs;
 pub mod crds;
 pub mod fetch;
@@ -12,6 +13,7 @@ pub mod rbac;
 pub mod webhooks;
 pub mod workload;
 
+pub use self::args::{CheckArgs, ClusterArgs};
 use std::fmt::Write as _;
 
 /// The outcome of one check.

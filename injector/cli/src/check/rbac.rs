@@ -31,33 +31,29 @@ const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
 /// What the controller watches, and the TokenReviews its identity service creates (the chart's
 /// ClusterRole grants exactly this).
 pub fn required() -> Vec<Access> {
-    let resources = [
+    let policy = weft_policy_k8s_api::RESOURCES.map(|r| (weft_policy_k8s_api::GROUP, r));
+    [
         ("", "pods"),
         ("", "namespaces"),
         ("", "services"),
         ("discovery.k8s.io", "endpointslices"),
-        (weft_policy_k8s_api::GROUP, "servers"),
-        (weft_policy_k8s_api::GROUP, "serverauthorizations"),
-        (weft_policy_k8s_api::GROUP, "authorizationpolicies"),
-        (weft_policy_k8s_api::GROUP, "meshtlsauthentications"),
-        (weft_policy_k8s_api::GROUP, "networkauthentications"),
-        (GATEWAY_GROUP, "httproutes"),
-    ];
-    resources
-        .into_iter()
-        .flat_map(|(group, resource)| {
-            ["get", "list", "watch"].map(|verb| Access {
-                group,
-                resource,
-                verb,
-            })
+    ]
+    .into_iter()
+    .chain(policy)
+    .chain([(GATEWAY_GROUP, "httproutes")])
+    .flat_map(|(group, resource)| {
+        ["get", "list", "watch"].map(|verb| Access {
+            group,
+            resource,
+            verb,
         })
-        .chain([Access {
-            group: "authentication.k8s.io",
-            resource: "tokenreviews",
-            verb: "create",
-        }])
-        .collect()
+    })
+    .chain([Access {
+        group: "authentication.k8s.io",
+        resource: "tokenreviews",
+        verb: "create",
+    }])
+    .collect()
 }
 
 /// The review asking whether the installation's ServiceAccount has `access` cluster-wide. The
@@ -127,9 +123,9 @@ pub fn check(
         );
     }
     Check::ok(format!(
-        "{who} may get, list and watch pods, namespaces, services, endpointslices, servers, \
-         serverauthorizations, authorizationpolicies, meshtlsauthentications, \
-         networkauthentications and httproutes, and create tokenreviews"
+        "{who} may get, list and watch pods, namespaces, services, endpointslices, {} and \
+         httproutes, and create tokenreviews",
+        weft_policy_k8s_api::RESOURCES.join(", ")
     ))
 }
 

@@ -1,11 +1,9 @@
 //! The I/O of `weft endpoints`: connects to the controller's gRPC API ([`crate::grpc_client`],
 //! as `weft policy` does) and calls `Destination/Get`.
 
+use super::EndpointsArgs;
 use super::{describe_status, render};
-use crate::{
-    cli::EndpointsArgs,
-    grpc_client::{connection, REQUEST_TIMEOUT},
-};
+use crate::grpc_client::{connection, REQUEST_TIMEOUT};
 use anyhow::{anyhow, Result};
 use linkerd2_proxy_api::destination::{destination_client::DestinationClient, GetDestination};
 

@@ -6,9 +6,11 @@
 //! [`render`] (messages → a table and change lines); [`client`] only calls the API over the
 //! connection [`crate::grpc_client`] makes, the one `weft policy` uses.
 
+mod args;
 pub mod client;
 pub mod render;
 
+pub use self::args::EndpointsArgs;
 use crate::policy_cli::parse_port;
 
 /// The accepted forms of the argument, for usage errors and `--help`.

@@ -1,11 +1,9 @@
 //! The I/O of `weft policy`: connects to the controller's gRPC API ([`crate::grpc_client`]) and
 //! calls `GetPort` or `WatchPort`.
 
+use super::PolicyArgs;
 use super::{describe_status, render, Target};
-use crate::{
-    cli::PolicyArgs,
-    grpc_client::{connection, REQUEST_TIMEOUT},
-};
+use crate::grpc_client::{connection, REQUEST_TIMEOUT};
 use anyhow::{anyhow, Result};
 use linkerd2_proxy_api::inbound::{
     inbound_server_policies_client::InboundServerPoliciesClient, PortSpec,

@@ -8,10 +8,12 @@
 //! through a port-forward to a ready controller pod, over TLS verified against the mesh's trust
 //! anchors for the controller's identity.
 
+mod args;
 pub mod client;
 pub mod discover;
 pub mod render;
 
+pub use self::args::PolicyArgs;
 pub use crate::grpc_client::{is_loopback_host, split_addr};
 
 /// The pod a proxy would ask for: `NS/POD` on the command line.
