@@ -7,11 +7,12 @@ use linkerd2_proxy_api::inbound::{
 };
 use std::{pin::Pin, sync::Arc};
 use tokio::sync::watch;
-use weft_policy_index::{InboundPolicy, LookupError, SharedIndex};
+use weft_policy_index::{InboundPolicy, LookupError};
 
 use super::{
     mapping::{to_server, InboundSettings},
     metrics::{InboundPolicyMetrics, OpenWatch, Rpc},
+    source::PolicySource,
     workload::Workload,
 };
 use crate::server::shutdown::Stopping;
@@ -23,7 +24,7 @@ use crate::server::shutdown::Stopping;
 /// proxy asks again with a backoff — when the pod is deleted or when `stopping` fires.
 #[derive(Clone, Debug)]
 pub struct InboundPolicyService {
-    index: SharedIndex,
+    index: Arc<dyn PolicySource>,
     settings: Arc<InboundSettings>,
     stopping: Stopping,
     metrics: InboundPolicyMetrics,
@@ -36,13 +37,13 @@ impl InboundPolicyService {
     /// `stopping` is the server's shutdown signal: open watch streams end when it fires, so
     /// they do not hold the server's drain up (see [`crate::server::shutdown`]).
     pub fn new(
-        index: SharedIndex,
+        index: impl PolicySource,
         settings: InboundSettings,
         stopping: Stopping,
         metrics: InboundPolicyMetrics,
     ) -> Self {
         Self {
-            index,
+            index: Arc::new(index),
             settings: Arc::new(settings),
             stopping,
             metrics,
@@ -93,7 +94,6 @@ impl InboundPolicyService {
             })?;
         let lookup = self
             .index
-            .read()
             .pod_port_policy(&workload.namespace, &workload.pod, port);
         lookup.map_err(|error| match error {
             // The proxy may ask before the controller has seen its pod: it retries with a

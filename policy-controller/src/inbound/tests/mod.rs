@@ -5,3 +5,4 @@
 mod mapping;
 mod routes;
 mod service;
+mod source;
