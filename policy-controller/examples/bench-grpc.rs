@@ -127,8 +127,11 @@ async fn serve() {
     }
     let index_rss = rss_mib();
 
-    let settings =
-        InboundSettings::new(vec!["10.0.0.0/8".parse().unwrap()], "weft", "cluster.local").unwrap();
+    let settings = InboundSettings::new(
+        vec!["10.0.0.0/8".parse().unwrap()],
+        weft_core::Mesh::new("weft", "cluster.local"),
+    )
+    .unwrap();
     let metrics = InboundPolicyMetrics::register(&mut Registry::default());
     let (_stop, stopping) = Stopping::new();
     let service = InboundPolicyService::new(index.clone(), settings, stopping, metrics.clone());

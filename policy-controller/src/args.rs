@@ -5,7 +5,7 @@ use crate::{
     identity::{IdentityMetrics, KubeTokenReviewer},
     inbound::{InboundPolicyMetrics, InboundPolicyService, InboundSettings},
     outbound::{OutboundPolicyMetrics, OutboundPolicyService},
-    proxy_api::{MeshIdentity, ProxyApiArgs},
+    proxy_api::ProxyApiArgs,
     server::shutdown::Stopping,
 };
 use crate::{
@@ -114,15 +114,14 @@ impl Args {
 
         // Validate our own flags before touching the network, so a typo fails fast and clearly.
         // The injected proxies enforce the same default policy and cluster networks as the index.
-        let mesh = MeshIdentity {
-            namespace: proxy.control_plane_namespace.clone(),
-            trust_domain: proxy.identity_trust_domain.clone(),
-            trust_anchors_file: proxy.identity_trust_anchors_file.clone(),
-        };
+        let trust_anchors_file = proxy.identity_trust_anchors_file.clone();
         let mut proxy = proxy.load().context("invalid proxy configuration")?;
+        // How identities are named, for the identity service, the inbound mapping and the
+        // endpoints index alike: the injector's validated flags.
+        let mesh = proxy.mesh();
         // The endpoints index names identities and Services as the injected proxies do.
         let mesh_settings = MeshSettings {
-            mesh: proxy.mesh(),
+            mesh: mesh.clone(),
             cluster_domain: proxy.cluster_domain.clone(),
             default_opaque_ports: OpaquePorts::from(&proxy.opaque_ports),
         };
@@ -165,13 +164,11 @@ impl Args {
             .with_context(|| format!("failed to listen on --server-addr {}", server.server_addr))?;
         // The identity issuer loads, the gRPC server's own certificate is issued and its port is
         // bound before anything is watched, too.
-        let inbound_settings = InboundSettings::new(
-            cluster_networks.clone(),
-            mesh.namespace.clone(),
-            mesh.trust_domain.clone(),
-        )
-        .context("invalid inbound policy settings (--cluster-networks)")?;
-        let proxy_api = proxy_api.prepare(mesh, identity_metrics).await?;
+        let inbound_settings = InboundSettings::new(cluster_networks.clone(), mesh.clone())
+            .context("invalid inbound policy settings (--cluster-networks)")?;
+        let proxy_api = proxy_api
+            .prepare(mesh, trust_anchors_file, identity_metrics)
+            .await?;
         let server_name = proxy_api.server_name().to_string();
         let config = injector.config();
         for (flag, api) in [

@@ -67,29 +67,24 @@ pub struct ProxyApi {
     plaintext: bool,
 }
 
-/// The identity settings the injector shares with the identity service (flags of
-/// [`weft_injector::config::ProxyArgs`], so both always agree).
-#[derive(Clone, Debug)]
-pub struct MeshIdentity {
-    /// `--control-plane-namespace`: part of every identity name, and of the controller's own.
-    pub namespace: String,
-    /// `--identity-trust-domain`.
-    pub trust_domain: String,
-    /// `--identity-trust-anchors-file`, required by the controller.
-    pub trust_anchors_file: Option<PathBuf>,
-}
-
 impl ProxyApiArgs {
-    /// Loads the issuer, issues the controller's certificate and binds `--grpc-addr`.
-    pub async fn prepare(self, mesh: MeshIdentity, metrics: IdentityMetrics) -> Result<ProxyApi> {
-        let anchors = mesh.trust_anchors_file.context(
+    /// Loads the issuer, issues the controller's certificate and binds `--grpc-addr`. `mesh` and
+    /// `trust_anchors_file` are the injector's flags ([`weft_injector::config::ProxyArgs`]), so
+    /// the identity service and the injected proxies always agree.
+    pub async fn prepare(
+        self,
+        mesh: weft_core::Mesh,
+        trust_anchors_file: Option<PathBuf>,
+        metrics: IdentityMetrics,
+    ) -> Result<ProxyApi> {
+        let anchors = trust_anchors_file.context(
             "--identity-trust-anchors-file is required: the PEM trust anchors the identity issuer chains to",
         )?;
-        let domain = weft_core::Mesh::new(&mesh.namespace, &mesh.trust_domain);
-        let own = domain
+        let own = mesh
             .identity_of_user(&format!(
                 "system:serviceaccount:{}:{}",
-                mesh.namespace, self.service_account
+                mesh.control_plane_namespace(),
+                self.service_account
             ))
             .context("invalid --control-plane-namespace or --service-account")?;
         let files = IssuerFiles {
@@ -112,7 +107,7 @@ impl ProxyApiArgs {
         Ok(ProxyApi {
             listener,
             addr: self.grpc_addr,
-            domain,
+            domain: mesh,
             store: Arc::new(store),
             serving: Arc::new(serving),
             lifetime,
@@ -258,18 +253,15 @@ mod tests {
             identity_cert_lifetime: Duration::from_secs(3600),
             service_account: "weft-controller".into(),
         };
-        let mesh = |ns: &str, anchors: bool| MeshIdentity {
-            namespace: ns.into(),
-            trust_domain: "cluster.local".into(),
-            trust_anchors_file: anchors.then(|| dir.path().join("ca.crt")),
-        };
+        let mesh = |ns: &str| weft_core::Mesh::new(ns, "cluster.local");
+        let anchors = |given: bool| given.then(|| dir.path().join("ca.crt"));
         let error = args()
-            .prepare(mesh("weft", true), IdentityMetrics::default())
+            .prepare(mesh("weft"), anchors(true), IdentityMetrics::default())
             .await
             .unwrap_err();
         assert!(format!("{error:#}").contains("tls.crt"), "{error:#}");
         let error = args()
-            .prepare(mesh("Weft!", true), IdentityMetrics::default())
+            .prepare(mesh("Weft!"), anchors(true), IdentityMetrics::default())
             .await
             .unwrap_err();
         assert!(
@@ -277,7 +269,7 @@ mod tests {
             "{error:#}"
         );
         let error = args()
-            .prepare(mesh("weft", false), IdentityMetrics::default())
+            .prepare(mesh("weft"), anchors(false), IdentityMetrics::default())
             .await
             .unwrap_err();
         assert!(

@@ -510,5 +510,4 @@ fn check_hostname(host: &str) -> Result<(), String> {
 }
 
 #[cfg(test)]
-#[path = "http_route_tests.rs"]
 mod tests;

@@ -171,5 +171,4 @@ impl OperationName for RequestIn<'_> {
 }
 
 #[cfg(test)]
-#[path = "validate_tests.rs"]
 mod tests;

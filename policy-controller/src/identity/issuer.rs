@@ -359,5 +359,4 @@ fn datetime(unix: i64) -> time::OffsetDateTime {
 }
 
 #[cfg(test)]
-#[path = "issuer_tests.rs"]
 mod tests;

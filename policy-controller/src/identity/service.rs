@@ -195,5 +195,4 @@ impl Identity for IdentityService {
 }
 
 #[cfg(test)]
-#[path = "service_tests.rs"]
 pub(crate) mod tests;

@@ -64,20 +64,17 @@ impl InboundSettings {
     /// [`with_detect_timeout`](Self::with_detect_timeout).
     pub fn new(
         cluster_networks: Vec<IpNet>,
-        control_plane_namespace: impl Into<String>,
-        trust_domain: impl Into<String>,
+        mesh: weft_core::Mesh,
     ) -> Result<Self, InvalidSettings> {
-        let control_plane_namespace = control_plane_namespace.into();
-        let trust_domain = trust_domain.into();
         if cluster_networks.is_empty() {
             return Err(InvalidSettings::NoClusterNetworks);
         }
-        if control_plane_namespace.is_empty() || trust_domain.is_empty() {
+        if mesh.control_plane_namespace().is_empty() || mesh.trust_domain().is_empty() {
             return Err(InvalidSettings::EmptyIdentityPart);
         }
         Self {
             cluster_networks,
-            mesh: weft_core::Mesh::new(control_plane_namespace, trust_domain),
+            mesh,
             detect_timeout: prost_types::Duration::default(),
         }
         .with_detect_timeout(DEFAULT_DETECT_TIMEOUT)

@@ -15,7 +15,7 @@
 
 use crate::{
     identity::{Issued, Issuer, SignError},
-    server::shutdown,
+    server::{cert::CurrentCert, shutdown},
 };
 use hyper_util::{
     rt::{TokioExecutor, TokioTimer},
@@ -32,20 +32,12 @@ use std::{
 };
 use tokio::{net::TcpListener, sync::watch};
 use tokio_rustls::{
-    rustls::{
-        self,
-        server::{ClientHello, ResolvesServerCert},
-        sign::CertifiedKey,
-        ServerConfig,
-    },
+    rustls::{self, sign::CertifiedKey, ServerConfig},
     TlsAcceptor,
 };
 use tower::ServiceExt;
 
-/// How long a client may take from the TCP connection to its first request's headers (TLS
-/// handshake and HTTP/2 preface included); a client that sends nothing, or half a preface, is
-/// dropped then.
-pub const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub use super::FIRST_REQUEST_TIMEOUT;
 /// How often a connection is pinged (HTTP/2 PING), and how long the answer may take before the
 /// connection is closed: a proxy that vanished without closing its connection (node lost,
 /// network cut) does not hold it, and its watch streams, forever.
@@ -135,29 +127,28 @@ pub enum ServingError {
 }
 
 /// The controller's own certificate for its identity, issued from the identity issuer for a key
-/// generated at start, and what TLS handshakes use ([`ResolvesServerCert`]).
+/// generated at start, and what TLS handshakes use (through [`CurrentCert`]).
 pub struct ServingIdentity {
     name: String,
     key: KeyPair,
     signing_key: Arc<dyn rustls::sign::SigningKey>,
     lifetime: Duration,
-    current: RwLock<Current>,
+    cert: Arc<CurrentCert>,
+    validity: RwLock<Validity>,
 }
 
-#[derive(Clone)]
-struct Current {
-    certified: Arc<CertifiedKey>,
+/// When the certificate in use was issued, and until when it is valid.
+#[derive(Clone, Copy, Debug)]
+struct Validity {
     issued_at: SystemTime,
     valid_until: SystemTime,
 }
 
 impl std::fmt::Debug for ServingIdentity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let current = self.current.read();
         f.debug_struct("ServingIdentity")
             .field("name", &self.name)
-            .field("issued_at", &current.issued_at)
-            .field("valid_until", &current.valid_until)
+            .field("validity", &*self.validity.read())
             .finish_non_exhaustive()
     }
 }
@@ -180,13 +171,14 @@ impl ServingIdentity {
                     name: name.clone(),
                     source,
                 })?;
-        let current = RwLock::new(current(issued, signing_key.clone(), now));
+        let (certified, validity) = current(issued, signing_key.clone(), now);
         Ok(Self {
             name,
             key,
             signing_key,
             lifetime,
-            current,
+            cert: Arc::new(CurrentCert::new(certified)),
+            validity: RwLock::new(validity),
         })
     }
 
@@ -196,7 +188,7 @@ impl ServingIdentity {
 
     /// When the certificate in use expires.
     pub fn valid_until(&self) -> SystemTime {
-        self.current.read().valid_until
+        self.validity.read().valid_until
     }
 
     /// Issues a new certificate from `issuer` and puts it in use.
@@ -207,14 +199,16 @@ impl ServingIdentity {
                 name: self.name.clone(),
                 source,
             })?;
-        *self.current.write() = current(issued, self.signing_key.clone(), now);
+        let (certified, validity) = current(issued, self.signing_key.clone(), now);
+        self.cert.set(certified);
+        *self.validity.write() = validity;
         Ok(())
     }
 
     /// How long until the certificate in use should be renewed.
     fn renew_in(&self, now: SystemTime) -> Duration {
-        let current = self.current.read();
-        renew_in(current.issued_at, current.valid_until, now)
+        let validity = *self.validity.read();
+        renew_in(validity.issued_at, validity.valid_until, now)
     }
 
     /// Renews the certificate at two thirds of its lifetime and whenever `issuer` changes, until
@@ -252,7 +246,7 @@ impl ServingIdentity {
         let mut config = ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_no_client_auth()
-            .with_cert_resolver(self.clone());
+            .with_cert_resolver(self.cert.clone());
         config.alpn_protocols = vec![b"h2".to_vec()];
         Ok(Arc::new(config))
     }
@@ -262,14 +256,16 @@ fn current(
     issued: Issued,
     signing_key: Arc<dyn rustls::sign::SigningKey>,
     now: SystemTime,
-) -> Current {
+) -> (Arc<CertifiedKey>, Validity) {
     let mut chain = vec![issued.leaf];
     chain.extend(issued.intermediates);
-    Current {
-        certified: Arc::new(CertifiedKey::new(chain, signing_key)),
-        issued_at: now,
-        valid_until: issued.valid_until,
-    }
+    (
+        Arc::new(CertifiedKey::new(chain, signing_key)),
+        Validity {
+            issued_at: now,
+            valid_until: issued.valid_until,
+        },
+    )
 }
 
 /// Two thirds into the validity `[issued_at, valid_until]`, from `now`; zero when that has passed.
@@ -279,12 +275,6 @@ pub fn renew_in(issued_at: SystemTime, valid_until: SystemTime, now: SystemTime)
         .unwrap_or(Duration::ZERO);
     let at = issued_at + lifetime * 2 / 3;
     at.duration_since(now).unwrap_or(Duration::ZERO)
-}
-
-impl ResolvesServerCert for ServingIdentity {
-    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.current.read().certified.clone())
-    }
 }
 
 /// Serves `routes` over HTTP/2 on `listener` until `shutdown` completes, then drains (see
@@ -416,5 +406,4 @@ pub(crate) fn code_label(code: tonic::Code) -> &'static str {
 }
 
 #[cfg(test)]
-#[path = "grpc_tests.rs"]
 mod tests;

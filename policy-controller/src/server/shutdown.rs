@@ -579,5 +579,4 @@ async fn serve_with_grace<G, C, F>(
 }
 
 #[cfg(test)]
-#[path = "shutdown_tests.rs"]
 mod tests;

@@ -11,7 +11,7 @@
 //!
 //! HTTP/1.1 and HTTP/2 are both served, as ALPN chose (`h2`, else HTTP/1.1); kube-apiserver uses HTTP/1.1.
 
-use crate::server::shutdown;
+use crate::server::{cert::CurrentCert, shutdown};
 use hyper_util::{
     rt::{TokioExecutor, TokioTimer},
     server::conn::auto,
@@ -32,7 +32,6 @@ use tokio_rustls::{
         self,
         crypto::CryptoProvider,
         pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer},
-        server::{ClientHello, ResolvesServerCert},
         sign::CertifiedKey,
         ServerConfig,
     },
@@ -42,10 +41,7 @@ use tokio_rustls::{
 /// How often the key and certificate files are read again: a rotation is served at most this long
 /// after the files change.
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
-/// How long a client may take from the TCP connection to the end of its first request's headers
-/// (TLS handshake included; for HTTP/2 also the connection preface). A client that connects and
-/// sends nothing, or half a handshake, is dropped then.
-pub const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub use super::FIRST_REQUEST_TIMEOUT;
 /// How long an HTTP/1 client may take to send a later request's headers, from their first byte
 /// (slowloris protection). The wait for that first byte is [`IDLE_TIMEOUT`].
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(2);
@@ -115,26 +111,10 @@ pub enum TlsError {
 pub struct TlsCredentials {
     key: PathBuf,
     certs: PathBuf,
-    resolver: Arc<Resolver>,
+    cert: Arc<CurrentCert>,
+    /// The bytes of the key and certificate files the credentials in use were parsed from.
+    contents: RwLock<[Vec<u8>; 2]>,
     config: Arc<ServerConfig>,
-}
-
-/// The credentials in use, and the file contents they were parsed from.
-#[derive(Debug)]
-struct Resolver {
-    loaded: RwLock<Loaded>,
-}
-
-#[derive(Debug)]
-struct Loaded {
-    certified: Arc<CertifiedKey>,
-    contents: [Vec<u8>; 2],
-}
-
-impl ResolvesServerCert for Resolver {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.loaded.read().certified.clone())
-    }
 }
 
 impl TlsCredentials {
@@ -142,12 +122,7 @@ impl TlsCredentials {
     pub fn load(key: PathBuf, certs: PathBuf) -> Result<Self, TlsError> {
         let contents = [read(&key)?, read(&certs)?];
         let certified = certified_key(&key, &certs, &contents)?;
-        let resolver = Arc::new(Resolver {
-            loaded: RwLock::new(Loaded {
-                certified,
-                contents,
-            }),
-        });
+        let cert = Arc::new(CurrentCert::new(certified));
         let mut config = ServerConfig::builder_with_provider(crypto_provider())
             .with_safe_default_protocol_versions()
             .map_err(|source| TlsError::Credentials {
@@ -156,12 +131,13 @@ impl TlsCredentials {
                 source,
             })?
             .with_no_client_auth()
-            .with_cert_resolver(resolver.clone());
+            .with_cert_resolver(cert.clone());
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Self {
             key,
             certs,
-            resolver,
+            cert,
+            contents: RwLock::new(contents),
             config: Arc::new(config),
         })
     }
@@ -173,7 +149,7 @@ impl TlsCredentials {
 
     /// The key and chain new connections are served.
     pub fn current(&self) -> Arc<CertifiedKey> {
-        self.resolver.loaded.read().certified.clone()
+        self.cert.get()
     }
 
     /// Reads the files and, when their bytes changed and they can be used, serves them from now on.
@@ -187,15 +163,13 @@ impl TlsCredentials {
                 return false;
             }
         };
-        if contents == self.resolver.loaded.read().contents {
+        if contents == *self.contents.read() {
             return false;
         }
         match certified_key(&self.key, &self.certs, &contents) {
             Ok(certified) => {
-                *self.resolver.loaded.write() = Loaded {
-                    certified,
-                    contents,
-                };
+                self.cert.set(certified);
+                *self.contents.write() = contents;
                 tracing::info!(key = %self.key.display(), certs = %self.certs.display(), "Loaded new TLS credentials");
                 true
             }
@@ -442,5 +416,4 @@ impl Connection {
 }
 
 #[cfg(test)]
-#[path = "tls_tests.rs"]
 mod tests;

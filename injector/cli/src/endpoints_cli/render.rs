@@ -230,5 +230,4 @@ pub fn first(update: Update, service: &str, port: u16) -> Result<Resolution, Inv
 }
 
 #[cfg(test)]
-#[path = "render_tests.rs"]
 mod tests;

@@ -500,5 +500,4 @@ fn grpc_filter(kind: &proto::grpc_route::filter::Kind) -> Value {
 }
 
 #[cfg(test)]
-#[path = "render_tests.rs"]
 mod tests;

@@ -24,8 +24,7 @@ pub(super) fn net(s: &str) -> IpNet {
 pub(super) fn settings() -> InboundSettings {
     InboundSettings::new(
         vec![net("10.0.0.0/8"), net("fd00::/8")],
-        "weft",
-        "cluster.local",
+        weft_core::Mesh::new("weft", "cluster.local"),
     )
     .unwrap()
 }
@@ -215,11 +214,14 @@ fn detect_timeout_defaults_to_ten_seconds_and_is_bounded() {
         );
     }
     assert_eq!(
-        InboundSettings::new(vec![], "weft", "cluster.local"),
+        InboundSettings::new(vec![], weft_core::Mesh::new("weft", "cluster.local")),
         Err(InvalidSettings::NoClusterNetworks)
     );
     assert_eq!(
-        InboundSettings::new(vec![net("10.0.0.0/8")], "", "cluster.local"),
+        InboundSettings::new(
+            vec![net("10.0.0.0/8")],
+            weft_core::Mesh::new("", "cluster.local")
+        ),
         Err(InvalidSettings::EmptyIdentityPart)
     );
 }

@@ -102,8 +102,11 @@ async fn start() -> TestServer {
     apply(&index, mk_pod("ns", "db", "db", 5432));
     apply(&index, mk_server("ns", "web", "web", json!(8080), "HTTP/1"));
 
-    let settings =
-        InboundSettings::new(vec!["10.0.0.0/8".parse().unwrap()], "weft", "cluster.local").unwrap();
+    let settings = InboundSettings::new(
+        vec!["10.0.0.0/8".parse().unwrap()],
+        weft_core::Mesh::new("weft", "cluster.local"),
+    )
+    .unwrap();
     let metrics = InboundPolicyMetrics::register(&mut Registry::default());
     let (stop, stopping) = Stopping::new();
     let service = InboundPolicyService::new(index.clone(), settings, stopping, metrics.clone());

@@ -145,13 +145,13 @@ fn a_chain_including_the_root_and_a_self_signed_issuer_are_accepted() {
 #[test]
 fn a_sec1_issuer_key_as_cert_manager_writes_it_is_accepted() {
     let now = SystemTime::now();
-    let key = key::parse_pem(include_bytes!("testdata/issuer-sec1.key")).unwrap();
+    let key = key::parse_pem(include_bytes!("../testdata/issuer-sec1.key")).unwrap();
     let root = ca_params("root", now - DAY, now + DAY)
         .self_signed(&key)
         .unwrap();
     let pem = IssuerPem {
         certs: root.pem().into_bytes(),
-        key: include_bytes!("testdata/issuer-sec1.key").to_vec(),
+        key: include_bytes!("../testdata/issuer-sec1.key").to_vec(),
         anchors: root.pem().into_bytes(),
     };
     Issuer::from_pem(&paths(), &pem, now).unwrap();
