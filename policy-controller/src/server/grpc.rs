@@ -324,17 +324,12 @@ pub async fn serve_limited<G>(
                     req
                 });
         async move {
-            let accepted = tokio::time::Instant::now();
-            let activity = shutdown::Activity::new(
-                shutdown::Deadlines {
-                    first_request: limits.first_request,
-                    header_read: None,
-                    idle: None,
-                },
-                accepted,
-            );
-            // Refused: the socket is closed here, at once.
-            let Some(_permit) = connections.admit(&activity).await else {
+            let deadlines = shutdown::Deadlines {
+                first_request: limits.first_request,
+                header_read: None,
+                idle: None,
+            };
+            let Some((activity, _permit)) = super::admit(&connections, deadlines).await else {
                 return;
             };
             let service =
@@ -354,19 +349,9 @@ pub async fn serve_limited<G>(
                         .await
                 }
                 Some(acceptor) => {
-                    // Bounded by the first-request deadline, or ended by the limit to make room.
-                    let tls = tokio::select! {
-                        handshake = acceptor.accept(socket) => match handshake {
-                            Ok(tls) => tls,
-                            Err(error) => {
-                                tracing::debug!(%error, "gRPC TLS handshake failed");
-                                return;
-                            }
-                        },
-                        _ = activity.expired() => {
-                            tracing::debug!("gRPC TLS handshake not done by the first-request deadline, or evicted by the connection limit");
-                            return;
-                        }
+                    let Some(tls) = super::handshake("grpc", &acceptor, socket, &activity).await
+                    else {
+                        return;
                     };
                     let connect = |io| builder.serve_connection(io, service);
                     stopping.serve_until(tls, connect, activity.expired()).await

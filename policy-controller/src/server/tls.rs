@@ -350,31 +350,17 @@ impl Connection {
             stopping,
             limits,
         } = self;
-        let accepted = tokio::time::Instant::now();
         // The HTTP/1 header deadline is set once ALPN has chosen the protocol.
         let deadlines = shutdown::Deadlines {
             first_request: limits.first_request,
             header_read: None,
             idle: Some(limits.idle),
         };
-        let activity = shutdown::Activity::new(deadlines, accepted);
-        // Refused: the socket is closed here, at once.
-        let Some(_permit) = connections.admit(&activity).await else {
+        let Some((activity, _permit)) = super::admit(&connections, deadlines).await else {
             return;
         };
-        // Bounded by the first-request deadline, or ended by the limit to make room.
-        let tls = tokio::select! {
-            handshake = acceptor.accept(socket) => match handshake {
-                Ok(tls) => tls,
-                Err(error) => {
-                    tracing::debug!(%error, "TLS handshake failed");
-                    return;
-                }
-            },
-            _ = activity.expired() => {
-                tracing::debug!("TLS handshake not done by the first-request deadline, or evicted by the connection limit");
-                return;
-            }
+        let Some(tls) = super::handshake("webhook", &acceptor, socket, &activity).await else {
+            return;
         };
         // The protocol is the one ALPN chose, not sniffed from the first bytes: a connection
         // still sniffing when shutdown begins is dropped unread, while an HTTP/1 connection
