@@ -287,10 +287,7 @@ pub fn parse_log_format(value: &str) -> Result<String, InvalidValue> {
 
 /// One of the default inbound policy names.
 pub fn parse_inbound_policy(value: &str) -> Result<DefaultPolicy, InvalidValue> {
-    DefaultPolicy::ALL
-        .into_iter()
-        .find(|p| p.as_str() == value)
-        .ok_or_else(|| {
+    value.parse().map_err(|_| {
             InvalidValue::new(
                 value,
                 "is not a default inbound policy (accepted: \"all-unauthenticated\", \"all-authenticated\", \"cluster-unauthenticated\", \"cluster-authenticated\", \"deny\")",

@@ -271,7 +271,7 @@ pub fn workload(data: &[u8]) {
 }
 
 /// The identity domain of the certify check (the controller's defaults).
-static IDENTITY_DOMAIN: LazyLock<weft_core::Mesh> =
+static MESH: LazyLock<weft_core::Mesh> =
     LazyLock::new(|| weft_core::Mesh::new("weft", "cluster.local"));
 
 /// The fields of a Certify request and of the TokenReview's answer for its token.
@@ -365,7 +365,7 @@ pub fn certify_outcome(data: &[u8]) -> Certified {
         return Certified::Refused;
     };
     assert!(!user.is_empty(), "an authenticated user without a name");
-    let Ok(derived) = IDENTITY_DOMAIN.identity_of_user(&user) else {
+    let Ok(derived) = MESH.identity_of_user(&user) else {
         return Certified::Refused;
     };
     assert!(

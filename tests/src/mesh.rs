@@ -258,14 +258,7 @@ pub fn refused(answer: Option<u16>) -> bool {
 /// The Prometheus metrics of the proxy of the pod at `pod_ip`, from its admin port (4191, which
 /// the proxy's iptables rules leave alone), fetched from the host.
 pub fn proxy_metrics(pod_ip: &str) -> Result<String> {
-    let output = node::run(Command::new("curl").args([
-        "-sf",
-        "-m",
-        "3",
-        &format!("http://{pod_ip}:4191/metrics"),
-    ]))
-    .with_context(|| format!("fetching the proxy metrics of {pod_ip}"))?;
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    node::metrics_at(pod_ip, 4191)
 }
 
 /// Whether an HTTPS server answered `url` (any HTTP status; the certificate is not checked)

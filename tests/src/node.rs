@@ -281,18 +281,23 @@ pub async fn controller_pods(client: &kube::Client) -> Result<Vec<Pod>> {
         .collect())
 }
 
+/// The Prometheus text of `http://{ip}:{port}/metrics`, fetched from the host.
+pub fn metrics_at(ip: &str, port: u16) -> Result<String> {
+    let output =
+        run(Command::new("curl").args(["-sf", "-m", "3", &format!("http://{ip}:{port}/metrics")]))
+            .with_context(|| format!("fetching the metrics at {ip}:{port}"))?;
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
 /// The Prometheus metrics of a controller pod, from its admin port (the chart's `ports.admin`,
-/// 8080), fetched from the host.
+/// 8080).
 pub fn controller_metrics(pod: &Pod) -> Result<String> {
     let ip = pod
         .status
         .as_ref()
         .and_then(|s| s.pod_ip.as_deref())
         .context("the controller pod has no IP")?;
-    let output =
-        run(Command::new("curl").args(["-sf", "-m", "3", &format!("http://{ip}:8080/metrics")]))
-            .with_context(|| format!("fetching the controller's metrics at {ip}"))?;
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    metrics_at(ip, 8080)
 }
 
 /// Installs the Gateway API CRDs if they are missing (the suite's harness installs the chart

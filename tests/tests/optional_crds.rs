@@ -76,7 +76,7 @@ async fn without_gateway_api(h: &Harness, client: &kube::Client, webhook: &str) 
         .await
         .context("without the Gateway API CRDs the controller must still become ready")?;
     eprintln!(
-        "ready {:?} after start without the Gateway API CRDs",
+        "ready {:?} after the controller listened, without the Gateway API CRDs",
         started.elapsed()
     );
     let missing = controller.log_lines(&[

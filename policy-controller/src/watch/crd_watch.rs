@@ -58,7 +58,7 @@ pub fn spawn<T, I, S: 'static>(
 
 /// Polls `events` for its first event now and returns a stream that yields that event again,
 /// then the rest; `None` when `events` has ended.
-pub async fn with_first_event_taken<S>(mut events: S) -> Option<impl Stream<Item = S::Item>>
+async fn with_first_event_taken<S>(mut events: S) -> Option<impl Stream<Item = S::Item>>
 where
     S: Stream + Unpin,
 {
