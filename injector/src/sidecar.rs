@@ -37,7 +37,7 @@ pub const PROXY_INIT_PATH: &str = "/usr/lib/linkerd/linkerd2-proxy-init";
 /// The unprivileged user `weft-init` runs as.
 pub const INIT_UID: u32 = 65534;
 
-pub const INBOUND_PORT: u16 = 4143;
+pub const INBOUND_PORT: u16 = weft_core::names::PROXY_INBOUND_PORT;
 pub const OUTBOUND_PORT: u16 = 4140;
 pub const ADMIN_PORT: u16 = 4191;
 /// The proxy's tap port; bypasses iptables like the admin port (tap stays off: no `LINKERD2_PROXY_TAP_SVC_NAME`).

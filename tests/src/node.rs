@@ -19,6 +19,9 @@ pub const RELEASE_NAMESPACE: &str = "weft";
 /// The fixed ClusterIP of the controller's Service: the local cluster has no DNS, so injected
 /// proxies dial the control plane by this address (and verify its identity over TLS).
 pub const CONTROL_PLANE_IP: &str = "10.96.0.20";
+/// The host's address on the pod network (`NODE_IP` in `bin/_node`): the source of the kubelet's
+/// probes and of the tests' metric scrapes.
+pub const HOST_POD_NETWORK_IP: &str = "10.251.0.1";
 
 /// Images pushed to the node's registry by `bin/images`.
 #[derive(Clone, Debug)]

@@ -11,6 +11,7 @@ mod node_chart;
 mod node_check;
 mod node_mesh;
 mod node_mtls;
+mod node_opaque;
 mod node_restart;
 mod node_routes;
 mod node_workloads;
@@ -95,6 +96,7 @@ fn main() -> ExitCode {
         node_check::TESTS,
         node_mesh::TESTS,
         node_mtls::TESTS,
+        node_opaque::TESTS,
         node_routes::TESTS,
         node_chart::LAST,
         node_restart::TESTS,

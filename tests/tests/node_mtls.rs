@@ -283,7 +283,7 @@ fn meshed_pods_talk_over_mtls_and_authorize_by_service_account(h: &Harness) -> R
                 "metadata": {"name": "node-scrapes"},
                 "spec": {
                     "server": {"name": "web-admin"},
-                    "client": {"unauthenticated": true, "networks": [{"cidr": "10.251.0.1/32"}]},
+                    "client": {"unauthenticated": true, "networks": [{"cidr": format!("{}/32", node::HOST_POD_NETWORK_IP)}]},
                 },
             }),
         )

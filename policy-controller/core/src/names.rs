@@ -31,6 +31,11 @@ pub const INIT_CONTAINER: &str = "weft-init";
 /// The injected proxy container (linkerd2-proxy).
 pub const PROXY_CONTAINER: &str = "weft-proxy";
 
+/// The proxy's inbound listener: proxy-init redirects inbound TCP to it, and meshed clients send
+/// opaque traffic to it directly, over mutual TLS with a transport header naming the app's port
+/// (the `opaque_transport` hint of the Destination API).
+pub const PROXY_INBOUND_PORT: u16 = 4143;
+
 /// The proxy container's ports: inbound (4143) and admin (4191).
 pub const PROXY_PORT_NAMES: [&str; 2] = ["weft-proxy", "weft-admin"];
 

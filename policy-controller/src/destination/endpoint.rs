@@ -12,19 +12,29 @@
 //! - `protocol_hint: H2` lets the client upgrade HTTP/1 requests to HTTP/2 between proxies
 //!   (`l5d-orig-proto`): only a meshed endpoint's proxy undoes it. `Opaque` tells the client the
 //!   server proxy treats the port as opaque TCP, so it sends no session protocol and no upgrade.
-//! - `opaque_transport` (the inbound port of a tagged transport) is never set: Weft's proxies run
-//!   no tagged-transport port, so clients connect to the endpoint's own port, with mTLS.
+//! - `opaque_transport { inbound_port }` is set on a meshed endpoint's opaque port, always with
+//!   the proxy's inbound port (4143, fixed by Weft's injector). It is the only way a meshed client
+//!   reaches an opaque port over mutual TLS. The server proxy does not look for TLS on an opaque
+//!   port (`detect.rs` in `app/inbound`: the connection is `tls=None(PortSkipped)`, so an
+//!   identity-based authorization refuses it). With the hint, the client dials
+//!   `<pod IP>:<inbound_port>` instead, with TLS and the ALPN protocol `transport.l5d.io/v1`, and
+//!   sends a transport header naming the endpoint's port (`tagged_transport_port` in
+//!   `proxy/api-resolve/src/pb.rs`; `PortOverride` and the ALPN in `app/outbound/src/opaq/concrete.rs`
+//!   and `http/concrete.rs`). The server proxy's direct stack terminates the TLS, reads the header
+//!   and authorizes the connection with the policy of that port and the client's identity
+//!   (`app/inbound/src/direct.rs`), then forwards it to the app.
 //! - `metric_labels` become labels of the client's endpoint metrics.
 
 use linkerd2_proxy_api::{
     destination::{
-        protocol_hint::{self, Protocol},
+        protocol_hint::{self, OpaqueTransport, Protocol},
         tls_identity::{DnsLikeIdentity, Strategy},
         ProtocolHint, TlsIdentity, WeightedAddr,
     },
     net::TcpAddress,
 };
 use std::{collections::HashMap, net::SocketAddr};
+use weft_core::names::PROXY_INBOUND_PORT;
 use weft_endpoints_index::Endpoint;
 
 /// Every endpoint weighs the same (Linkerd's default weight).
@@ -37,7 +47,8 @@ pub fn tcp_address(addr: SocketAddr) -> TcpAddress {
 }
 
 /// The `WeightedAddr` of one endpoint: labelled with its pod, service account and zone when
-/// known; with the mesh identity to require and the protocol hint when it is meshed.
+/// known; with the mesh identity to require and the protocol hint when it is meshed (and, on an
+/// opaque port, the inbound port to carry the connection to).
 pub fn weighted_addr(endpoint: &Endpoint) -> WeightedAddr {
     let mut metric_labels = HashMap::new();
     for (key, value) in [
@@ -52,13 +63,18 @@ pub fn weighted_addr(endpoint: &Endpoint) -> WeightedAddr {
     let (tls_identity, protocol_hint) = match &endpoint.identity {
         Some(identity) => (
             Some(tls_identity(identity)),
-            Some(ProtocolHint {
-                protocol: Some(if endpoint.opaque {
-                    Protocol::Opaque(protocol_hint::Opaque {})
-                } else {
-                    Protocol::H2(protocol_hint::H2 {})
-                }),
-                opaque_transport: None,
+            Some(if endpoint.opaque {
+                ProtocolHint {
+                    protocol: Some(Protocol::Opaque(protocol_hint::Opaque {})),
+                    opaque_transport: Some(OpaqueTransport {
+                        inbound_port: u32::from(PROXY_INBOUND_PORT),
+                    }),
+                }
+            } else {
+                ProtocolHint {
+                    protocol: Some(Protocol::H2(protocol_hint::H2 {})),
+                    opaque_transport: None,
+                }
             }),
         ),
         None => (None, None),

@@ -50,14 +50,25 @@ fn a_meshed_endpoint_is_dialed_with_its_identity_and_may_be_upgraded_to_http2() 
 }
 
 #[test]
-fn a_meshed_opaque_endpoint_gets_the_opaque_hint_and_no_tagged_transport() {
+fn a_meshed_opaque_endpoint_is_reached_through_the_proxy_inbound_port() {
     let addr = weighted_addr(&weft_endpoints_index::Endpoint {
         opaque: true,
         ..meshed("10.1.2.3:5432", "ns", "db-0")
     });
     assert!(addr.tls_identity.is_some());
     assert!(matches!(hint(&addr), Some(Protocol::Opaque(_))));
-    assert_eq!(addr.protocol_hint.as_ref().unwrap().opaque_transport, None);
+    // The address stays the app's port; the client proxy dials the inbound port instead and
+    // names 5432 in the transport header.
+    assert_eq!(
+        addr.addr,
+        Some(tcp_address("10.1.2.3:5432".parse().unwrap()))
+    );
+    assert_eq!(
+        addr.protocol_hint.as_ref().unwrap().opaque_transport,
+        Some(
+            linkerd2_proxy_api::destination::protocol_hint::OpaqueTransport { inbound_port: 4143 }
+        )
+    );
 }
 
 #[test]

@@ -1,0 +1,252 @@
+//! Opaque ports between meshed pods, authorized by identity: real proxies on the node.
+//!
+//! linkerd2-proxy does not look for TLS on an opaque inbound port: a TLS connection straight to
+//! the app's port is `tls=None(PortSkipped)` and carries no client identity. A meshed client must
+//! reach an opaque port through the server proxy's inbound port (4143) with mutual TLS and a
+//! transport header naming the app's port, which it does only when the Destination API gives the
+//! endpoint the `opaque_transport` hint. This test is the judge of that path: the server's proxy
+//! must see the allowed client's identity over TLS on the opaque port, and refuse another
+//! identity and an unmeshed client.
+//!
+//! The app is the test app's HTTP server, its port marked opaque: HTTP is carried as opaque TCP,
+//! so an answer proves the bytes went through both proxies unchanged.
+
+use crate::{block_on, Harness};
+use anyhow::{ensure, Result};
+use std::time::Duration;
+use weft_e2e::{
+    mesh::{
+        app_pod, create_policy, create_service, http_get_from, pid_of, pod_ip, proxy_metrics,
+        refused, run_pod, service, service_account, wait_for_answer,
+    },
+    node, resources,
+};
+
+pub const TESTS: &[(&str, crate::TestFn)] = &[(
+    "opaque::meshed_clients_reach_an_opaque_port_over_mtls_authorized_by_identity",
+    meshed_clients_reach_an_opaque_port_over_mtls_authorized_by_identity,
+)];
+
+/// The lines of `metrics` named `name` (with labels) that contain every one of `labels`.
+fn lines_with<'a>(metrics: &'a str, name: &str, labels: &[&str]) -> Vec<&'a str> {
+    let prefix = format!("{name}{{");
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(&prefix))
+        .filter(|l| labels.iter().all(|label| l.contains(label)))
+        .collect()
+}
+
+/// The `inbound_tcp_authz_*` lines of `metrics`, for a failing test's message.
+fn tcp_authz(metrics: &str) -> String {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("inbound_tcp_authz"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn meshed_clients_reach_an_opaque_port_over_mtls_authorized_by_identity(h: &Harness) -> Result<()> {
+    block_on(async {
+        let client = h.cluster.client().await?;
+        let ns =
+            resources::namespace(&client, "opaque", &[("weft.dev/inject", "enabled")], &[]).await?;
+        let plain = resources::namespace(&client, "opaque-plain", &[], &[]).await?;
+        for sa in ["web", "client", "other"] {
+            service_account(&client, &ns, sa).await?;
+        }
+        // The server: its app port (8080, `http`) opaque by annotation, so its proxy skips
+        // protocol and TLS detection there; the Service's port 80 opaque too, so clients
+        // calling the Service do not detect HTTP either.
+        let web = run_pod(
+            &h.cluster,
+            &client,
+            &ns,
+            &app_pod(
+                "web",
+                &h.images.test_app,
+                "web",
+                &[("config.weft.dev/opaque-ports", "8080")],
+            ),
+        )
+        .await?;
+        let mut web_service = service("web", 80);
+        web_service.metadata.annotations =
+            Some(resources::to_map(&[("config.weft.dev/opaque-ports", "80")]));
+        let service_ip = create_service(&client, &ns, &web_service).await?;
+        let web_ip = pod_ip(&web)?;
+
+        // An opaque Server on that port; TCP connections authorized for the `client` service
+        // account (decided on the identity of the client's certificate) and for the host, whose
+        // kubelet probes the app (an opaque port has no probe routes).
+        create_policy(
+            &client,
+            &ns,
+            "Server",
+            serde_json::json!({
+                "apiVersion": "policy.weft.dev/v1beta1",
+                "kind": "Server",
+                "metadata": {"name": "web-tcp"},
+                "spec": {
+                    "podSelector": {"matchLabels": {"app": "web"}},
+                    "port": "http",
+                    "proxyProtocol": "opaque",
+                },
+            }),
+        )
+        .await?;
+        create_policy(
+            &client,
+            &ns,
+            "ServerAuthorization",
+            serde_json::json!({
+                "apiVersion": "policy.weft.dev/v1beta1",
+                "kind": "ServerAuthorization",
+                "metadata": {"name": "client-only"},
+                "spec": {
+                    "server": {"name": "web-tcp"},
+                    "client": {"meshTLS": {"serviceAccounts": [{"name": "client"}]}},
+                },
+            }),
+        )
+        .await?;
+        create_policy(
+            &client,
+            &ns,
+            "ServerAuthorization",
+            serde_json::json!({
+                "apiVersion": "policy.weft.dev/v1beta1",
+                "kind": "ServerAuthorization",
+                "metadata": {"name": "kubelet"},
+                "spec": {
+                    "server": {"name": "web-tcp"},
+                    "client": {
+                        "unauthenticated": true,
+                        "networks": [{"cidr": format!("{}/32", node::HOST_POD_NETWORK_IP)}],
+                    },
+                },
+            }),
+        )
+        .await?;
+
+        let meshed_client = run_pod(
+            &h.cluster,
+            &client,
+            &ns,
+            &app_pod("client", &h.images.test_app, "client", &[]),
+        )
+        .await?;
+        let other = run_pod(
+            &h.cluster,
+            &client,
+            &ns,
+            &app_pod("other", &h.images.test_app, "other", &[]),
+        )
+        .await?;
+        let unmeshed = run_pod(
+            &h.cluster,
+            &client,
+            &plain,
+            &app_pod("plain", &h.images.test_app, "default", &[]),
+        )
+        .await?;
+        let (client_pid, other_pid, plain_pid) = (
+            pid_of(&h.cluster, &meshed_client, "app")?,
+            pid_of(&h.cluster, &other, "app")?,
+            pid_of(&h.cluster, &unmeshed, "app")?,
+        );
+
+        // The allowed identity, through the Service (OutboundPolicies → Destination.Get) and
+        // straight to the pod's address (a pod target forwarded with its endpoint).
+        let by_service = format!("http://{service_ip}/");
+        let by_pod = format!("http://{web_ip}:8080/");
+        for (what, url) in [("the Service", &by_service), ("the pod", &by_pod)] {
+            let took = wait_for_answer(client_pid, url, |a| a == Some(200), what).await?;
+            eprintln!("opaque: the client's service account reached {what} ({url}) after {took:?}");
+        }
+        for (what, pid) in [
+            ("another service account", other_pid),
+            ("an unmeshed client", plain_pid),
+        ] {
+            for url in [&by_service, &by_pod] {
+                let answer = http_get_from(pid, url)?;
+                ensure!(
+                    refused(answer),
+                    "{what} must be refused on the opaque port ({url}), got {answer:?}"
+                );
+            }
+        }
+
+        // The server proxy's own metrics: the allowed connections arrived over mutual TLS with
+        // the client's identity and were authorized by `client-only`; the other identity's were
+        // denied with its identity; the unmeshed client's were denied without TLS.
+        let client_id = format!("client.{ns}.serviceaccount.identity.weft.cluster.local");
+        let other_id = format!("other.{ns}.serviceaccount.identity.weft.cluster.local");
+        let metrics = node::wait_for(
+            "the web proxy's metrics",
+            Duration::from_secs(10),
+            || async { Ok(proxy_metrics(&web_ip).ok()) },
+        )
+        .await?;
+        let allowed = lines_with(
+            &metrics,
+            "inbound_tcp_authz_allow_total",
+            &[
+                "tls=\"true\"",
+                &format!("client_id=\"{client_id}\""),
+                "srv_name=\"web-tcp\"",
+                "authz_name=\"client-only\"",
+            ],
+        );
+        ensure!(
+            !allowed.is_empty(),
+            "the server proxy authorized no connection of {client_id} over TLS by client-only:\n{}",
+            tcp_authz(&metrics)
+        );
+        eprintln!("opaque: server proxy: {}", allowed[0]);
+        let denied_other = lines_with(
+            &metrics,
+            "inbound_tcp_authz_deny_total",
+            &[
+                "tls=\"true\"",
+                &format!("client_id=\"{other_id}\""),
+                "srv_name=\"web-tcp\"",
+            ],
+        );
+        ensure!(
+            !denied_other.is_empty(),
+            "the server proxy denied no TLS connection of {other_id} on web-tcp:\n{}",
+            tcp_authz(&metrics)
+        );
+        eprintln!("opaque: server proxy: {}", denied_other[0]);
+        let denied_plain = lines_with(
+            &metrics,
+            "inbound_tcp_authz_deny_total",
+            &["tls=\"no_identity\"", "srv_name=\"web-tcp\""],
+        );
+        ensure!(
+            !denied_plain.is_empty(),
+            "the server proxy denied no connection without TLS on web-tcp:\n{}",
+            tcp_authz(&metrics)
+        );
+        eprintln!("opaque: server proxy: {}", denied_plain[0]);
+
+        // `weft endpoints` shows the hint the client proxies act on.
+        let weft = weft_e2e::weft_cli::build()?;
+        let kubeconfig = format!("--kubeconfig={}", h.cluster.kubeconfig.display());
+        let shown = weft_e2e::weft_cli::endpoints(&weft, &[&format!("web.{ns}:80"), &kubeconfig])?;
+        ensure!(
+            shown.code == Some(0)
+                && shown.stdout.contains(&format!("{web_ip}:8080"))
+                && shown.stdout.contains("opaque (transport port 4143)"),
+            "weft endpoints must show {web_ip}:8080 reached through the inbound port 4143 (exit {:?}):\n{}{}",
+            shown.code,
+            shown.stdout,
+            shown.stderr
+        );
+
+        let _ = resources::delete_namespace(&client, &ns).await;
+        let _ = resources::delete_namespace(&client, &plain).await;
+        Ok(())
+    })
+}
