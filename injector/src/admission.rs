@@ -5,9 +5,9 @@
 //! `status.code: 400` and a message naming the annotation or port.
 
 use crate::{
-    decision::{precheck, Injector, Planned, Precheck, SkipReason},
+    decision::{Injector, Planned, Precheck, SkipReason},
     pod_view::PodView,
-    rejection::RejectReason,
+    rejection::{RejectReason, Rejection},
 };
 use kube::core::{
     admission::{AdmissionRequest, AdmissionResponse, Operation},
@@ -181,34 +181,110 @@ fn view(object: &DynamicObject) -> PodView<'_> {
     )
 }
 
-/// False when the answer cannot depend on the namespace's annotations (not a pod CREATE, a system namespace,
-/// or the pod decides by itself: disabled, invalid, already injected, host network), so the namespace need
-/// not be looked up.
-pub fn uses_namespace(request: &AdmissionRequest<DynamicObject>) -> bool {
-    if !is_pod_create(request) {
-        return false;
-    }
-    let Some(object) = request.object.as_ref() else {
-        return false;
-    };
-    matches!(
-        precheck(&view(object), namespace_of(request), None),
-        Ok(Precheck::Continue { .. })
-    )
+/// A request after the checks that do not depend on its namespace (see [`first_look`]).
+#[derive(Debug)]
+pub enum FirstLook {
+    /// Answered without the namespace: not a pod CREATE, a system or control-plane namespace, or
+    /// the pod decides by itself (disabled, invalid, already injected, host network).
+    Answered(Reviewed),
+    /// A pod CREATE whose answer depends on its namespace's annotations.
+    NeedsNamespace(PendingReview),
 }
 
-/// Answers one admission request.
+/// A pod CREATE that passed the namespace-independent checks; [`PendingReview::respond`] finishes
+/// it without running them again.
+#[derive(Debug)]
+pub struct PendingReview {
+    /// Boxed: a request is large beside an answered review.
+    request: Box<AdmissionRequest<DynamicObject>>,
+    pod_enabled: Option<bool>,
+}
+
+impl PendingReview {
+    pub fn request(&self) -> &AdmissionRequest<DynamicObject> {
+        &self.request
+    }
+
+    /// Answers with the namespace's annotations (`None`: unknown namespace, not enabled).
+    pub fn respond(
+        &self,
+        injector: &Injector,
+        namespace_annotations: Option<&BTreeMap<String, String>>,
+    ) -> Reviewed {
+        let object = self
+            .request
+            .object
+            .as_ref()
+            .expect("a pending review is a pod CREATE with an object (checked by first_look)");
+        let planned = injector.plan_prechecked(
+            &view(object),
+            namespace_of(&self.request),
+            self.pod_enabled,
+            namespace_annotations,
+        );
+        answer(injector, &self.request, planned)
+    }
+}
+
+/// Runs the checks that do not depend on the namespace, once: the webhook looks the namespace up
+/// only for a [`FirstLook::NeedsNamespace`] request.
+pub fn first_look(injector: &Injector, request: AdmissionRequest<DynamicObject>) -> FirstLook {
+    let object = match request.object.as_ref() {
+        Some(object) if is_pod_create(&request) => object,
+        _ => {
+            return FirstLook::Answered(finish(
+                AdmissionResponse::from(&request),
+                Outcome::Allowed,
+                Vec::new(),
+            ))
+        }
+    };
+    match injector.precheck(&view(object), namespace_of(&request)) {
+        Ok(Precheck::Continue { pod_enabled }) => FirstLook::NeedsNamespace(PendingReview {
+            request: Box::new(request),
+            pod_enabled,
+        }),
+        Ok(Precheck::Skip(reason)) => FirstLook::Answered(answer(
+            injector,
+            &request,
+            Ok(Planned::Skip {
+                reason,
+                warnings: Vec::new(),
+            }),
+        )),
+        Err(rejection) => FirstLook::Answered(answer(injector, &request, Err(rejection))),
+    }
+}
+
+/// Answers one admission request in one step (the checks and the decision), for callers that
+/// have the namespace's annotations at hand.
 pub fn respond(
     injector: &Injector,
     request: &AdmissionRequest<DynamicObject>,
     namespace_annotations: Option<&BTreeMap<String, String>>,
 ) -> Reviewed {
-    let response = AdmissionResponse::from(request);
     let object = match request.object.as_ref() {
         Some(object) if is_pod_create(request) => object,
-        _ => return finish(response, Outcome::Allowed, Vec::new()),
+        _ => {
+            return finish(
+                AdmissionResponse::from(request),
+                Outcome::Allowed,
+                Vec::new(),
+            )
+        }
     };
-    match injector.plan(&view(object), namespace_of(request), namespace_annotations) {
+    let planned = injector.plan(&view(object), namespace_of(request), namespace_annotations);
+    answer(injector, request, planned)
+}
+
+/// The review answering `request` with a decision.
+fn answer(
+    injector: &Injector,
+    request: &AdmissionRequest<DynamicObject>,
+    planned: Result<Planned, Rejection>,
+) -> Reviewed {
+    let response = AdmissionResponse::from(request);
+    match planned {
         Ok(Planned::Inject { plan, warnings }) => {
             let mut patch = Vec::with_capacity(4096);
             plan.write_json(&mut patch, injector.rendered());

@@ -180,12 +180,40 @@ impl Injector {
         namespace: &str,
         namespace_annotations: Option<&BTreeMap<String, String>>,
     ) -> Result<Planned, Rejection> {
+        match self.precheck(pod, namespace)? {
+            Precheck::Skip(reason) => Ok(Planned::Skip {
+                reason,
+                warnings: Vec::new(),
+            }),
+            Precheck::Continue { pod_enabled } => {
+                self.plan_prechecked(pod, namespace, pod_enabled, namespace_annotations)
+            }
+        }
+    }
+
+    /// The checks that need neither the namespace's annotations nor the configuration
+    /// overrides, with this injector's control-plane namespace.
+    pub(crate) fn precheck(
+        &self,
+        pod: &PodView<'_>,
+        namespace: &str,
+    ) -> Result<Precheck, Rejection> {
+        precheck(
+            pod,
+            namespace,
+            Some(self.config.control_plane_namespace.as_str()),
+        )
+    }
+
+    /// [`Injector::plan`] after [`Injector::precheck`] said `Continue { pod_enabled }`.
+    pub(crate) fn plan_prechecked(
+        &self,
+        pod: &PodView<'_>,
+        namespace: &str,
+        pod_enabled: Option<bool>,
+        namespace_annotations: Option<&BTreeMap<String, String>>,
+    ) -> Result<Planned, Rejection> {
         let mut warnings = Vec::new();
-        let control_plane = Some(self.config.control_plane_namespace.as_str());
-        let pod_enabled = match precheck(pod, namespace, control_plane)? {
-            Precheck::Skip(reason) => return Ok(Planned::Skip { reason, warnings }),
-            Precheck::Continue { pod_enabled } => pod_enabled,
-        };
         let namespace_enabled = match namespace_annotations.and_then(|a| a.get(INJECT_ANNOTATION)) {
             None => false,
             Some(v) if v == "enabled" => true,
@@ -218,7 +246,7 @@ impl Injector {
 
 /// The checks that need neither the namespace's annotations nor the configuration overrides.
 /// `control_plane`: the control plane's namespace, when known.
-pub(crate) fn precheck(
+fn precheck(
     pod: &PodView<'_>,
     namespace: &str,
     control_plane: Option<&str>,

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use weft_injector::{
-    admission::{parse_review, respond, uses_namespace, BadReview, Outcome},
+    admission::{first_look, parse_review, respond, BadReview, FirstLook, Outcome},
     config::ProxyConfig,
     Injector, RejectReason, SkipReason,
 };
@@ -54,15 +54,31 @@ fn ns(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// Answers as the webhook does (the namespace-independent checks first, the namespace only when
+/// they ask for it), and checks that the one-step `respond` gives the same bytes.
 fn run(body: &[u8], namespace: Option<&BTreeMap<String, String>>) -> (Outcome, Value, Vec<String>) {
     let injector = Injector::new(ProxyConfig::default());
     let request = parse_review(body).unwrap();
-    let reviewed = respond(&injector, &request, namespace);
+    let one_step = respond(&injector, &request, namespace);
+    let reviewed = match first_look(&injector, request) {
+        FirstLook::Answered(reviewed) => reviewed,
+        FirstLook::NeedsNamespace(pending) => pending.respond(&injector, namespace),
+    };
+    assert_eq!(reviewed.review, one_step.review);
     let review: Value = serde_json::from_slice(&reviewed.review).unwrap();
     (
         reviewed.outcome,
         review["response"].clone(),
         reviewed.warnings,
+    )
+}
+
+/// Whether the webhook looks the namespace up for `body`.
+fn needs_namespace(body: &[u8]) -> bool {
+    let injector = Injector::new(ProxyConfig::default());
+    matches!(
+        first_look(&injector, parse_review(body).unwrap()),
+        FirstLook::NeedsNamespace(_)
     )
 }
 
@@ -159,7 +175,7 @@ fn only_pod_creates_are_mutated() {
         assert_eq!(response["allowed"], true);
         assert!(response.get("patch").is_none());
         assert_eq!(response["uid"], "0b5c7e2a-0000-4000-8000-000000000001");
-        assert!(!uses_namespace(&parse_review(&body).unwrap()));
+        assert!(!needs_namespace(&body));
     }
 }
 
@@ -247,18 +263,19 @@ fn pod_overrides_beat_namespace_overrides() {
 }
 
 #[test]
-fn uses_namespace_only_when_the_namespace_can_matter() {
+fn needs_the_namespace_only_when_it_can_matter() {
     let cases = [
         (json!({}), "shop", true),
         (json!({"weft.dev/inject": "enabled"}), "shop", true), // namespace overrides still apply
         (json!({"weft.dev/inject": "disabled"}), "shop", false),
         (json!({"weft.dev/inject": "bogus"}), "shop", false),
         (json!({}), "kube-system", false),
+        (json!({"weft.dev/inject": "enabled"}), "weft", false), // the control plane's namespace
     ];
     for (annotations, namespace, expected) in cases {
         let body = review("CREATE", "pods", None, namespace, pod(annotations.clone()));
         assert_eq!(
-            uses_namespace(&parse_review(&body).unwrap()),
+            needs_namespace(&body),
             expected,
             "{annotations} in {namespace}"
         );

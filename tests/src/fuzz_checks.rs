@@ -13,7 +13,7 @@ use k8s_openapi::api::{authentication::v1::TokenReviewStatus, core::v1::Pod};
 use serde_json::{json, Value};
 use std::{collections::BTreeMap, sync::LazyLock};
 use weft_injector::{
-    admission::{parse_review, respond, uses_namespace, Outcome},
+    admission::{first_look, parse_review, respond, FirstLook, Outcome},
     config::ProxyArgs,
     manifest::{self, InjectMode},
     sidecar::PROXY_NAME,
@@ -145,11 +145,23 @@ pub fn inject_patch(data: &[u8]) {
 /// request's object with the returned patch applied, when the pod was injected.
 fn answer_and_apply(injector: &Injector, body: &[u8]) -> Option<Value> {
     let request = parse_review(body).ok()?;
-    let namespace_annotations = match request.namespace.as_deref() {
-        Some(_) if uses_namespace(&request) => Some(enabled_namespace()),
-        _ => None,
+    // As the webhook: the namespace (enabled) only when the first look asks for it.
+    let (reviewed, namespace_annotations) = match first_look(injector, request.clone()) {
+        FirstLook::Answered(reviewed) => (reviewed, None),
+        FirstLook::NeedsNamespace(pending) => {
+            let annotations = pending
+                .request()
+                .namespace
+                .is_some()
+                .then(enabled_namespace);
+            (pending.respond(injector, annotations.as_ref()), annotations)
+        }
     };
-    let reviewed = respond(injector, &request, namespace_annotations.as_ref());
+    let one_step = respond(injector, &request, namespace_annotations.as_ref());
+    assert_eq!(
+        reviewed.review, one_step.review,
+        "the webhook's two steps and the one-step answer differ"
+    );
     let review: Value =
         serde_json::from_slice(&reviewed.review).expect("the webhook answers with JSON");
     let response = &review["response"];

@@ -1,6 +1,7 @@
-//! `POST /inject`: the mutating webhook for pods. Plumbing around the pure injector: parse, look
-//! the namespace up in the index (no API call per request; only a namespace the index does not
-//! know yet is fetched once), decide and patch, count, answer.
+//! `POST /inject`: the mutating webhook for pods. Plumbing around the pure injector: parse and run
+//! the checks that need no namespace (once), look the namespace up in the index only when the
+//! answer depends on it (no API call per request; only a namespace the index does not know yet is
+//! fetched once), decide and patch, count, answer.
 
 use crate::{
     watch::Annotations,
@@ -12,7 +13,26 @@ use http::{Response, StatusCode};
 use k8s_openapi::api::core::v1::Namespace;
 use std::{sync::Arc, time::Duration};
 use tokio::time::Instant;
-use weft_injector::admission as inject;
+use weft_injector::admission::{self as inject, FirstLook};
+
+/// What the log line of an answered review names.
+struct Summary {
+    uid: String,
+    namespace: String,
+    name: String,
+    operation: String,
+}
+
+impl Summary {
+    fn of(request: &kube::core::admission::AdmissionRequest<kube::core::DynamicObject>) -> Self {
+        Self {
+            uid: request.uid.clone(),
+            namespace: request.namespace.clone().unwrap_or_default(),
+            name: request.name.clone(),
+            operation: format!("{:?}", request.operation),
+        }
+    }
+}
 
 /// How long a namespace the index does not know yet may take to fetch from the API.
 const NAMESPACE_LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
@@ -27,30 +47,37 @@ impl AdmissionService {
         lane: Lane,
     ) -> Result<Response<Body>, LaneFailed> {
         let metrics = &self.inner.metrics;
-        let (parsed, lane) = lane.run(move || inject::parse_review(&body)).await?;
-        let request = match parsed {
-            Ok(request) => request,
+        let inner = self.inner.clone();
+        let (looked, lane) = lane
+            .run(move || {
+                inject::parse_review(&body).map(|request| {
+                    let summary = Summary::of(&request);
+                    (summary, inject::first_look(&inner.injector, request))
+                })
+            })
+            .await?;
+        let (summary, first_look) = match looked {
+            Ok(looked) => looked,
             Err(error) => {
                 metrics.record(Webhook::Inject, "error", "bad_request", start.elapsed());
                 tracing::debug!(%error, "Rejected a body that is not an AdmissionReview");
                 return Ok(plain(StatusCode::BAD_REQUEST, error.to_string()));
             }
         };
-
-        let namespace_annotations = match request.namespace.as_deref() {
-            Some(ns) if inject::uses_namespace(&request) => self.namespace_annotations(ns).await,
-            _ => None,
+        let reviewed = match first_look {
+            FirstLook::Answered(reviewed) => reviewed,
+            FirstLook::NeedsNamespace(pending) => {
+                let namespace_annotations = match pending.request().namespace.as_deref() {
+                    Some(ns) => self.namespace_annotations(ns).await,
+                    None => None,
+                };
+                let inner = self.inner.clone();
+                let (reviewed, _lane) = lane
+                    .run(move || pending.respond(&inner.injector, namespace_annotations.as_deref()))
+                    .await?;
+                reviewed
+            }
         };
-        let uid = request.uid.clone();
-        let namespace = request.namespace.clone().unwrap_or_default();
-        let name = request.name.clone();
-        let operation = format!("{:?}", request.operation);
-        let inner = self.inner.clone();
-        let (reviewed, _lane) = lane
-            .run(move || {
-                inject::respond(&inner.injector, &request, namespace_annotations.as_deref())
-            })
-            .await?;
         let outcome = reviewed.outcome;
         if !reviewed.warnings.is_empty() {
             metrics.record_warnings(Webhook::Inject);
@@ -61,6 +88,12 @@ impl AdmissionService {
             outcome.reason(),
             start.elapsed(),
         );
+        let Summary {
+            uid,
+            namespace,
+            name,
+            operation,
+        } = summary;
         tracing::debug!(
             %uid,
             %namespace,
