@@ -4,7 +4,7 @@
 
 use crate::values::{self, InvalidValue, PortList, Quantity, TrustAnchors};
 use std::path::PathBuf;
-use weft_core::{DefaultPolicy, Mesh, ServiceAccountRef};
+use weft_core::{ClusterSettings, DefaultPolicy, Mesh, ServiceAccountRef};
 
 /// The proxy version this build injects by default: the linkerd2-proxy image tag of the Linkerd release whose
 /// proxy (v2.366.0) Weft's control plane speaks to.
@@ -96,6 +96,17 @@ pub struct ProxyArgs {
     #[arg(long, default_value = "cluster.local")]
     pub identity_trust_domain: String,
 
+    /// Inbound policy of ports that no Server describes, unless a namespace or pod overrides it
+    /// with `config.weft.dev/default-inbound-policy`: all-unauthenticated, all-authenticated,
+    /// cluster-unauthenticated, cluster-authenticated or deny
+    #[arg(long, default_value = "all-unauthenticated")]
+    pub default_policy: String,
+
+    /// The cluster's pod and node networks, comma-separated CIDRs: what the cluster-* policies
+    /// admit, and the networks of an authorization that names none
+    #[arg(long, default_value = DEFAULT_CLUSTER_NETWORKS)]
+    pub cluster_networks: String,
+
     /// PEM file with the identity trust anchors (one or more CA certificates) the proxies trust; read once at
     /// start-up
     #[arg(long, value_name = "PATH")]
@@ -167,23 +178,22 @@ pub struct ProxyConfig {
     pub proxy_uid: u32,
     pub skip_inbound_ports: PortList,
     pub skip_outbound_ports: PortList,
+    /// This proxy's opaque ports: the cluster's default, unless the pod or its namespace
+    /// overrides them.
     pub opaque_ports: PortList,
     pub native_sidecar: bool,
-    pub control_plane_namespace: String,
-    /// `--cluster-domain`: Service names are `<name>.<namespace>.svc.<cluster-domain>`.
-    pub cluster_domain: String,
-    pub trust_domain: String,
+    /// The cluster and the mesh (identities, DNS domain, networks, the defaults); never
+    /// overridden per pod.
+    pub cluster: ClusterSettings,
     /// `None` when no --identity-trust-anchors-file was given: pods are still injected (with a warning), but
     /// their proxy exits at start-up, as it requires trust anchors.
     pub trust_anchors: Option<TrustAnchors>,
     pub identity_api: ControlPlaneApi,
     pub policy_api: ControlPlaneApi,
     pub destination_api: ControlPlaneApi,
-    /// The controller's `--default-policy` (filled by the controller; `weft inject` has its own flag),
-    /// overridden per namespace or pod by `config.weft.dev/default-inbound-policy`.
+    /// This proxy's default inbound policy: the cluster's, unless the pod or its namespace
+    /// overrides it with `config.weft.dev/default-inbound-policy`.
     pub default_inbound_policy: DefaultPolicy,
-    /// The controller's `--cluster-networks` (filled by the controller; `weft inject` has its own flag).
-    pub cluster_networks: Vec<ipnet::IpNet>,
 }
 
 impl ProxyConfig {
@@ -196,8 +206,8 @@ impl ProxyConfig {
     }
 
     /// The mesh whose identities injected proxies get.
-    pub fn mesh(&self) -> Mesh {
-        Mesh::new(&self.control_plane_namespace, &self.trust_domain)
+    pub fn mesh(&self) -> &Mesh {
+        &self.cluster.mesh
     }
 
     /// The identity of a proxy running as `sa` (whose parts may be `$(VAR)` references).
@@ -284,14 +294,29 @@ impl ProxyArgs {
                 )?)
             }
         };
+        let cluster = ClusterSettings {
+            mesh: Mesh::new(&control_plane_namespace, &trust_domain),
+            cluster_domain: cluster_domain.clone(),
+            cluster_networks: flag(
+                "cluster-networks",
+                values::parse_networks(&self.cluster_networks),
+            )?,
+            default_policy: flag(
+                "default-policy",
+                values::parse_inbound_policy(&self.default_policy),
+            )?,
+            default_opaque_ports: flag(
+                "opaque-ports",
+                values::parse_port_list(&self.opaque_ports),
+            )?,
+        };
         let default_addr = format!(
             "{DEFAULT_CONTROLLER_NAME}.{control_plane_namespace}.svc.{cluster_domain}:{DEFAULT_CONTROL_PORT}"
         );
-        let default_name =
-            Mesh::new(&control_plane_namespace, &trust_domain).identity(ServiceAccountRef {
-                namespace: &control_plane_namespace,
-                name: DEFAULT_CONTROLLER_NAME,
-            });
+        let default_name = cluster.mesh.identity(ServiceAccountRef {
+            namespace: &control_plane_namespace,
+            name: DEFAULT_CONTROLLER_NAME,
+        });
         let api = |addr_flag: &'static str,
                    addr: &Option<String>,
                    name_flag: &'static str,
@@ -335,7 +360,6 @@ impl ProxyArgs {
                 "skip-outbound-ports",
                 values::parse_port_list(&self.skip_outbound_ports),
             )?,
-            opaque_ports: flag("opaque-ports", values::parse_port_list(&self.opaque_ports))?,
             native_sidecar: self.native_sidecar,
             identity_api: api(
                 "proxy-identity-addr",
@@ -355,13 +379,10 @@ impl ProxyArgs {
                 "proxy-destination-name",
                 &self.proxy_destination_name,
             )?,
-            control_plane_namespace,
-            cluster_domain,
-            trust_domain,
             trust_anchors,
-            default_inbound_policy: DefaultPolicy::AllUnauthenticated,
-            cluster_networks: values::parse_networks(DEFAULT_CLUSTER_NETWORKS)
-                .expect("the default cluster networks parse"),
+            default_inbound_policy: cluster.default_policy,
+            opaque_ports: cluster.default_opaque_ports.clone(),
+            cluster,
         })
     }
 }
@@ -476,8 +497,8 @@ mod tests {
         );
         assert!(config.skip_inbound_ports.is_empty());
         assert!(!config.native_sidecar);
-        assert_eq!(config.control_plane_namespace, "weft");
-        assert_eq!(config.trust_domain, "cluster.local");
+        assert_eq!(config.mesh().control_plane_namespace(), "weft");
+        assert_eq!(config.mesh().trust_domain(), "cluster.local");
         assert_eq!(config.trust_anchors, None);
         let api = ControlPlaneApi {
             addr: "weft-controller.weft.svc.cluster.local:8090".into(),
@@ -490,7 +511,9 @@ mod tests {
             config.default_inbound_policy,
             DefaultPolicy::AllUnauthenticated
         );
-        assert_eq!(config.cluster_networks.len(), 5);
+        assert_eq!(config.cluster.cluster_networks.len(), 5);
+        assert_eq!(config.cluster.default_opaque_ports, config.opaque_ports);
+        assert_eq!(config.cluster.default_policy, config.default_inbound_policy);
         assert_eq!(
             config.local_identity(ServiceAccountRef {
                 namespace: "$(_pod_ns)",

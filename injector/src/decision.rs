@@ -201,7 +201,7 @@ impl Injector {
         precheck(
             pod,
             namespace,
-            Some(self.config.control_plane_namespace.as_str()),
+            Some(self.config.mesh().control_plane_namespace()),
         )
     }
 

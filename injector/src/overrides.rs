@@ -149,7 +149,7 @@ pub(crate) fn effective_config(
 /// A `cluster-*` default policy with no cluster networks, which the proxy refuses at start-up.
 fn policy_without_networks(config: &ProxyConfig) -> Option<String> {
     let policy = config.default_inbound_policy;
-    (policy.needs_cluster_networks() && config.cluster_networks.is_empty()).then(|| {
+    (policy.needs_cluster_networks() && config.cluster.cluster_networks.is_empty()).then(|| {
         format!(
             "{OVERRIDE_PREFIX}default-inbound-policy: {policy:?} needs cluster networks, and the controller has none (--cluster-networks)",
             policy = policy.as_str()

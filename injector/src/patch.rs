@@ -206,7 +206,7 @@ pub(crate) fn build(pod: &PodView<'_>, config: ProxyConfig) -> Result<PatchPlan,
     );
     ops.add_json(
         &["metadata", "labels", CONTROL_PLANE_NS_LABEL],
-        config.control_plane_namespace.clone().into(),
+        config.mesh().control_plane_namespace().to_string().into(),
     );
 
     // containers

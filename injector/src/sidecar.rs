@@ -151,6 +151,7 @@ pub(crate) fn inbound_list(inbound_ports: &[u16]) -> String {
 /// variables come first: later values refer to them as `$(_pod_ns)`, which the kubelet expands.
 pub fn proxy_env(config: &ProxyConfig, inbound: String) -> Vec<Value> {
     let networks = config
+        .cluster
         .cluster_networks
         .iter()
         .map(ToString::to_string)
@@ -213,7 +214,7 @@ pub fn proxy_env(config: &ProxyConfig, inbound: String) -> Vec<Value> {
         // addresses in the cluster networks: the controller answers them from its endpoints index.
         value_env(
             "LINKERD2_PROXY_DESTINATION_PROFILE_SUFFIXES",
-            format!("svc.{}.", config.cluster_domain),
+            format!("svc.{}.", config.cluster.cluster_domain),
         ),
         value_env(
             "LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS",

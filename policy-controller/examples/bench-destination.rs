@@ -37,8 +37,8 @@ use std::{
 };
 use tokio::sync::mpsc;
 use weft_endpoints_index::{
-    EndpointsIndex, EndpointsIndexMetrics, MeshSettings, OpaquePorts, SharedEndpointsIndex,
-    PROXY_CONTAINER_NAME, SERVICE_NAME_LABEL,
+    EndpointsIndex, EndpointsIndexMetrics, SharedEndpointsIndex, PROXY_CONTAINER_NAME,
+    SERVICE_NAME_LABEL,
 };
 use weft_policy_controller::{
     destination::{DestinationMetrics, DestinationRpc, DestinationService},
@@ -208,10 +208,12 @@ async fn serve() {
     use tokio::io::{AsyncBufReadExt, BufReader};
     let start_rss = rss_mib();
     let index: SharedEndpointsIndex = EndpointsIndex::shared(
-        MeshSettings {
+        weft_core::ClusterSettings {
             mesh: weft_core::Mesh::new("weft", "cluster.local"),
             cluster_domain: "cluster.local".into(),
-            default_opaque_ports: OpaquePorts::parse("25,3306").unwrap(),
+            cluster_networks: vec!["10.0.0.0/8".parse().unwrap()],
+            default_policy: weft_core::DefaultPolicy::AllUnauthenticated,
+            default_opaque_ports: weft_core::PortList::parse("25,3306").unwrap(),
         },
         EndpointsIndexMetrics::register(&mut Registry::default()),
     );

@@ -24,7 +24,7 @@ use weft_policy_controller::{
     inbound::{InboundPolicyMetrics, InboundPolicyService, InboundSettings},
     server::shutdown::Stopping,
 };
-use weft_policy_index::{ClusterInfo, DefaultPolicy, Index, IndexMetrics, SharedIndex};
+use weft_policy_index::{ClusterSettings, DefaultPolicy, Index, IndexMetrics, SharedIndex};
 use weft_policy_k8s_api::{Server, ServerAuthorization};
 
 const NAMESPACES: usize = 100;
@@ -107,7 +107,10 @@ async fn serve() {
     use tokio::io::{AsyncBufReadExt, BufReader};
     let start_rss = rss_mib();
     let index: SharedIndex = Index::shared(
-        ClusterInfo {
+        ClusterSettings {
+            mesh: weft_core::Mesh::new("weft", "cluster.local"),
+            cluster_domain: "cluster.local".to_string(),
+            default_opaque_ports: weft_core::PortList::default(),
             default_policy: DefaultPolicy::AllUnauthenticated,
             cluster_networks: vec!["10.0.0.0/8".parse().unwrap()],
         },
@@ -127,11 +130,7 @@ async fn serve() {
     }
     let index_rss = rss_mib();
 
-    let settings = InboundSettings::new(
-        vec!["10.0.0.0/8".parse().unwrap()],
-        weft_core::Mesh::new("weft", "cluster.local"),
-    )
-    .unwrap();
+    let settings = InboundSettings::new(index.read().cluster()).unwrap();
     let metrics = InboundPolicyMetrics::register(&mut Registry::default());
     let (_stop, stopping) = Stopping::new();
     let service = InboundPolicyService::new(index.clone(), settings, stopping, metrics.clone());

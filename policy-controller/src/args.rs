@@ -19,16 +19,15 @@ use crate::{
     webhook::router::AdmissionService,
 };
 use anyhow::{Context, Result};
-use ipnet::IpNet;
 use k8s_openapi::api::{
     core::v1::{Namespace, Pod, Service},
     discovery::v1::EndpointSlice,
 };
 use prometheus_client::registry::Registry;
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
-use weft_endpoints_index::{EndpointsIndex, EndpointsIndexMetrics, MeshSettings, OpaquePorts};
+use weft_endpoints_index::{EndpointsIndex, EndpointsIndexMetrics};
 use weft_injector::{config::ProxyArgs, Injector};
-use weft_policy_index::{ClusterInfo, DefaultPolicy, Index, IndexMetrics};
+use weft_policy_index::{Index, IndexMetrics};
 use weft_policy_k8s_api::{
     AuthorizationPolicy, HTTPRoute, MeshTLSAuthentication, NetworkAuthentication, Server,
     ServerAuthorization,
@@ -57,21 +56,6 @@ pub struct Args {
 
     #[command(flatten)]
     server: ServerArgs,
-
-    /// Inbound policy of ports that no Server describes, unless a namespace or pod overrides it
-    /// with `config.weft.dev/default-inbound-policy`: all-unauthenticated, all-authenticated,
-    /// cluster-unauthenticated, cluster-authenticated or deny
-    #[arg(long, default_value = "all-unauthenticated")]
-    default_policy: DefaultPolicy,
-
-    /// The cluster's pod and node networks (comma-separated CIDRs): what the `cluster-*` default
-    /// policies admit
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16,fd00::/8"
-    )]
-    cluster_networks: Vec<IpNet>,
 
     #[command(flatten)]
     proxy: ProxyArgs,
@@ -106,8 +90,6 @@ impl Args {
             client,
             admin,
             server,
-            default_policy,
-            cluster_networks,
             proxy,
             proxy_api,
         } = self;
@@ -115,18 +97,10 @@ impl Args {
         // Validate our own flags before touching the network, so a typo fails fast and clearly.
         // The injected proxies enforce the same default policy and cluster networks as the index.
         let trust_anchors_file = proxy.identity_trust_anchors_file.clone();
-        let mut proxy = proxy.load().context("invalid proxy configuration")?;
-        // How identities are named, for the identity service, the inbound mapping and the
-        // endpoints index alike: the injector's validated flags.
-        let mesh = proxy.mesh();
-        // The endpoints index names identities and Services as the injected proxies do.
-        let mesh_settings = MeshSettings {
-            mesh: mesh.clone(),
-            cluster_domain: proxy.cluster_domain.clone(),
-            default_opaque_ports: OpaquePorts::from(&proxy.opaque_ports),
-        };
-        proxy.default_inbound_policy = default_policy;
-        proxy.cluster_networks = cluster_networks.clone();
+        let proxy = proxy.load().context("invalid proxy configuration")?;
+        // The cluster and the mesh as the flags describe them, for the injector, the identity
+        // service, the inbound mapping and both indexes alike.
+        let cluster = proxy.cluster.clone();
         let injector = Injector::new(proxy);
 
         let mut registry = Registry::default();
@@ -164,10 +138,10 @@ impl Args {
             .with_context(|| format!("failed to listen on --server-addr {}", server.server_addr))?;
         // The identity issuer loads, the gRPC server's own certificate is issued and its port is
         // bound before anything is watched, too.
-        let inbound_settings = InboundSettings::new(cluster_networks.clone(), mesh.clone())
+        let inbound_settings = InboundSettings::new(&cluster)
             .context("invalid inbound policy settings (--cluster-networks)")?;
         let proxy_api = proxy_api
-            .prepare(mesh, trust_anchors_file, identity_metrics)
+            .prepare(cluster.mesh.clone(), trust_anchors_file, identity_metrics)
             .await?;
         let server_name = proxy_api.server_name().to_string();
         let config = injector.config();
@@ -187,13 +161,7 @@ impl Args {
         // Namespaces feed both the injection webhook's namespace index and the policy index
         // (default-policy overrides) from one watch.
         let namespaces = NamespaceIndex::shared(namespace_metrics);
-        let policy = Index::shared(
-            ClusterInfo {
-                default_policy,
-                cluster_networks,
-            },
-            index_metrics,
-        );
+        let policy = Index::shared(cluster.clone(), index_metrics);
         let fanout = NamespaceFanout::shared(namespaces.clone(), policy.clone());
         let events = watch_all::<Namespace, _>(&mut runtime);
         let gate = SyncGate::new(fanout, runtime.initialized_handle());
@@ -203,7 +171,7 @@ impl Args {
         // EndpointSlices feed the endpoints index; the policy resources feed the policy index.
         // Each watch holds readiness until its first full list has been indexed. Malformed
         // policy objects are skipped, not fatal.
-        let endpoints = EndpointsIndex::shared(mesh_settings, endpoints_metrics);
+        let endpoints = EndpointsIndex::shared(cluster, endpoints_metrics);
         let pods = PodFanout::shared(policy.clone(), endpoints.clone());
         let events = watch_all::<Pod, _>(&mut runtime);
         let gate = SyncGate::new(pods, runtime.initialized_handle());

@@ -5,9 +5,9 @@
 
 use crate::{check::CheckArgs, endpoints_cli::EndpointsArgs, policy_cli::PolicyArgs};
 use weft_injector::{
-    config::{ConfigError, ProxyArgs, ProxyConfig, DEFAULT_CLUSTER_NETWORKS},
+    config::{ConfigError, ProxyArgs, ProxyConfig},
     manifest::{self, InjectMode, ManifestError, Processed},
-    values, Injector,
+    Injector,
 };
 
 /// The Weft service mesh's command line: inject and uninject manifests offline, check an
@@ -95,35 +95,15 @@ pub struct InjectArgs {
     #[arg(short = 'f', long = "file", default_value = "-")]
     pub file: String,
 
-    /// Inbound policy of ports that no Server describes (the controller's --default-policy):
-    /// all-unauthenticated, all-authenticated, cluster-unauthenticated, cluster-authenticated or deny
-    #[arg(long, default_value = "all-unauthenticated")]
-    pub default_policy: String,
-
-    /// The cluster's pod and node networks, comma-separated CIDRs (the controller's --cluster-networks)
-    #[arg(long, default_value = DEFAULT_CLUSTER_NETWORKS)]
-    pub cluster_networks: String,
-
     #[command(flatten)]
     pub proxy: ProxyArgs,
 }
 
 impl InjectArgs {
-    /// The proxy configuration: the proxy flags ([`ProxyArgs::load`], which reads the trust anchors file)
-    /// and the two flags `weft-controller` shares with its policy index.
+    /// The proxy configuration: the flags `weft-controller` takes too ([`ProxyArgs::load`], which
+    /// reads the trust anchors file).
     pub fn config(&self) -> Result<ProxyConfig, ConfigError> {
-        let mut config = self.proxy.load()?;
-        config.default_inbound_policy = values::parse_inbound_policy(&self.default_policy)
-            .map_err(|invalid| ConfigError {
-                flag: "default-policy",
-                invalid,
-            })?;
-        config.cluster_networks =
-            values::parse_networks(&self.cluster_networks).map_err(|invalid| ConfigError {
-                flag: "cluster-networks",
-                invalid,
-            })?;
-        Ok(config)
+        self.proxy.load()
     }
 }
 

@@ -9,10 +9,11 @@ use std::{
     sync::Arc,
 };
 use tokio::sync::watch;
+use weft_core::ClusterSettings;
 
 use crate::{
     pod::PodInfo, service::ServiceInfo, slice::SliceInfo, watches::Watches, EndpointSet,
-    EndpointsIndexMetrics, MeshSettings, OutboundTarget, ServicePort,
+    EndpointsIndexMetrics, OutboundTarget, ServicePort,
 };
 
 /// The index shared between the kubert index tasks (writers) and the gRPC APIs (readers).
@@ -24,7 +25,8 @@ pub type SharedEndpointsIndex = Arc<RwLock<EndpointsIndex>>;
 /// (`IndexNamespacedResource<Service | EndpointSlice | Pod>`) take `&mut self`.
 #[derive(Debug)]
 pub struct EndpointsIndex {
-    pub(crate) mesh: MeshSettings,
+    /// How identities and Services are named, and the default opaque ports.
+    pub(crate) cluster: ClusterSettings,
     pub(crate) metrics: EndpointsIndexMetrics,
     pub(crate) state: State,
     /// Behind mutexes only so that lookups through `&self` can add a watch; updates hold
@@ -132,22 +134,25 @@ impl IpOwners {
 }
 
 impl EndpointsIndex {
-    pub fn new(mesh: MeshSettings, metrics: EndpointsIndexMetrics) -> Self {
+    pub fn new(cluster: ClusterSettings, metrics: EndpointsIndexMetrics) -> Self {
         Self {
             endpoint_watches: Mutex::new(Watches::new(metrics.watched_service_ports.clone())),
             target_watches: Mutex::new(Watches::new(metrics.watched_addresses.clone())),
-            mesh,
+            cluster,
             metrics,
             state: State::default(),
         }
     }
 
-    pub fn shared(mesh: MeshSettings, metrics: EndpointsIndexMetrics) -> SharedEndpointsIndex {
-        Arc::new(RwLock::new(Self::new(mesh, metrics)))
+    pub fn shared(
+        cluster: ClusterSettings,
+        metrics: EndpointsIndexMetrics,
+    ) -> SharedEndpointsIndex {
+        Arc::new(RwLock::new(Self::new(cluster, metrics)))
     }
 
-    pub fn mesh(&self) -> &MeshSettings {
-        &self.mesh
+    pub fn cluster(&self) -> &ClusterSettings {
+        &self.cluster
     }
 
     pub fn metrics(&self) -> &EndpointsIndexMetrics {
@@ -161,7 +166,7 @@ impl EndpointsIndex {
     /// a TCP port numbered `service.port`; otherwise the set is empty.
     pub fn service_endpoints(&self, service: &ServicePort) -> watch::Receiver<Arc<EndpointSet>> {
         let key = ObjKey::new(&service.namespace, &service.name);
-        let init = || Arc::new(self.state.endpoint_set(&self.mesh, &key, service.port));
+        let init = || Arc::new(self.state.endpoint_set(&self.cluster, &key, service.port));
         self.endpoint_watches
             .lock()
             .subscribe(key.clone(), service.port, init)
@@ -171,7 +176,7 @@ impl EndpointsIndex {
     /// Never fails; the receiver changes when the answer does (a Service or pod appears,
     /// changes or goes).
     pub fn outbound_target(&self, addr: SocketAddr) -> watch::Receiver<OutboundTarget> {
-        let init = || self.state.outbound_target(&self.mesh, addr);
+        let init = || self.state.outbound_target(&self.cluster, addr);
         self.target_watches
             .lock()
             .subscribe(addr.ip(), addr.port(), init)
@@ -186,21 +191,21 @@ impl EndpointsIndex {
     /// Recomputes the watched ports of the Services `keys`.
     pub(crate) fn update_services<'k>(&mut self, keys: impl IntoIterator<Item = &'k ObjKey>) {
         let Self {
-            mesh,
+            cluster,
             state,
             endpoint_watches,
             ..
         } = self;
         let watches = endpoint_watches.get_mut();
         for key in keys {
-            watches.update(key, |port| Arc::new(state.endpoint_set(mesh, key, port)));
+            watches.update(key, |port| Arc::new(state.endpoint_set(cluster, key, port)));
         }
     }
 
     /// Recomputes the watched addresses at `ips`.
     pub(crate) fn update_ips<'i>(&mut self, ips: impl IntoIterator<Item = &'i IpAddr>) {
         let Self {
-            mesh,
+            cluster,
             state,
             target_watches,
             ..
@@ -208,7 +213,7 @@ impl EndpointsIndex {
         let watches = target_watches.get_mut();
         for ip in ips {
             watches.update(ip, |port| {
-                state.outbound_target(mesh, SocketAddr::new(*ip, port))
+                state.outbound_target(cluster, SocketAddr::new(*ip, port))
             });
         }
     }

@@ -48,5 +48,5 @@ pub use self::{
     opaque::{InvalidOpaquePorts, OpaquePorts, OPAQUE_PORTS_ANNOTATION},
     pod::PROXY_CONTAINER_NAME,
     slice::SERVICE_NAME_LABEL,
-    types::{Endpoint, EndpointSet, MeshSettings, OutboundTarget},
+    types::{Endpoint, EndpointSet, OutboundTarget},
 };

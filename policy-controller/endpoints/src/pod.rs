@@ -11,7 +11,7 @@ use std::{
 use crate::{
     index::{stale_keys, ObjKey},
     opaque::OpaquePorts,
-    EndpointsIndex, MeshSettings, OPAQUE_PORTS_ANNOTATION,
+    EndpointsIndex, OPAQUE_PORTS_ANNOTATION,
 };
 
 /// The name of the proxy container Weft's injector adds to meshed pods. Kept here rather than
@@ -103,9 +103,13 @@ impl PodInfo {
     }
 
     /// The identity clients must require of this pod: only when it is meshed.
-    pub(crate) fn identity(&self, mesh: &MeshSettings, namespace: &str) -> Option<String> {
+    pub(crate) fn identity(
+        &self,
+        cluster: &weft_core::ClusterSettings,
+        namespace: &str,
+    ) -> Option<String> {
         self.meshed.then(|| {
-            mesh.identity(weft_core::ServiceAccountRef {
+            cluster.mesh.identity(weft_core::ServiceAccountRef {
                 namespace,
                 name: &self.service_account,
             })

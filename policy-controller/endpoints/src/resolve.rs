@@ -1,11 +1,12 @@
 //! The answers, computed from the index's state: endpoint sets and outbound targets.
 
 use std::net::SocketAddr;
+use weft_core::ClusterSettings;
 
 use crate::{
     index::{ObjKey, State},
     pod::PodInfo,
-    Endpoint, EndpointSet, MeshSettings, OutboundTarget, ServicePort,
+    Endpoint, EndpointSet, OpaquePorts, OutboundTarget, ServicePort,
 };
 
 impl State {
@@ -14,7 +15,12 @@ impl State {
     /// The Service port numbered `port` names the EndpointSlice ports to use (an unnamed port
     /// matches unnamed slice ports); each ready endpoint address of each slice of the Service
     /// with such a port is an endpoint at that slice port (the target port).
-    pub(crate) fn endpoint_set(&self, mesh: &MeshSettings, key: &ObjKey, port: u16) -> EndpointSet {
+    pub(crate) fn endpoint_set(
+        &self,
+        cluster: &ClusterSettings,
+        key: &ObjKey,
+        port: u16,
+    ) -> EndpointSet {
         let Some(service) = self.services.get(key) else {
             return EndpointSet::default();
         };
@@ -47,14 +53,14 @@ impl State {
                     for ip in &ep.addresses {
                         let addr = SocketAddr::new(*ip, target_port);
                         let endpoint = match known {
-                            Some((pod_key, pod)) => pod_endpoint(mesh, pod_key, pod, addr),
+                            Some((pod_key, pod)) => pod_endpoint(cluster, pod_key, pod, addr),
                             None => Endpoint {
                                 addr,
                                 namespace: namespace.to_string(),
                                 pod: ep.pod.as_ref().map(|k| k.name.clone()),
                                 service_account: None,
                                 identity: None,
-                                opaque: mesh.default_opaque_ports.contains(target_port),
+                                opaque: is_opaque(None, cluster, target_port),
                                 zone: None,
                             },
                         };
@@ -72,7 +78,11 @@ impl State {
 
     /// What `addr` is: a TCP port of a Service's cluster IP, else a port of a pod that can be a
     /// target (not hostNetwork, not terminated), else unknown.
-    pub(crate) fn outbound_target(&self, mesh: &MeshSettings, addr: SocketAddr) -> OutboundTarget {
+    pub(crate) fn outbound_target(
+        &self,
+        cluster: &ClusterSettings,
+        addr: SocketAddr,
+    ) -> OutboundTarget {
         let ip = addr.ip();
         let port = addr.port();
         if let Some(key) = self.cluster_ips.owner(&ip) {
@@ -84,36 +94,42 @@ impl State {
                             name: key.name.clone(),
                             port,
                         },
-                        opaque: service
-                            .opaque
-                            .as_ref()
-                            .unwrap_or(&mesh.default_opaque_ports)
-                            .contains(port),
+                        opaque: is_opaque(service.opaque.as_ref(), cluster, port),
                     };
                 }
             }
         }
         if let Some(key) = self.pod_ips.owner(&ip) {
             if let Some(pod) = self.pods.get(key) {
-                return OutboundTarget::Pod(pod_endpoint(mesh, key, pod, addr));
+                return OutboundTarget::Pod(pod_endpoint(cluster, key, pod, addr));
             }
         }
         OutboundTarget::Unknown
     }
 }
 
-fn pod_endpoint(mesh: &MeshSettings, key: &ObjKey, pod: &PodInfo, addr: SocketAddr) -> Endpoint {
+fn pod_endpoint(
+    cluster: &ClusterSettings,
+    key: &ObjKey,
+    pod: &PodInfo,
+    addr: SocketAddr,
+) -> Endpoint {
     Endpoint {
         addr,
         namespace: key.namespace.clone(),
         pod: Some(key.name.clone()),
         service_account: Some(pod.service_account.clone()),
-        identity: pod.identity(mesh, &key.namespace),
-        opaque: pod
-            .opaque
-            .as_ref()
-            .unwrap_or(&mesh.default_opaque_ports)
-            .contains(addr.port()),
+        identity: pod.identity(cluster, &key.namespace),
+        opaque: is_opaque(pod.opaque.as_ref(), cluster, addr.port()),
         zone: None,
+    }
+}
+
+/// Whether `port` is opaque: by the object's own opaque ports when it has them, else by the
+/// cluster's default (`--opaque-ports`).
+fn is_opaque(own: Option<&OpaquePorts>, cluster: &ClusterSettings, port: u16) -> bool {
+    match own {
+        Some(ports) => ports.contains(port),
+        None => cluster.default_opaque_ports.contains(port),
     }
 }

@@ -2,30 +2,7 @@
 
 use std::{collections::BTreeMap, net::SocketAddr};
 
-use crate::{OpaquePorts, ServicePort};
-use weft_core::{Mesh, ServiceAccountRef};
-
-/// How the mesh names things: identities of meshed pods, and Service authorities.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MeshSettings {
-    /// How identities are named (the control plane's namespace and the trust domain).
-    pub mesh: Mesh,
-    /// The cluster's DNS domain, e.g. `cluster.local`: Service authorities are
-    /// `<name>.<namespace>.svc.<cluster-domain>:<port>`.
-    pub cluster_domain: String,
-    /// The controller's `--opaque-ports`: the opaque ports of a Service, or of an unmeshed pod,
-    /// without a `config.weft.dev/opaque-ports` annotation (a meshed pod's are those its proxy
-    /// was injected with).
-    pub default_opaque_ports: OpaquePorts,
-}
-
-impl MeshSettings {
-    /// The identity of a meshed pod running as `service_account` in `namespace`:
-    /// `<sa>.<ns>.serviceaccount.identity.<control-plane-ns>.<trust-domain>`.
-    pub fn identity(&self, sa: ServiceAccountRef<'_>) -> String {
-        self.mesh.identity(sa)
-    }
-}
+use crate::ServicePort;
 
 /// The ready endpoints of one Service port.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

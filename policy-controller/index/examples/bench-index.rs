@@ -19,7 +19,7 @@ use kubert::index::IndexNamespacedResource;
 use prometheus_client::registry::Registry;
 use serde_json::json;
 use std::time::{Duration, Instant};
-use weft_policy_index::{ClusterInfo, DefaultPolicy, Index, IndexMetrics};
+use weft_policy_index::{ClusterSettings, DefaultPolicy, Index, IndexMetrics};
 use weft_policy_k8s_api::{
     AuthorizationPolicy, HTTPRoute, MeshTLSAuthentication, NetworkAuthentication, Server,
     ServerAuthorization,
@@ -213,7 +213,10 @@ fn summary(name: &str, mut samples: Vec<Duration>) {
 async fn main() {
     let rss_start = rss_mib();
     let index = Index::shared(
-        ClusterInfo {
+        ClusterSettings {
+            mesh: weft_core::Mesh::new("weft", "cluster.local"),
+            cluster_domain: "cluster.local".to_string(),
+            default_opaque_ports: weft_core::PortList::default(),
             default_policy: DefaultPolicy::AllUnauthenticated,
             cluster_networks: vec!["10.0.0.0/8".parse().unwrap()],
         },

@@ -1,17 +1,7 @@
 //! Cluster-wide facts and the default inbound policy for ports no Server describes.
 
-use ipnet::IpNet;
 use std::fmt;
 pub use weft_core::{names::DEFAULT_POLICY_ANNOTATION, DefaultPolicy, InvalidDefaultPolicy};
-
-/// Cluster configuration the index needs.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ClusterInfo {
-    /// The policy for ports without a Server, unless a namespace or pod overrides it.
-    pub default_policy: DefaultPolicy,
-    /// The networks that `cluster-*` policies admit (`--cluster-networks`).
-    pub cluster_networks: Vec<IpNet>,
-}
 
 /// A namespace's or pod's override annotation, parsed once when the object is applied.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]

@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use crate::{
     authorization::AuthorizationInfo, authz_policy::AuthzPolicies, defaults::PolicyOverride,
-    pod::PodIndex, resolve::Resolver, routes::RouteInfo, server::ServerInfo, ClusterInfo,
+    pod::PodIndex, resolve::Resolver, routes::RouteInfo, server::ServerInfo, ClusterSettings,
     InboundPolicy, IndexMetrics,
 };
 
@@ -19,7 +19,7 @@ pub type SharedIndex = Arc<RwLock<Index>>;
 /// Inbound policies of all pod ports, by namespace.
 #[derive(Debug)]
 pub struct Index {
-    pub(crate) cluster: ClusterInfo,
+    pub(crate) cluster: ClusterSettings,
     pub(crate) namespaces: HashMap<String, NamespaceIndex>,
     pub(crate) metrics: IndexMetrics,
 }
@@ -64,7 +64,7 @@ pub enum LookupError {
 pub const MAX_UNDECLARED_PORT_WATCHES: usize = 128;
 
 impl Index {
-    pub fn new(cluster: ClusterInfo, metrics: IndexMetrics) -> Self {
+    pub fn new(cluster: ClusterSettings, metrics: IndexMetrics) -> Self {
         Self {
             cluster,
             namespaces: HashMap::new(),
@@ -72,11 +72,11 @@ impl Index {
         }
     }
 
-    pub fn shared(cluster: ClusterInfo, metrics: IndexMetrics) -> SharedIndex {
+    pub fn shared(cluster: ClusterSettings, metrics: IndexMetrics) -> SharedIndex {
         Arc::new(RwLock::new(Self::new(cluster, metrics)))
     }
 
-    pub fn cluster(&self) -> &ClusterInfo {
+    pub fn cluster(&self) -> &ClusterSettings {
         &self.cluster
     }
 
@@ -179,7 +179,7 @@ impl NamespaceIndex {
     pub(crate) fn resolver<'a>(
         &'a self,
         namespace: &'a str,
-        cluster: &'a ClusterInfo,
+        cluster: &'a ClusterSettings,
         metrics: &'a IndexMetrics,
     ) -> Resolver<'a> {
         Resolver {

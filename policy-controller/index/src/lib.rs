@@ -19,8 +19,10 @@ mod server;
 #[cfg(test)]
 mod tests;
 
+pub use weft_core::ClusterSettings;
+
 pub use self::{
-    defaults::{ClusterInfo, DefaultPolicy, InvalidDefaultPolicy, DEFAULT_POLICY_ANNOTATION},
+    defaults::{DefaultPolicy, InvalidDefaultPolicy, DEFAULT_POLICY_ANNOTATION},
     index::{Index, LookupError, SharedIndex, MAX_UNDECLARED_PORT_WATCHES},
     metrics::IndexMetrics,
     policy::{

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use weft_policy_k8s_api::{http_route::ServerRoute, Cidr, ProxyProtocol};
 
-use crate::{ClusterInfo, DefaultPolicy};
+use crate::{ClusterSettings, DefaultPolicy};
 
 /// Everything a proxy needs to decide about connections to one port.
 ///
@@ -116,7 +116,7 @@ impl NetworkMatch {
 
 impl InboundPolicy {
     /// The policy of a port no Server describes.
-    pub fn default_for(policy: DefaultPolicy, cluster: &ClusterInfo) -> Self {
+    pub fn default_for(policy: DefaultPolicy, cluster: &ClusterSettings) -> Self {
         let cluster_networks = || {
             cluster
                 .cluster_networks
@@ -167,7 +167,10 @@ mod tests {
 
     #[test]
     fn default_policy_json() {
-        let cluster = ClusterInfo {
+        let cluster = ClusterSettings {
+            mesh: weft_core::Mesh::new("weft", "cluster.local"),
+            cluster_domain: "cluster.local".to_string(),
+            default_opaque_ports: weft_core::PortList::default(),
             default_policy: DefaultPolicy::Deny,
             cluster_networks: vec!["10.0.0.0/8".parse().unwrap()],
         };

@@ -11,14 +11,14 @@ use crate::{
     pod::{PodIndex, PodMeta, PortWatch},
     routes::RouteInfo,
     server::ServerInfo,
-    ClusterInfo, HttpRoutePolicy, InboundPolicy, IndexMetrics, ServerRef,
+    ClusterSettings, HttpRoutePolicy, InboundPolicy, IndexMetrics, ServerRef,
 };
 use weft_policy_k8s_api::{PolicyTarget, ProxyProtocol};
 
 /// A read-only view of one namespace, able to compute and publish pod port policies.
 pub(crate) struct Resolver<'a> {
     pub(crate) namespace: &'a str,
-    pub(crate) cluster: &'a ClusterInfo,
+    pub(crate) cluster: &'a ClusterSettings,
     pub(crate) metrics: &'a IndexMetrics,
     pub(crate) servers: &'a HashMap<String, ServerInfo>,
     pub(crate) authorizations: &'a BTreeMap<String, AuthorizationInfo>,

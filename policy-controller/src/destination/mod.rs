@@ -27,5 +27,5 @@ pub(crate) use self::metrics::OpenStream;
 pub use self::{
     metrics::{DestinationMetrics, DestinationRpc},
     service::{DestinationService, GetProfileStream, GetStream},
-    source::{EndpointsSource, Settings},
+    source::EndpointsSource,
 };

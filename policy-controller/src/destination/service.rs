@@ -13,7 +13,7 @@ use super::{
     mapping::{diff_updates, initial_update},
     metrics::{DestinationMetrics, DestinationRpc, OpenStream},
     profile::{parse_profile_path, target_profile, ProfilePath},
-    source::{EndpointsSource, Settings},
+    source::EndpointsSource,
 };
 use crate::server::shutdown::Stopping;
 
@@ -26,7 +26,7 @@ use crate::server::shutdown::Stopping;
 #[derive(Clone, Debug)]
 pub struct DestinationService {
     source: Arc<dyn EndpointsSource>,
-    settings: Arc<Settings>,
+    cluster_domain: Arc<str>,
     stopping: Stopping,
     metrics: DestinationMetrics,
 }
@@ -38,7 +38,7 @@ pub type GetProfileStream =
     Pin<Box<dyn Stream<Item = Result<proto::DestinationProfile, tonic::Status>> + Send>>;
 
 impl DestinationService {
-    /// `source` is the endpoints index (its mesh settings give the cluster domain). `stopping` is
+    /// `source` is the endpoints index (it gives the cluster domain). `stopping` is
     /// the server's shutdown signal: open streams end when it fires, so they do not hold the
     /// server's drain up (see [`crate::server::shutdown`]).
     pub fn new(
@@ -46,10 +46,10 @@ impl DestinationService {
         stopping: Stopping,
         metrics: DestinationMetrics,
     ) -> Self {
-        let settings = Settings::from(&source.mesh());
+        let cluster_domain = Arc::from(source.cluster_domain());
         Self {
             source: Arc::new(source),
-            settings: Arc::new(settings),
+            cluster_domain,
             stopping,
             metrics,
         }
@@ -83,7 +83,7 @@ impl Destination for DestinationService {
         let path = request.into_inner().path;
         // The proxy does not retry InvalidArgument: a path that is no Service authority is not
         // resolved again and again.
-        let service = parse_authority(&path, &self.settings.cluster_domain).map_err(|error| {
+        let service = parse_authority(&path, &self.cluster_domain).map_err(|error| {
             self.refuse(
                 rpc,
                 &path,
@@ -112,7 +112,7 @@ impl Destination for DestinationService {
     ) -> Result<tonic::Response<GetProfileStream>, tonic::Status> {
         let rpc = DestinationRpc::GetProfile;
         let path = request.into_inner().path;
-        let path = parse_profile_path(&path, &self.settings.cluster_domain).map_err(|error| {
+        let path = parse_profile_path(&path, &self.cluster_domain).map_err(|error| {
             self.refuse(
                 rpc,
                 &path,
@@ -137,7 +137,7 @@ impl Destination for DestinationService {
             target,
             _fixed: fixed,
             sent: None,
-            settings: self.settings.clone(),
+            cluster_domain: self.cluster_domain.clone(),
             stopping: self.stopping.clone(),
             metrics: self.metrics.clone(),
             _open: self.metrics.stream_opened(rpc),
@@ -203,7 +203,7 @@ struct ProfileWatch {
     _fixed: Option<watch::Sender<OutboundTarget>>,
     /// The last profile sent; `None` before the first message.
     sent: Option<proto::DestinationProfile>,
-    settings: Arc<Settings>,
+    cluster_domain: Arc<str>,
     stopping: Stopping,
     metrics: DestinationMetrics,
     _open: OpenStream,
@@ -222,10 +222,8 @@ impl ProfileWatch {
                     // An error means the index dropped the address's sender.
                     changed.ok()?;
                 }
-                let profile = target_profile(
-                    &watch.target.borrow_and_update(),
-                    &watch.settings.cluster_domain,
-                );
+                let profile =
+                    target_profile(&watch.target.borrow_and_update(), &watch.cluster_domain);
                 if watch.sent.as_ref() == Some(&profile) {
                     continue;
                 }

@@ -4,9 +4,7 @@
 use parking_lot::RwLock;
 use std::{fmt, net::SocketAddr, sync::Arc};
 use tokio::sync::watch;
-use weft_endpoints_index::{
-    EndpointSet, EndpointsIndex, MeshSettings, OutboundTarget, ServicePort,
-};
+use weft_endpoints_index::{EndpointSet, EndpointsIndex, OutboundTarget, ServicePort};
 
 /// The lookups the two APIs make. [`weft_endpoints_index::SharedEndpointsIndex`] implements it;
 /// the tests implement it with channels they hold the senders of.
@@ -15,8 +13,9 @@ use weft_endpoints_index::{
 /// an unknown address is [`OutboundTarget::Unknown`], and each receiver changes when the answer
 /// does. A sender that is dropped ends the streams that watch it (the proxy asks again).
 pub trait EndpointsSource: fmt::Debug + Send + Sync + 'static {
-    /// How the mesh names things (the cluster domain of Service authorities).
-    fn mesh(&self) -> MeshSettings;
+    /// The cluster's DNS domain, e.g. `cluster.local`: Service authorities are
+    /// `<name>.<namespace>.svc.<cluster-domain>:<port>`.
+    fn cluster_domain(&self) -> String;
 
     /// The ready endpoints of a Service port.
     fn service_endpoints(&self, service: &ServicePort) -> watch::Receiver<Arc<EndpointSet>>;
@@ -26,8 +25,8 @@ pub trait EndpointsSource: fmt::Debug + Send + Sync + 'static {
 }
 
 impl EndpointsSource for Arc<RwLock<EndpointsIndex>> {
-    fn mesh(&self) -> MeshSettings {
-        self.read().mesh().clone()
+    fn cluster_domain(&self) -> String {
+        self.read().cluster().cluster_domain.clone()
     }
 
     fn service_endpoints(&self, service: &ServicePort) -> watch::Receiver<Arc<EndpointSet>> {
@@ -36,21 +35,5 @@ impl EndpointsSource for Arc<RwLock<EndpointsIndex>> {
 
     fn outbound_target(&self, addr: SocketAddr) -> watch::Receiver<OutboundTarget> {
         self.read().outbound_target(addr)
-    }
-}
-
-/// The facts of the cluster both APIs need beyond the index's answers.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Settings {
-    /// The cluster's DNS domain, e.g. `cluster.local`: Service authorities are
-    /// `<name>.<namespace>.svc.<cluster-domain>:<port>`.
-    pub cluster_domain: String,
-}
-
-impl From<&MeshSettings> for Settings {
-    fn from(mesh: &MeshSettings) -> Self {
-        Self {
-            cluster_domain: mesh.cluster_domain.clone(),
-        }
     }
 }

@@ -57,15 +57,13 @@ pub enum InvalidSettings {
 }
 
 impl InboundSettings {
-    /// `cluster_networks` stand in for an authorization's networks when it has none; service
-    /// accounts become the identities
+    /// From the cluster settings: its networks stand in for an authorization's networks when
+    /// it has none; service accounts become the identities of its mesh,
     /// `<sa>.<ns>.serviceaccount.identity.<control_plane_namespace>.<trust_domain>`. The
     /// detection timeout is [`DEFAULT_DETECT_TIMEOUT`] unless set with
     /// [`with_detect_timeout`](Self::with_detect_timeout).
-    pub fn new(
-        cluster_networks: Vec<IpNet>,
-        mesh: weft_core::Mesh,
-    ) -> Result<Self, InvalidSettings> {
+    pub fn new(cluster: &weft_core::ClusterSettings) -> Result<Self, InvalidSettings> {
+        let (cluster_networks, mesh) = (cluster.cluster_networks.clone(), cluster.mesh.clone());
         if cluster_networks.is_empty() {
             return Err(InvalidSettings::NoClusterNetworks);
         }

@@ -15,7 +15,7 @@ use super::{
     target::{parse_target, TargetSpec},
 };
 use crate::{
-    destination::{EndpointsSource, OpenStream, Settings},
+    destination::{EndpointsSource, OpenStream},
     server::shutdown::Stopping,
 };
 
@@ -29,7 +29,7 @@ use crate::{
 #[derive(Clone, Debug)]
 pub struct OutboundPolicyService {
     source: Arc<dyn EndpointsSource>,
-    settings: Arc<Settings>,
+    cluster_domain: Arc<str>,
     stopping: Stopping,
     metrics: OutboundPolicyMetrics,
 }
@@ -39,17 +39,17 @@ pub type WatchStream =
     Pin<Box<dyn Stream<Item = Result<proto::OutboundPolicy, tonic::Status>> + Send>>;
 
 impl OutboundPolicyService {
-    /// `source` is the endpoints index (its mesh settings give the cluster domain). `stopping` is
+    /// `source` is the endpoints index (it gives the cluster domain). `stopping` is
     /// the server's shutdown signal: open watches end when it fires.
     pub fn new(
         source: impl EndpointsSource,
         stopping: Stopping,
         metrics: OutboundPolicyMetrics,
     ) -> Self {
-        let settings = Settings::from(&source.mesh());
+        let cluster_domain = Arc::from(source.cluster_domain());
         Self {
             source: Arc::new(source),
-            settings: Arc::new(settings),
+            cluster_domain,
             stopping,
             metrics,
         }
@@ -81,14 +81,14 @@ impl OutboundPolicyService {
         &self,
         spec: &proto::TrafficSpec,
     ) -> Result<(TargetWatch, proto::OutboundPolicy), tonic::Status> {
-        let mut target = match parse_target(spec, &self.settings.cluster_domain)? {
+        let mut target = match parse_target(spec, &self.cluster_domain)? {
             TargetSpec::Addr(addr) => TargetWatch::Addr(self.source.outbound_target(addr)),
             TargetSpec::Service(service) => TargetWatch::Service {
                 endpoints: self.source.service_endpoints(&service),
                 service,
             },
         };
-        match outbound_policy(&target.current(), &self.settings.cluster_domain) {
+        match outbound_policy(&target.current(), &self.cluster_domain) {
             Some(policy) => Ok((target, policy)),
             None => Err(tonic::Status::not_found(
                 "not a Service port or pod port the mesh knows",
@@ -120,7 +120,7 @@ impl OutboundPolicies for OutboundPolicyService {
             target,
             first: Some(policy.clone()),
             sent: policy,
-            settings: self.settings.clone(),
+            cluster_domain: self.cluster_domain.clone(),
             stopping: self.stopping.clone(),
             metrics: self.metrics.clone(),
             _open: self.metrics.watch_opened(),
@@ -176,7 +176,7 @@ struct PolicyWatch {
     first: Option<proto::OutboundPolicy>,
     /// The last policy sent.
     sent: proto::OutboundPolicy,
-    settings: Arc<Settings>,
+    cluster_domain: Arc<str>,
     stopping: Stopping,
     metrics: OutboundPolicyMetrics,
     _open: OpenStream,
@@ -198,8 +198,7 @@ impl PolicyWatch {
                 // An error means the index dropped the target's sender.
                 changed.ok()?;
                 // A target no longer known ends the stream: the proxy asks again.
-                let policy =
-                    outbound_policy(&watch.target.current(), &watch.settings.cluster_domain)?;
+                let policy = outbound_policy(&watch.target.current(), &watch.cluster_domain)?;
                 if policy != watch.sent {
                     watch.sent = policy.clone();
                     watch.metrics.update_sent();

@@ -26,17 +26,20 @@ use prometheus_client::registry::Registry;
 use std::{net::SocketAddr, sync::Arc};
 use tokio::sync::watch;
 
-fn mesh() -> MeshSettings {
-    MeshSettings {
+fn cluster() -> weft_core::ClusterSettings {
+    weft_core::ClusterSettings {
         mesh: weft_core::Mesh::new("weft", "cluster.local"),
         cluster_domain: "cluster.local".to_string(),
-        default_opaque_ports: OpaquePorts::parse("25,3306").expect("the test default parses"),
+        cluster_networks: vec!["10.0.0.0/8".parse().expect("the test network parses")],
+        default_policy: weft_core::DefaultPolicy::AllUnauthenticated,
+        default_opaque_ports: weft_core::PortList::parse("25,3306")
+            .expect("the test default parses"),
     }
 }
 
 fn mk_index() -> EndpointsIndex {
     EndpointsIndex::new(
-        mesh(),
+        cluster(),
         EndpointsIndexMetrics::register(&mut Registry::default()),
     )
 }

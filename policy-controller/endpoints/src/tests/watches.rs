@@ -72,7 +72,7 @@ fn sweeps_keep_watches_with_receivers() {
 #[test]
 fn a_shared_index_serves_lookups_under_a_read_lock() {
     let index = EndpointsIndex::shared(
-        mesh(),
+        cluster(),
         EndpointsIndexMetrics::register(&mut Registry::default()),
     );
     let rx = index.read().service_endpoints(&sp("ns", "web", 80));
@@ -81,5 +81,5 @@ fn a_shared_index_serves_lookups_under_a_read_lock() {
         mk_svc("ns", "web", "10.96.0.1", &[("", 80, 80)]),
     );
     assert!(rx.borrow().service_exists);
-    assert_eq!(index.read().mesh(), &mesh());
+    assert_eq!(index.read().cluster(), &cluster());
 }

@@ -21,8 +21,11 @@ use serde_json::json;
 use tokio::sync::watch;
 use weft_policy_k8s_api::{ProxyProtocol, Server, ServerAuthorization};
 
-fn cluster(default_policy: DefaultPolicy) -> ClusterInfo {
-    ClusterInfo {
+fn cluster(default_policy: DefaultPolicy) -> ClusterSettings {
+    ClusterSettings {
+        mesh: weft_core::Mesh::new("weft", "cluster.local"),
+        cluster_domain: "cluster.local".to_string(),
+        default_opaque_ports: weft_core::PortList::default(),
         default_policy,
         cluster_networks: vec!["10.0.0.0/8".parse().unwrap()],
     }

@@ -8,7 +8,7 @@ use std::{
     sync::Arc,
 };
 use tokio::sync::watch;
-use weft_endpoints_index::{Endpoint, EndpointSet, MeshSettings, OutboundTarget, ServicePort};
+use weft_endpoints_index::{Endpoint, EndpointSet, OutboundTarget, ServicePort};
 
 pub(crate) const CLUSTER_DOMAIN: &str = "cluster.local";
 
@@ -64,12 +64,8 @@ impl FakeSource {
 }
 
 impl EndpointsSource for FakeSource {
-    fn mesh(&self) -> MeshSettings {
-        MeshSettings {
-            mesh: weft_core::Mesh::new("weft", "cluster.local"),
-            cluster_domain: CLUSTER_DOMAIN.into(),
-            default_opaque_ports: Default::default(),
-        }
+    fn cluster_domain(&self) -> String {
+        CLUSTER_DOMAIN.to_string()
     }
 
     fn service_endpoints(&self, service: &ServicePort) -> watch::Receiver<Arc<EndpointSet>> {

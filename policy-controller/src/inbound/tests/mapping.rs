@@ -12,7 +12,7 @@ use linkerd2_proxy_api::{
 };
 use std::{collections::HashMap, time::Duration};
 use weft_policy_index::{
-    Authentication, Authorization, ClusterInfo, DefaultPolicy, InboundPolicy, NetworkMatch,
+    Authentication, Authorization, ClusterSettings, DefaultPolicy, InboundPolicy, NetworkMatch,
     ServerRef, ServiceAccount,
 };
 use weft_policy_k8s_api::{Cidr, ProxyProtocol};
@@ -21,11 +21,22 @@ pub(super) fn net(s: &str) -> IpNet {
     s.parse().unwrap()
 }
 
+/// Cluster settings with `networks` and `mesh` (the rest does not matter to the mapping).
+fn cluster_settings(networks: Vec<IpNet>, mesh: weft_core::Mesh) -> ClusterSettings {
+    ClusterSettings {
+        mesh,
+        cluster_domain: "cluster.local".to_string(),
+        default_opaque_ports: weft_core::PortList::default(),
+        default_policy: DefaultPolicy::AllUnauthenticated,
+        cluster_networks: networks,
+    }
+}
+
 pub(super) fn settings() -> InboundSettings {
-    InboundSettings::new(
+    InboundSettings::new(&cluster_settings(
         vec![net("10.0.0.0/8"), net("fd00::/8")],
         weft_core::Mesh::new("weft", "cluster.local"),
-    )
+    ))
     .unwrap()
 }
 
@@ -129,7 +140,10 @@ pub(super) fn assert_acceptable_to_the_proxy(server: &proto::Server) {
 fn server_labels_name_the_server_or_the_default_policy() {
     let server = to_server(&server_policy(ProxyProtocol::Http1, vec![]), &settings());
     assert_eq!(server.labels, labels("policy.weft.dev", "server", "web"));
-    let cluster = ClusterInfo {
+    let cluster = ClusterSettings {
+        mesh: weft_core::Mesh::new("weft", "cluster.local"),
+        cluster_domain: "cluster.local".to_string(),
+        default_opaque_ports: weft_core::PortList::default(),
         default_policy: DefaultPolicy::Deny,
         cluster_networks: vec![net("10.0.0.0/8")],
     };
@@ -214,14 +228,17 @@ fn detect_timeout_defaults_to_ten_seconds_and_is_bounded() {
         );
     }
     assert_eq!(
-        InboundSettings::new(vec![], weft_core::Mesh::new("weft", "cluster.local")),
+        InboundSettings::new(&cluster_settings(
+            vec![],
+            weft_core::Mesh::new("weft", "cluster.local")
+        )),
         Err(InvalidSettings::NoClusterNetworks)
     );
     assert_eq!(
-        InboundSettings::new(
+        InboundSettings::new(&cluster_settings(
             vec![net("10.0.0.0/8")],
             weft_core::Mesh::new("", "cluster.local")
-        ),
+        )),
         Err(InvalidSettings::EmptyIdentityPart)
     );
 }
@@ -373,7 +390,10 @@ fn networks_present_absent_and_with_exceptions() {
 
 #[test]
 fn authorization_labels_and_metadata() {
-    let cluster = ClusterInfo {
+    let cluster = ClusterSettings {
+        mesh: weft_core::Mesh::new("weft", "cluster.local"),
+        cluster_domain: "cluster.local".to_string(),
+        default_opaque_ports: weft_core::PortList::default(),
         default_policy: DefaultPolicy::Deny,
         cluster_networks: vec![net("10.0.0.0/8")],
     };
@@ -454,7 +474,10 @@ fn assert_probe_route(route: &proto::HttpRoute, paths: &[&str]) {
 
 #[test]
 fn deny_with_and_without_probe_paths() {
-    let cluster = ClusterInfo {
+    let cluster = ClusterSettings {
+        mesh: weft_core::Mesh::new("weft", "cluster.local"),
+        cluster_domain: "cluster.local".to_string(),
+        default_opaque_ports: weft_core::PortList::default(),
         default_policy: DefaultPolicy::Deny,
         cluster_networks: vec![net("10.0.0.0/8")],
     };

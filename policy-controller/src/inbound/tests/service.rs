@@ -13,7 +13,7 @@ use serde_json::json;
 use std::{net::SocketAddr, time::Duration};
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 use tonic::{transport::Channel, Code, Streaming};
-use weft_policy_index::{ClusterInfo, DefaultPolicy, Index, IndexMetrics, SharedIndex};
+use weft_policy_index::{ClusterSettings, DefaultPolicy, Index, IndexMetrics, SharedIndex};
 use weft_policy_k8s_api::{Server, ServerAuthorization};
 
 /// How long to wait for a message that must not come. Long enough for a wrongly sent message to
@@ -92,7 +92,10 @@ where
 /// A server with pods `ns/web` (a Server on 8080, HTTP/1) and `ns/db` (5432, default policy).
 async fn start() -> TestServer {
     let index = Index::shared(
-        ClusterInfo {
+        ClusterSettings {
+            mesh: weft_core::Mesh::new("weft", "cluster.local"),
+            cluster_domain: "cluster.local".to_string(),
+            default_opaque_ports: weft_core::PortList::default(),
             default_policy: DefaultPolicy::AllUnauthenticated,
             cluster_networks: vec!["10.0.0.0/8".parse().unwrap()],
         },
@@ -102,11 +105,7 @@ async fn start() -> TestServer {
     apply(&index, mk_pod("ns", "db", "db", 5432));
     apply(&index, mk_server("ns", "web", "web", json!(8080), "HTTP/1"));
 
-    let settings = InboundSettings::new(
-        vec!["10.0.0.0/8".parse().unwrap()],
-        weft_core::Mesh::new("weft", "cluster.local"),
-    )
-    .unwrap();
+    let settings = InboundSettings::new(index.read().cluster()).unwrap();
     let metrics = InboundPolicyMetrics::register(&mut Registry::default());
     let (stop, stopping) = Stopping::new();
     let service = InboundPolicyService::new(index.clone(), settings, stopping, metrics.clone());
