@@ -5,6 +5,8 @@
 pub mod admission;
 pub mod config;
 mod decision;
+#[cfg(feature = "fuzz-checks")]
+pub mod fuzz_checks;
 pub mod manifest;
 mod overrides;
 mod patch;

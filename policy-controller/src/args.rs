@@ -97,7 +97,7 @@ impl Args {
         // Validate our own flags before touching the network, so a typo fails fast and clearly.
         // The injected proxies enforce the same default policy and cluster networks as the index.
         let trust_anchors_file = proxy.identity_trust_anchors_file.clone();
-        let proxy = proxy.load().context("invalid proxy configuration")?;
+        let proxy = proxy.load().context("invalid proxy or cluster flags")?;
         // The cluster and the mesh as the flags describe them, for the injector, the identity
         // service, the inbound mapping and both indexes alike.
         let cluster = proxy.cluster.clone();

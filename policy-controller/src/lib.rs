@@ -9,6 +9,8 @@
 
 mod args;
 pub mod destination;
+#[cfg(feature = "fuzz-checks")]
+pub mod fuzz_checks;
 pub mod identity;
 pub mod inbound;
 pub mod outbound;

@@ -5,7 +5,6 @@
 pub mod cluster;
 pub mod controller;
 pub mod extra_webhook;
-pub mod fuzz_checks;
 pub mod gate_proxy;
 pub mod mesh;
 pub mod node;

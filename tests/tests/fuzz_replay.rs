@@ -1,13 +1,42 @@
 //! Replays every committed fuzz input (`tests/fuzz/corpus/<target>/` and
-//! `tests/fuzz/regressions/<target>/`) through its target's check in `weft_e2e::fuzz_checks`, on
-//! stable and without libFuzzer, so a fixed finding stays fixed. Needs no cluster.
+//! `tests/fuzz/regressions/<target>/`) through its target's check, on stable and without
+//! libFuzzer, so a fixed finding stays fixed. Needs no cluster. The checks live beside the code
+//! they check: `weft_injector::fuzz_checks` and `weft_policy_controller::fuzz_checks` (feature
+//! `fuzz-checks`).
 #![allow(clippy::unwrap_used)]
 
 use std::{
     panic::{catch_unwind, AssertUnwindSafe},
     path::PathBuf,
 };
-use weft_e2e::fuzz_checks::{self, Certified, CertifyInput, TARGETS};
+use weft_injector::fuzz_checks as injector_checks;
+use weft_policy_controller::fuzz_checks::{self as controller_checks, Certified, CertifyInput};
+
+/// The fuzz targets, as named in `tests/fuzz/Cargo.toml` and under `tests/fuzz/corpus/`.
+const TARGETS: [&str; 6] = [
+    "admission_review",
+    "inject_patch",
+    "cli_yaml",
+    "validate",
+    "workload",
+    "certify",
+];
+
+/// Runs the check of `target` on `data` (the call its fuzz binary makes).
+///
+/// # Panics
+/// When `target` is not one of [`TARGETS`], or the check fails.
+fn check(target: &str, data: &[u8]) {
+    match target {
+        "admission_review" => injector_checks::admission_review(data),
+        "inject_patch" => injector_checks::inject_patch(data),
+        "cli_yaml" => injector_checks::cli_yaml(data),
+        "validate" => controller_checks::validate(data),
+        "workload" => controller_checks::workload(data),
+        "certify" => controller_checks::certify(data),
+        other => panic!("unknown fuzz target {other:?} (known: {TARGETS:?})"),
+    }
+}
 
 fn fuzz_dir() -> PathBuf {
     weft_e2e::repo_root().join("tests/fuzz")
@@ -44,7 +73,7 @@ fn replay(target: &str) {
         .iter()
         .filter_map(|path| {
             let data = std::fs::read(path).unwrap();
-            catch_unwind(AssertUnwindSafe(|| fuzz_checks::check(target, &data)))
+            catch_unwind(AssertUnwindSafe(|| check(target, &data)))
                 .err()
                 .map(|panic| format!("{}: {}", path.display(), panic_message(&*panic)))
         })
@@ -125,7 +154,7 @@ fn every_target_is_replayed_and_built() {
 fn certify_corpus_reaches_a_valid_csr() {
     let outcomes: Vec<Certified> = inputs("certify")
         .iter()
-        .map(|path| fuzz_checks::certify_outcome(&std::fs::read(path).unwrap()))
+        .map(|path| controller_checks::certify_outcome(&std::fs::read(path).unwrap()))
         .collect();
     assert!(
         outcomes.contains(&Certified::Valid),

@@ -1,4 +1,4 @@
-//! The mutating webhook's AdmissionReview parser. See `weft_e2e::fuzz_checks::admission_review`.
+//! The mutating webhook's AdmissionReview parser. See `weft_injector::fuzz_checks::admission_review`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| weft_e2e::fuzz_checks::admission_review(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| weft_injector::fuzz_checks::admission_review(data));

@@ -1,4 +1,4 @@
-//! The identity service's checks of a Certify request: token review status, identity, CSR. See `weft_e2e::fuzz_checks::certify`.
+//! The identity service's checks of a Certify request: token review status, identity, CSR. See `weft_policy_controller::fuzz_checks::certify`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| weft_e2e::fuzz_checks::certify(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| weft_policy_controller::fuzz_checks::certify(data));

@@ -1,4 +1,4 @@
-//! `weft inject` and `weft uninject` on any YAML text. See `weft_e2e::fuzz_checks::cli_yaml`.
+//! `weft inject` and `weft uninject` on any YAML text. See `weft_injector::fuzz_checks::cli_yaml`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| weft_e2e::fuzz_checks::cli_yaml(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| weft_injector::fuzz_checks::cli_yaml(data));

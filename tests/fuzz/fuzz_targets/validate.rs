@@ -1,4 +1,4 @@
-//! The validating webhook's review of policy resources and HTTPRoutes. See `weft_e2e::fuzz_checks::validate`.
+//! The validating webhook's review of policy resources and HTTPRoutes. See `weft_policy_controller::fuzz_checks::validate`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| weft_e2e::fuzz_checks::validate(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| weft_policy_controller::fuzz_checks::validate(data));

@@ -1,4 +1,4 @@
-//! The inbound policy API's workload string. See `weft_e2e::fuzz_checks::workload`.
+//! The inbound policy API's workload string. See `weft_policy_controller::fuzz_checks::workload`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| weft_e2e::fuzz_checks::workload(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| weft_policy_controller::fuzz_checks::workload(data));
