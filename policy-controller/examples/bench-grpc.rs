@@ -148,7 +148,10 @@ async fn serve() {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
             ["rss"] => println!("{}", rss_mib()),
-            ["watches"] => println!("{}", metrics.open_watches()),
+            ["watches"] => println!(
+                "{}",
+                metrics.open_streams(weft_policy_controller::inbound::Rpc::WatchPort)
+            ),
             ["change", n, app, protocol] => {
                 let server = server(n.parse().unwrap(), app.parse().unwrap(), protocol);
                 IndexNamespacedResource::apply(&mut *index.write(), server);

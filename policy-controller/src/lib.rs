@@ -11,6 +11,7 @@ mod args;
 pub mod destination;
 #[cfg(feature = "fuzz-checks")]
 pub mod fuzz_checks;
+pub mod grpc_metrics;
 pub mod identity;
 pub mod inbound;
 pub mod outbound;

@@ -1,30 +1,11 @@
-//! Prometheus metrics of the Destination gRPC API.
+//! The Destination API's metrics: `weft_destination_requests_total{rpc,code}`,
+//! `weft_destination_open_streams{rpc}` and `weft_destination_updates_total{rpc}` (see
+//! [`crate::grpc_metrics`]).
 
-use prometheus_client::{
-    encoding::EncodeLabelSet,
-    metrics::{counter::Counter, family::Family, gauge::Gauge},
-    registry::Registry,
-};
+use crate::grpc_metrics::{ApiMetricNames, ApiRpc, GrpcApiMetrics, SeriesName};
 
-/// Requests by RPC and result, open streams and messages sent, by RPC. Cloning shares the
-/// underlying metrics.
-#[derive(Clone, Debug, Default)]
-pub struct DestinationMetrics {
-    requests: Family<RequestLabels, Counter>,
-    open_streams: Family<RpcLabels, Gauge>,
-    updates: Family<RpcLabels, Counter>,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct RequestLabels {
-    rpc: &'static str,
-    code: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct RpcLabels {
-    rpc: &'static str,
-}
+/// Requests by RPC and code, open streams and messages sent, by RPC.
+pub type DestinationMetrics = GrpcApiMetrics<DestinationRpc>;
 
 /// The two RPCs of `io.linkerd.proxy.destination.Destination`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,98 +14,27 @@ pub enum DestinationRpc {
     GetProfile,
 }
 
-impl DestinationRpc {
-    pub fn as_str(self) -> &'static str {
+impl ApiRpc for DestinationRpc {
+    const NAMES: ApiMetricNames = ApiMetricNames {
+        prefix: "destination",
+        requests_help: "Destination requests from proxies, by RPC (Get, GetProfile) and code (ok, or the gRPC status code); a stream counts once, when it opens",
+        code_label: "code",
+        open_streams: SeriesName {
+            name: "open_streams",
+            help: "Destination streams currently open, by RPC",
+            by_rpc: true,
+        },
+        updates: SeriesName {
+            name: "updates",
+            help: "Messages sent on Destination streams, by RPC (the first one of each stream included)",
+            by_rpc: true,
+        },
+    };
+
+    fn as_str(self) -> &'static str {
         match self {
             Self::Get => "Get",
             Self::GetProfile => "GetProfile",
         }
-    }
-}
-
-impl DestinationMetrics {
-    /// Registers `destination_requests_total`, `destination_open_streams` and
-    /// `destination_updates_total` in `registry`. Pass the controller's `weft` sub-registry so
-    /// they are exported as `weft_destination_*`.
-    pub fn register(registry: &mut Registry) -> Self {
-        let metrics = Self::default();
-        let reg = registry.sub_registry_with_prefix("destination");
-        reg.register(
-            "requests",
-            "Destination requests from proxies, by RPC (Get, GetProfile) and code (ok, or the gRPC status code); a stream counts once, when it opens",
-            metrics.requests.clone(),
-        );
-        reg.register(
-            "open_streams",
-            "Destination streams currently open, by RPC",
-            metrics.open_streams.clone(),
-        );
-        reg.register(
-            "updates",
-            "Messages sent on Destination streams, by RPC (the first one of each stream included)",
-            metrics.updates.clone(),
-        );
-        metrics
-    }
-
-    pub(crate) fn request(&self, rpc: DestinationRpc, code: tonic::Code) {
-        self.requests
-            .get_or_create(&request_labels(rpc, code))
-            .inc();
-    }
-
-    pub(crate) fn update_sent(&self, rpc: DestinationRpc) {
-        self.updates.get_or_create(&rpc_labels(rpc)).inc();
-    }
-
-    /// Counts an open stream of `rpc` until the returned guard is dropped.
-    pub(crate) fn stream_opened(&self, rpc: DestinationRpc) -> OpenStream {
-        let gauge = self.open_streams.get_or_create(&rpc_labels(rpc)).clone();
-        OpenStream::new(gauge)
-    }
-
-    /// Requests of `rpc` answered with `code` (a stream counts when it opens).
-    pub fn requests(&self, rpc: DestinationRpc, code: tonic::Code) -> u64 {
-        self.requests
-            .get_or_create(&request_labels(rpc, code))
-            .get()
-    }
-
-    /// Streams of `rpc` currently open.
-    pub fn open_streams(&self, rpc: DestinationRpc) -> i64 {
-        self.open_streams.get_or_create(&rpc_labels(rpc)).get()
-    }
-
-    /// Messages sent on streams of `rpc` so far.
-    pub fn updates(&self, rpc: DestinationRpc) -> u64 {
-        self.updates.get_or_create(&rpc_labels(rpc)).get()
-    }
-}
-
-fn request_labels(rpc: DestinationRpc, code: tonic::Code) -> RequestLabels {
-    RequestLabels {
-        rpc: rpc.as_str(),
-        code: crate::server::grpc::code_label(code),
-    }
-}
-
-fn rpc_labels(rpc: DestinationRpc) -> RpcLabels {
-    RpcLabels { rpc: rpc.as_str() }
-}
-
-/// Counts one open stream; decrements the gauge when dropped.
-#[derive(Debug)]
-pub(crate) struct OpenStream(Gauge);
-
-impl OpenStream {
-    pub(crate) fn new(gauge: Gauge) -> Self {
-        gauge.inc();
-        Self(gauge)
-    }
-}
-
-impl Drop for OpenStream {
-    fn drop(&mut self) {
-        self.0.dec();
     }
 }

@@ -23,7 +23,6 @@ mod source;
 #[cfg(test)]
 pub(crate) mod tests;
 
-pub(crate) use self::metrics::OpenStream;
 pub use self::{
     metrics::{DestinationMetrics, DestinationRpc},
     service::{DestinationService, GetProfileStream, GetStream},

@@ -11,11 +11,14 @@ use weft_endpoints_index::{parse_authority, EndpointSet, OutboundTarget, Service
 
 use super::{
     mapping::{diff_updates, initial_update},
-    metrics::{DestinationMetrics, DestinationRpc, OpenStream},
+    metrics::{DestinationMetrics, DestinationRpc},
     profile::{parse_profile_path, target_profile, ProfilePath},
     source::EndpointsSource,
 };
-use crate::server::shutdown::Stopping;
+use crate::{
+    grpc_metrics::{ApiRpc, OpenStream},
+    server::shutdown::Stopping,
+};
 
 /// `io.linkerd.proxy.destination.Destination` over Weft's endpoints index.
 ///

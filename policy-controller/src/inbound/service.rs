@@ -11,11 +11,14 @@ use weft_policy_index::{InboundPolicy, LookupError};
 
 use super::{
     mapping::{to_server, InboundSettings},
-    metrics::{InboundPolicyMetrics, OpenWatch, Rpc},
+    metrics::{InboundPolicyMetrics, Rpc},
     source::PolicySource,
     workload::Workload,
 };
-use crate::server::shutdown::Stopping;
+use crate::{
+    grpc_metrics::{ApiRpc, OpenStream},
+    server::shutdown::Stopping,
+};
 
 /// `io.linkerd.proxy.inbound.InboundServerPolicies` over Weft's policy index.
 ///
@@ -133,7 +136,7 @@ impl InboundServerPolicies for InboundPolicyService {
             settings: self.settings.clone(),
             metrics: self.metrics.clone(),
             first: true,
-            _open: self.metrics.watch_opened(),
+            _open: self.metrics.stream_opened(Rpc::WatchPort),
         };
         Ok(tonic::Response::new(watch.into_stream()))
     }
@@ -147,7 +150,7 @@ struct Watch {
     settings: Arc<InboundSettings>,
     metrics: InboundPolicyMetrics,
     first: bool,
-    _open: OpenWatch,
+    _open: OpenStream,
 }
 
 impl Watch {
@@ -163,7 +166,7 @@ impl Watch {
                 changed.ok()?;
             }
             let server = to_server(&watch.policy.borrow_and_update(), &watch.settings);
-            watch.metrics.update_sent();
+            watch.metrics.update_sent(Rpc::WatchPort);
             Some((Ok(server), watch))
         }))
     }

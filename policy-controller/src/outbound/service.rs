@@ -15,7 +15,8 @@ use super::{
     target::{parse_target, TargetSpec},
 };
 use crate::{
-    destination::{EndpointsSource, OpenStream},
+    destination::EndpointsSource,
+    grpc_metrics::{ApiRpc, OpenStream},
     server::shutdown::Stopping,
 };
 
@@ -123,7 +124,7 @@ impl OutboundPolicies for OutboundPolicyService {
             cluster_domain: self.cluster_domain.clone(),
             stopping: self.stopping.clone(),
             metrics: self.metrics.clone(),
-            _open: self.metrics.watch_opened(),
+            _open: self.metrics.stream_opened(OutboundRpc::Watch),
         };
         Ok(tonic::Response::new(watch.into_stream()))
     }
@@ -186,7 +187,7 @@ impl PolicyWatch {
     fn into_stream(self) -> WatchStream {
         Box::pin(stream::unfold(self, |mut watch| async move {
             if let Some(policy) = watch.first.take() {
-                watch.metrics.update_sent();
+                watch.metrics.update_sent(OutboundRpc::Watch);
                 return Some((Ok(policy), watch));
             }
             loop {
@@ -201,7 +202,7 @@ impl PolicyWatch {
                 let policy = outbound_policy(&watch.target.current(), &watch.cluster_domain)?;
                 if policy != watch.sent {
                     watch.sent = policy.clone();
-                    watch.metrics.update_sent();
+                    watch.metrics.update_sent(OutboundRpc::Watch);
                     return Some((Ok(policy), watch));
                 }
             }

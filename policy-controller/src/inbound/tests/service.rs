@@ -256,7 +256,7 @@ async fn refusals_say_why() {
     );
     assert_eq!(server.metrics.requests(Rpc::GetPort, Code::NotFound), 1);
     assert_eq!(server.metrics.requests(Rpc::WatchPort, Code::NotFound), 1);
-    assert_eq!(server.metrics.open_watches(), 0);
+    assert_eq!(server.metrics.open_streams(Rpc::WatchPort), 0);
 }
 
 #[tokio::test]
@@ -271,7 +271,7 @@ async fn watch_sends_the_policy_at_once_then_one_message_per_relevant_change() {
     let first = message(&mut stream).await;
     assert_eq!(name(&first), "web");
     assert!(first.authorizations.is_empty());
-    assert_eq!(server.metrics.open_watches(), 1);
+    assert_eq!(server.metrics.open_streams(Rpc::WatchPort), 1);
 
     // Irrelevant: a Server for another pod, one in another namespace, the same Server again
     // (by name now: the same port), an authorization of another Server, another pod.
@@ -305,12 +305,12 @@ async fn watch_sends_the_policy_at_once_then_one_message_per_relevant_change() {
     assert_eq!(authorized.authorizations.len(), 1);
     assert_eq!(authorized.authorizations[0].labels["name"], "web-clients");
     assert!(matches!(next(&mut stream, QUIET).await, Next::Quiet));
-    assert_eq!(server.metrics.watch_updates(), 3);
+    assert_eq!(server.metrics.updates(Rpc::WatchPort), 3);
 
     // The pod is deleted: the stream ends (status OK; the proxy asks again with a backoff).
     IndexNamespacedResource::<Pod>::delete(&mut *server.index.write(), "ns".into(), "web".into());
     assert!(matches!(next(&mut stream, BOUND).await, Next::End));
-    wait_for(|| server.metrics.open_watches() == 0).await;
+    wait_for(|| server.metrics.open_streams(Rpc::WatchPort) == 0).await;
     assert_eq!(server.metrics.requests(Rpc::WatchPort, Code::Ok), 1);
 }
 
@@ -333,7 +333,7 @@ async fn shutdown_ends_open_watches() {
     server.stop.send(true).unwrap();
     assert!(matches!(next(&mut web, BOUND).await, Next::End));
     assert!(matches!(next(&mut db, BOUND).await, Next::End));
-    wait_for(|| server.metrics.open_watches() == 0).await;
+    wait_for(|| server.metrics.open_streams(Rpc::WatchPort) == 0).await;
 }
 
 #[tokio::test]
@@ -346,8 +346,8 @@ async fn a_client_that_goes_away_releases_its_watch() {
         .unwrap()
         .into_inner();
     message(&mut stream).await;
-    assert_eq!(server.metrics.open_watches(), 1);
+    assert_eq!(server.metrics.open_streams(Rpc::WatchPort), 1);
     drop(stream);
     drop(client);
-    wait_for(|| server.metrics.open_watches() == 0).await;
+    wait_for(|| server.metrics.open_streams(Rpc::WatchPort) == 0).await;
 }

@@ -142,7 +142,7 @@ async fn refusals() {
             .requests(OutboundRpc::Watch, Code::InvalidArgument),
         3
     );
-    assert_eq!(server.metrics.open_watches(), 0);
+    assert_eq!(server.metrics.open_streams(OutboundRpc::Watch), 0);
 }
 
 #[tokio::test]
@@ -158,7 +158,7 @@ async fn watch_sends_the_policy_then_each_change_and_ends_when_the_target_goes()
         .into_inner();
     let first = message(&mut stream).await;
     assert_eq!(first, expected(&web(false)));
-    assert_eq!(server.metrics.open_watches(), 1);
+    assert_eq!(server.metrics.open_streams(OutboundRpc::Watch), 1);
 
     // Another address changes: nothing is sent.
     server.source.set_target(addr("10.96.0.2:80"), web(true));
@@ -173,12 +173,12 @@ async fn watch_sends_the_policy_then_each_change_and_ends_when_the_target_goes()
     ));
     check_policy(&opaque).unwrap();
     assert!(matches!(next(&mut stream, QUIET).await, Next::Quiet));
-    assert_eq!(server.metrics.watch_updates(), 2);
+    assert_eq!(server.metrics.updates(OutboundRpc::Watch), 2);
 
     // The Service goes: the stream ends with status OK; the proxy asks again.
     server.source.set_target(ip, OutboundTarget::Unknown);
     assert!(matches!(next(&mut stream, BOUND).await, Next::End));
-    wait_for(|| server.metrics.open_watches() == 0).await;
+    wait_for(|| server.metrics.open_streams(OutboundRpc::Watch) == 0).await;
 }
 
 #[tokio::test]
@@ -218,5 +218,5 @@ async fn shutdown_ends_open_watches() {
     message(&mut stream).await;
     server.stop.send(true).unwrap();
     assert!(matches!(next(&mut stream, BOUND).await, Next::End));
-    wait_for(|| server.metrics.open_watches() == 0).await;
+    wait_for(|| server.metrics.open_streams(OutboundRpc::Watch) == 0).await;
 }
