@@ -29,10 +29,10 @@
 
 mod authority;
 mod index;
+mod key;
 mod metrics;
 mod opaque;
 mod pod;
-mod resolve;
 mod service;
 mod slice;
 mod types;

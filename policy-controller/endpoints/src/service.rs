@@ -2,17 +2,9 @@
 
 use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
-use kubert::index::{IndexNamespacedResource, NamespacedRemoved};
-use std::{
-    collections::{BTreeMap, HashSet},
-    net::IpAddr,
-};
+use std::{collections::BTreeMap, net::IpAddr};
 
-use crate::{
-    index::{stale_keys, ObjKey},
-    opaque::OpaquePorts,
-    EndpointsIndex, OPAQUE_PORTS_ANNOTATION,
-};
+use crate::{key::ObjKey, opaque::OpaquePorts, OPAQUE_PORTS_ANNOTATION};
 
 /// What the index keeps of a Service.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,69 +73,5 @@ impl ServiceInfo {
             info.ports.insert(number, name);
         }
         (info, invalid)
-    }
-}
-
-impl EndpointsIndex {
-    fn upsert_service(&mut self, key: ObjKey, service: &Service) {
-        let previous = self.state.services.get(&key);
-        let (info, invalid) = ServiceInfo::from_service(&key, service, previous);
-        if invalid {
-            self.metrics.invalid_objects.inc();
-        }
-        if previous == Some(&info) {
-            return;
-        }
-        let old = self.state.services.insert(key.clone(), info);
-        if old.is_none() {
-            self.metrics.services.inc();
-        }
-        self.service_changed(&key, old);
-    }
-
-    fn remove_service(&mut self, key: &ObjKey) {
-        let Some(old) = self.state.services.remove(key) else {
-            return;
-        };
-        self.metrics.services.dec();
-        self.service_changed(key, Some(old));
-    }
-
-    /// Updates the cluster IP map and the watches after the Service `key` changed from `old`.
-    fn service_changed(&mut self, key: &ObjKey, old: Option<ServiceInfo>) {
-        let old_ips = old.map(|s| s.cluster_ips).unwrap_or_default();
-        let new_ips = self
-            .state
-            .services
-            .get(key)
-            .map(|s| s.cluster_ips.clone())
-            .unwrap_or_default();
-        self.state.cluster_ips.reclaim(key, &old_ips, &new_ips);
-        self.update_services([key]);
-        let ips: HashSet<IpAddr> = old_ips.into_iter().chain(new_ips).collect();
-        self.update_ips(&ips);
-    }
-}
-
-impl IndexNamespacedResource<Service> for EndpointsIndex {
-    fn apply(&mut self, service: Service) {
-        let key = ObjKey::of(&service);
-        self.upsert_service(key, &service);
-    }
-
-    fn delete(&mut self, namespace: String, name: String) {
-        self.remove_service(&ObjKey::new(namespace, name));
-    }
-
-    /// Replaces all Services: those not listed are removed, then the listed ones applied.
-    fn reset(&mut self, services: Vec<Service>, _removed: NamespacedRemoved) {
-        let stale = stale_keys(&self.state.services, &services);
-        for key in &stale {
-            self.remove_service(key);
-        }
-        for service in services {
-            self.apply(service);
-        }
-        self.sweep_watches();
     }
 }

@@ -11,7 +11,7 @@ pub mod client;
 pub mod render;
 
 pub use self::args::EndpointsArgs;
-use crate::policy_cli::parse_port;
+use crate::grpc_client::parse_port;
 
 /// The accepted forms of the argument, for usage errors and `--help`.
 pub const FORMS: &str = "SVC.NS:PORT (e.g. web.emojivoto:80) or SVC.NS.svc.DOMAIN:PORT (e.g. \

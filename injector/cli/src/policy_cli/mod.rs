@@ -2,19 +2,19 @@
 //! (`io.linkerd.proxy.inbound.InboundServerPolicies`) for the policy a proxy would get on a pod's
 //! port, and prints it as YAML, like `linkerd diagnostics policy`.
 //!
-//! The pure parts are here and in [`render`] (the message as YAML) and [`discover`] (the
-//! controller's address and TLS name from its Deployment); [`client`] only calls the API over
+//! The pure parts are here and in [`render`] (the message as YAML) and
+//! [`crate::grpc_client::discover`] (the controller's address and TLS name from its Deployment);
+//! [`client`] only calls the API over
 //! the connection [`crate::grpc_client`] makes (shared with `weft endpoints`): to `--addr`, or
 //! through a port-forward to a ready controller pod, over TLS verified against the mesh's trust
 //! anchors for the controller's identity.
 
 mod args;
 pub mod client;
-pub mod discover;
 pub mod render;
 
 pub use self::args::PolicyArgs;
-pub use crate::grpc_client::{is_loopback_host, split_addr};
+pub use crate::grpc_client::{is_loopback_host, parse_port, split_addr};
 
 /// The pod a proxy would ask for: `NS/POD` on the command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,15 +66,6 @@ impl Target {
     /// The `workload` of a `PortSpec`, as the proxy sends it.
     pub fn workload(&self) -> String {
         serde_json::json!({ "ns": self.namespace, "pod": self.pod }).to_string()
-    }
-}
-
-/// A port number, 1-65535 (clap value parser for PORT).
-pub fn parse_port(s: &str) -> Result<u16, String> {
-    match s.parse::<u32>() {
-        Ok(port @ 1..=65535) => Ok(port as u16),
-        Ok(port) => Err(format!("port {port} is out of range (1-65535)")),
-        Err(_) => Err(format!("{s:?} is not a port number (1-65535)")),
     }
 }
 

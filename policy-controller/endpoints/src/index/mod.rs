@@ -4,7 +4,6 @@
 use parking_lot::{Mutex, RwLock};
 use std::{
     collections::{BTreeSet, HashMap, HashSet},
-    fmt,
     net::{IpAddr, SocketAddr},
     sync::Arc,
 };
@@ -12,9 +11,14 @@ use tokio::sync::watch;
 use weft_core::ClusterSettings;
 
 use crate::{
-    pod::PodInfo, service::ServiceInfo, slice::SliceInfo, watches::Watches, EndpointSet,
-    EndpointsIndexMetrics, OutboundTarget, ServicePort,
+    key::ObjKey, pod::PodInfo, service::ServiceInfo, slice::SliceInfo, watches::Watches,
+    EndpointSet, EndpointsIndexMetrics, OutboundTarget, ServicePort,
 };
+
+mod pods;
+mod resolve;
+mod services;
+mod slices;
 
 /// The index shared between the kubert index tasks (writers) and the gRPC APIs (readers).
 pub type SharedEndpointsIndex = Arc<RwLock<EndpointsIndex>>;
@@ -33,46 +37,6 @@ pub struct EndpointsIndex {
     /// `&mut self` and use `get_mut` without locking.
     pub(crate) endpoint_watches: Mutex<Watches<ObjKey, Arc<EndpointSet>>>,
     pub(crate) target_watches: Mutex<Watches<IpAddr, OutboundTarget>>,
-}
-
-/// A namespaced object's key.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) struct ObjKey {
-    pub(crate) namespace: String,
-    pub(crate) name: String,
-}
-
-impl ObjKey {
-    pub(crate) fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        Self {
-            namespace: namespace.into(),
-            name: name.into(),
-        }
-    }
-
-    /// The key of a namespaced object.
-    pub(crate) fn of(object: &impl kube::ResourceExt) -> Self {
-        Self::new(object.namespace().unwrap_or_default(), object.name_any())
-    }
-}
-
-/// The keys of `known` that are not among `listed`: what a resync removes.
-pub(crate) fn stale_keys<V, T: kube::ResourceExt>(
-    known: &HashMap<ObjKey, V>,
-    listed: &[T],
-) -> Vec<ObjKey> {
-    let live: HashSet<ObjKey> = listed.iter().map(ObjKey::of).collect();
-    known
-        .keys()
-        .filter(|k| !live.contains(*k))
-        .cloned()
-        .collect()
-}
-
-impl fmt::Display for ObjKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
-    }
 }
 
 /// What the index knows, without the watches.

@@ -3,10 +3,9 @@
 use std::net::SocketAddr;
 use weft_core::ClusterSettings;
 
+use super::State;
 use crate::{
-    index::{ObjKey, State},
-    pod::PodInfo,
-    Endpoint, EndpointSet, OpaquePorts, OutboundTarget, ServicePort,
+    key::ObjKey, pod::PodInfo, Endpoint, EndpointSet, OpaquePorts, OutboundTarget, ServicePort,
 };
 
 impl State {

@@ -4,10 +4,7 @@
 //! plaintext only to a loopback `--addr`. The result is a tonic [`Channel`] any client of the
 //! controller's APIs can use.
 
-use crate::{
-    check::{fetch, Installation},
-    policy_cli::{discover, parse_port},
-};
+use crate::check::{fetch, Installation};
 use anyhow::{anyhow, bail, Context, Result};
 use hyper_util::rt::TokioIo;
 use k8s_openapi::api::{
@@ -20,6 +17,8 @@ use std::{future::Future, net::IpAddr, pin::Pin, sync::Arc, time::Duration};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::{rustls, TlsConnector};
 pub use tonic::transport::Channel;
+
+pub mod discover;
 
 /// How long connecting (TCP or port-forward, and the TLS handshake) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -417,4 +416,13 @@ pub struct ConnectArgs {
 
     #[command(flatten)]
     pub cluster: crate::check::ClusterArgs,
+}
+
+/// A port number, 1-65535 (clap value parser for PORT).
+pub fn parse_port(s: &str) -> Result<u16, String> {
+    match s.parse::<u32>() {
+        Ok(port @ 1..=65535) => Ok(port as u16),
+        Ok(port) => Err(format!("port {port} is out of range (1-65535)")),
+        Err(_) => Err(format!("{s:?} is not a port number (1-65535)")),
+    }
 }
