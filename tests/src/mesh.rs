@@ -99,6 +99,25 @@ pub async fn run_pod(
     })
 }
 
+/// Runs the test app ([`app_pod`]) as pod `name` in `namespace`, running as `service_account`,
+/// until it is Ready; returns the stored pod.
+pub async fn run_app(
+    cluster: &Cluster,
+    client: &kube::Client,
+    namespace: &str,
+    image: &str,
+    (name, service_account): (&str, &str),
+    annotations: &[(&str, &str)],
+) -> Result<Pod> {
+    run_pod(
+        cluster,
+        client,
+        namespace,
+        &app_pod(name, image, service_account, annotations),
+    )
+    .await
+}
+
 /// Creates a namespace `{prefix}-<unique>` annotated `weft.dev/inject: enabled` with a service
 /// account `web`, and runs the test app there as pod `web` (with `annotations`) until it is Ready;
 /// returns the namespace and the stored pod.
@@ -184,6 +203,56 @@ pub async fn create_policy(
     value: serde_json::Value,
 ) -> Result<()> {
     create_object(client, namespace, &policy_resource(kind), value).await
+}
+
+/// Creates a `policy.weft.dev` Server `name` for the port `port` (a number or a name) of the pods
+/// labelled `app: app`, with `proxy_protocol` when given.
+pub async fn create_server(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    (app, port): (&str, serde_json::Value),
+    proxy_protocol: Option<&str>,
+) -> Result<()> {
+    let mut spec = serde_json::json!({"podSelector": {"matchLabels": {"app": app}}, "port": port});
+    if let Some(protocol) = proxy_protocol {
+        spec["proxyProtocol"] = protocol.into();
+    }
+    create_policy(
+        client,
+        namespace,
+        "Server",
+        serde_json::json!({
+            "apiVersion": "policy.weft.dev/v1beta1",
+            "kind": "Server",
+            "metadata": {"name": name},
+            "spec": spec,
+        }),
+    )
+    .await
+}
+
+/// Creates a ServerAuthorization `name` of the Server `server` for `clients` (its `client`
+/// field, e.g. `{"meshTLS": {"serviceAccounts": [{"name": "client"}]}}`).
+pub async fn authorize(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    server: &str,
+    clients: serde_json::Value,
+) -> Result<()> {
+    create_policy(
+        client,
+        namespace,
+        "ServerAuthorization",
+        serde_json::json!({
+            "apiVersion": "policy.weft.dev/v1beta1",
+            "kind": "ServerAuthorization",
+            "metadata": {"name": name},
+            "spec": {"server": {"name": server}, "client": clients},
+        }),
+    )
+    .await
 }
 
 /// The Gateway API's `HTTPRoute` (gateway.networking.k8s.io/v1).

@@ -11,6 +11,7 @@ use crate::{block_on, Harness};
 use anyhow::{ensure, Context, Result};
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::Pod, discovery::v1::EndpointSlice};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
 use std::{
     sync::{
         atomic::{AtomicBool, Ordering},
@@ -20,8 +21,8 @@ use std::{
 };
 use weft_e2e::{
     mesh::{
-        app_pod, create_policy, create_service, http_get_from, https_answers_from, pid_of, pod_ip,
-        proxy_metrics, refused, run_pod, service, service_account, wait_for_answer,
+        app_pod, authorize, create_server, create_service, http_get_from, https_answers_from,
+        pid_of, pod_ip, proxy_metrics, refused, run_app, service, service_account, wait_for_answer,
     },
     node, resources,
 };
@@ -200,25 +201,17 @@ fn meshed_pods_talk_over_mtls_and_authorize_by_service_account(h: &Harness) -> R
             .await?;
         let web_ip = create_service(&client, &ns, &service("web", 80)).await?;
         let url = format!("http://{web_ip}/");
-        let meshed_client = run_pod(
-            &h.cluster,
-            &client,
-            &ns,
-            &app_pod("client", &h.images.test_app, "client", &[]),
-        )
-        .await?;
-        let other = run_pod(
-            &h.cluster,
-            &client,
-            &ns,
-            &app_pod("other", &h.images.test_app, "other", &[]),
-        )
-        .await?;
-        let unmeshed = run_pod(
+        let image = &h.images.test_app;
+        let meshed_client =
+            run_app(&h.cluster, &client, &ns, image, ("client", "client"), &[]).await?;
+        let other = run_app(&h.cluster, &client, &ns, image, ("other", "other"), &[]).await?;
+        let unmeshed = run_app(
             &h.cluster,
             &client,
             &plain,
-            &app_pod("plain", &h.images.test_app, "default", &[]),
+            image,
+            ("plain", "default"),
+            &[],
         )
         .await?;
         node::wait_deployment_available(&client, &ns, "web", Duration::from_secs(120)).await?;
@@ -233,61 +226,21 @@ fn meshed_pods_talk_over_mtls_and_authorize_by_service_account(h: &Harness) -> R
         // A Server for the web pods' port and a ServerAuthorization for the `client` service
         // account only: meshTLS.serviceAccounts is decided on the identity of the client's
         // certificate, so the connection must be mutual TLS.
-        create_policy(
-            &client,
-            &ns,
-            "Server",
-            serde_json::json!({
-                "apiVersion": "policy.weft.dev/v1beta1",
-                "kind": "Server",
-                "metadata": {"name": "web-http"},
-                "spec": {"podSelector": {"matchLabels": {"app": "web"}}, "port": "http"},
-            }),
-        )
-        .await?;
-        create_policy(
-            &client,
-            &ns,
-            "ServerAuthorization",
-            serde_json::json!({
-                "apiVersion": "policy.weft.dev/v1beta1",
-                "kind": "ServerAuthorization",
-                "metadata": {"name": "client-only"},
-                "spec": {
-                    "server": {"name": "web-http"},
-                    "client": {"meshTLS": {"serviceAccounts": [{"name": "client"}]}},
-                },
-            }),
-        )
-        .await?;
+        create_server(&client, &ns, "web-http", ("web", json!("http")), None).await?;
+        let client_sa = json!({"meshTLS": {"serviceAccounts": [{"name": "client"}]}});
+        authorize(&client, &ns, "client-only", "web-http", client_sa).await?;
         // The proxy's admin port is under policy too (deny here): let the host scrape metrics.
-        create_policy(
+        create_server(
             &client,
             &ns,
-            "Server",
-            serde_json::json!({
-                "apiVersion": "policy.weft.dev/v1beta1",
-                "kind": "Server",
-                "metadata": {"name": "web-admin"},
-                "spec": {"podSelector": {"matchLabels": {"app": "web"}}, "port": "weft-admin"},
-            }),
+            "web-admin",
+            ("web", json!("weft-admin")),
+            None,
         )
         .await?;
-        create_policy(
-            &client,
-            &ns,
-            "ServerAuthorization",
-            serde_json::json!({
-                "apiVersion": "policy.weft.dev/v1beta1",
-                "kind": "ServerAuthorization",
-                "metadata": {"name": "node-scrapes"},
-                "spec": {
-                    "server": {"name": "web-admin"},
-                    "client": {"unauthenticated": true, "networks": [{"cidr": format!("{}/32", node::HOST_POD_NETWORK_IP)}]},
-                },
-            }),
-        )
-        .await?;
+        let host = format!("{}/32", node::HOST_POD_NETWORK_IP);
+        let node_scrapes = json!({"unauthenticated": true, "networks": [{"cidr": host}]});
+        authorize(&client, &ns, "node-scrapes", "web-admin", node_scrapes).await?;
         let allowed = wait_for_answer(client_pid, &url, |a| a == Some(200), "client SA").await?;
         eprintln!("mtls: the client's service account allowed {allowed:?} after the authorization");
         let answer = http_get_from(other_pid, &url)?;
@@ -333,21 +286,9 @@ fn meshed_pods_talk_over_mtls_and_authorize_by_service_account(h: &Harness) -> R
         eprintln!("mtls: server proxy: {}", evidence[0]);
 
         // `unauthenticated` from one network admits the unmeshed client there, and no one else.
-        create_policy(
-            &client,
-            &ns,
-            "ServerAuthorization",
-            serde_json::json!({
-                "apiVersion": "policy.weft.dev/v1beta1",
-                "kind": "ServerAuthorization",
-                "metadata": {"name": "plain-pod"},
-                "spec": {
-                    "server": {"name": "web-http"},
-                    "client": {"unauthenticated": true, "networks": [{"cidr": format!("{plain_ip}/32")}]},
-                },
-            }),
-        )
-        .await?;
+        let plain_net =
+            json!({"unauthenticated": true, "networks": [{"cidr": format!("{plain_ip}/32")}]});
+        authorize(&client, &ns, "plain-pod", "web-http", plain_net).await?;
         wait_for_answer(plain_pid, &url, |a| a == Some(200), "unauthenticated /32").await?;
         let answer = http_get_from(other_pid, &url)?;
         ensure!(
@@ -405,11 +346,13 @@ fn meshed_pods_talk_over_mtls_and_authorize_by_service_account(h: &Harness) -> R
 
         // Targets Weft does not mesh stay reachable: an unmeshed pod behind a Service, and an
         // address that is no Service (the API server on the node's address).
-        run_pod(
+        run_app(
             &h.cluster,
             &client,
             &plain,
-            &app_pod("plain-web", &h.images.test_app, "default", &[]),
+            image,
+            ("plain-web", "default"),
+            &[],
         )
         .await?;
         let plain_web = create_service(&client, &plain, &service("plain-web", 80)).await?;

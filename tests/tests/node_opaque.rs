@@ -13,11 +13,12 @@
 
 use crate::{block_on, Harness};
 use anyhow::{ensure, Result};
+use serde_json::json;
 use std::time::Duration;
 use weft_e2e::{
     mesh::{
-        app_pod, create_policy, create_service, http_get_from, pid_of, pod_ip, proxy_metrics,
-        refused, run_pod, service, service_account, wait_for_answer,
+        authorize, create_server, create_service, http_get_from, pid_of, pod_ip, proxy_metrics,
+        refused, run_app, service, service_account, wait_for_answer,
     },
     node, resources,
 };
@@ -58,16 +59,14 @@ fn meshed_clients_reach_an_opaque_port_over_mtls_authorized_by_identity(h: &Harn
         // The server: its app port (8080, `http`) opaque by annotation, so its proxy skips
         // protocol and TLS detection there; the Service's port 80 opaque too, so clients
         // calling the Service do not detect HTTP either.
-        let web = run_pod(
+        let image = &h.images.test_app;
+        let web = run_app(
             &h.cluster,
             &client,
             &ns,
-            &app_pod(
-                "web",
-                &h.images.test_app,
-                "web",
-                &[("config.weft.dev/opaque-ports", "8080")],
-            ),
+            image,
+            ("web", "web"),
+            &[("config.weft.dev/opaque-ports", "8080")],
         )
         .await?;
         let mut web_service = service("web", 80);
@@ -79,82 +78,32 @@ fn meshed_clients_reach_an_opaque_port_over_mtls_authorized_by_identity(h: &Harn
         // An opaque Server on that port; TCP connections authorized for the `client` service
         // account (decided on the identity of the client's certificate) and for the host, whose
         // kubelet probes the app (an opaque port has no probe routes).
-        create_policy(
+        create_server(
             &client,
             &ns,
-            "Server",
-            serde_json::json!({
-                "apiVersion": "policy.weft.dev/v1beta1",
-                "kind": "Server",
-                "metadata": {"name": "web-tcp"},
-                "spec": {
-                    "podSelector": {"matchLabels": {"app": "web"}},
-                    "port": "http",
-                    "proxyProtocol": "opaque",
-                },
-            }),
+            "web-tcp",
+            ("web", json!("http")),
+            Some("opaque"),
         )
         .await?;
-        create_policy(
-            &client,
-            &ns,
-            "ServerAuthorization",
-            serde_json::json!({
-                "apiVersion": "policy.weft.dev/v1beta1",
-                "kind": "ServerAuthorization",
-                "metadata": {"name": "client-only"},
-                "spec": {
-                    "server": {"name": "web-tcp"},
-                    "client": {"meshTLS": {"serviceAccounts": [{"name": "client"}]}},
-                },
-            }),
-        )
-        .await?;
-        create_policy(
-            &client,
-            &ns,
-            "ServerAuthorization",
-            serde_json::json!({
-                "apiVersion": "policy.weft.dev/v1beta1",
-                "kind": "ServerAuthorization",
-                "metadata": {"name": "kubelet"},
-                "spec": {
-                    "server": {"name": "web-tcp"},
-                    "client": {
-                        "unauthenticated": true,
-                        "networks": [{"cidr": format!("{}/32", node::HOST_POD_NETWORK_IP)}],
-                    },
-                },
-            }),
-        )
-        .await?;
+        let client_sa = json!({"meshTLS": {"serviceAccounts": [{"name": "client"}]}});
+        authorize(&client, &ns, "client-only", "web-tcp", client_sa).await?;
+        let host = format!("{}/32", node::HOST_POD_NETWORK_IP);
+        let kubelet = json!({"unauthenticated": true, "networks": [{"cidr": host}]});
+        authorize(&client, &ns, "kubelet", "web-tcp", kubelet).await?;
 
-        let meshed_client = run_pod(
-            &h.cluster,
-            &client,
-            &ns,
-            &app_pod("client", &h.images.test_app, "client", &[]),
-        )
-        .await?;
-        let other = run_pod(
-            &h.cluster,
-            &client,
-            &ns,
-            &app_pod("other", &h.images.test_app, "other", &[]),
-        )
-        .await?;
-        let unmeshed = run_pod(
-            &h.cluster,
-            &client,
-            &plain,
-            &app_pod("plain", &h.images.test_app, "default", &[]),
-        )
-        .await?;
-        let (client_pid, other_pid, plain_pid) = (
-            pid_of(&h.cluster, &meshed_client, "app")?,
-            pid_of(&h.cluster, &other, "app")?,
-            pid_of(&h.cluster, &unmeshed, "app")?,
-        );
+        let mut pids = Vec::new();
+        for (namespace, name, sa) in [
+            (&ns, "client", "client"),
+            (&ns, "other", "other"),
+            (&plain, "plain", "default"),
+        ] {
+            let pod = run_app(&h.cluster, &client, namespace, image, (name, sa), &[]).await?;
+            pids.push(pid_of(&h.cluster, &pod, "app")?);
+        }
+        let [client_pid, other_pid, plain_pid] = pids[..] else {
+            unreachable!("three clients were started");
+        };
 
         // The allowed identity, through the Service (OutboundPolicies → Destination.Get) and
         // straight to the pod's address (a pod target forwarded with its endpoint).
