@@ -14,10 +14,10 @@ mod pod_view;
 mod pruned;
 mod rejection;
 mod rendered;
-pub mod sidecar;
-pub mod status;
+mod sidecar;
+mod status;
 pub mod uninject;
-pub mod values;
+mod values;
 
 pub use decision::{
     Decision, Injector, SkipReason, INJECT_ANNOTATION, NO_TRUST_ANCHORS, SYSTEM_NAMESPACES,
@@ -28,3 +28,4 @@ pub use patch::{
     PROXY_VERSION_ANNOTATION,
 };
 pub use rejection::{RejectReason, Rejection};
+pub use values::InvalidValue;

@@ -38,7 +38,7 @@ impl fmt::Display for InvalidValue {
     }
 }
 
-pub use weft_core::{ports::parse_port, PortList, PortRange};
+pub use weft_core::{ports::parse_port, PortList};
 
 /// Parses `25,8000-8010` by the one rule of [`weft_core::ports`] (blanks around items allowed;
 /// empty items skipped; any other malformed item refuses the value).

@@ -11,11 +11,11 @@ mod args;
 pub mod destination;
 #[cfg(feature = "fuzz-checks")]
 pub mod fuzz_checks;
-pub mod grpc_metrics;
+mod grpc_metrics;
 pub mod identity;
 pub mod inbound;
 pub mod outbound;
-pub mod proxy_api;
+mod proxy_api;
 pub mod server;
 pub mod watch;
 pub mod webhook;

@@ -7,5 +7,5 @@
 pub mod check;
 pub mod cli;
 pub mod endpoints_cli;
-pub mod grpc_client;
+mod grpc_client;
 pub mod policy_cli;
