@@ -9,6 +9,9 @@ pub mod grpc;
 pub mod shutdown;
 pub mod tls;
 
+#[cfg(test)]
+mod test_support;
+
 use std::{sync::Arc, time::Duration};
 use tokio::net::TcpStream;
 use tokio_rustls::{server::TlsStream, TlsAcceptor};

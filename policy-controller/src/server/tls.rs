@@ -236,6 +236,45 @@ fn certified_key(
         })
 }
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What the webhook server serves: an HTTP service, cloned for each connection, answering with
+/// bodies of type `B`.
+pub trait HttpService<B>:
+    tower::Service<
+        http::Request<hyper::body::Incoming>,
+        Response = http::Response<B>,
+        Error: Into<BoxError>,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S, B> HttpService<B> for S where
+    S: tower::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = http::Response<B>,
+            Error: Into<BoxError>,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
+/// The body of a response of an [`HttpService`].
+pub trait ResponseBody:
+    hyper::body::Body<Data: Send, Error: Into<BoxError>> + Send + 'static
+{
+}
+
+impl<B> ResponseBody for B where
+    B: hyper::body::Body<Data: Send, Error: Into<BoxError>> + Send + 'static
+{
+}
+
 /// Serves `service` over HTTPS on `listener` until `shutdown` completes, then lets in-flight requests finish
 /// (for up to [`shutdown::GRACE`]). Fails at once, before accepting anything, when the credentials cannot be
 /// loaded.
@@ -247,15 +286,8 @@ pub async fn serve<S, B, G>(
     shutdown: impl Future<Output = G>,
 ) -> Result<(), TlsError>
 where
-    S: tower::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>>
-        + Clone
-        + Send
-        + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    S::Future: Send + 'static,
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: HttpService<B>,
+    B: ResponseBody,
 {
     let credentials = TlsCredentials::load(key, certs)?;
     serve_loaded(listener, credentials, service, shutdown).await;
@@ -271,15 +303,8 @@ pub async fn serve_loaded<S, B, G>(
     service: S,
     shutdown: impl Future<Output = G>,
 ) where
-    S: tower::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>>
-        + Clone
-        + Send
-        + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    S::Future: Send + 'static,
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: HttpService<B>,
+    B: ResponseBody,
 {
     serve_limited(listener, credentials, service, shutdown, Limits::default()).await;
 }
@@ -292,15 +317,8 @@ pub async fn serve_limited<S, B, G>(
     shutdown: impl Future<Output = G>,
     limits: Limits,
 ) where
-    S: tower::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>>
-        + Clone
-        + Send
-        + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    S::Future: Send + 'static,
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: HttpService<B>,
+    B: ResponseBody,
 {
     let connections = Arc::new(shutdown::ConnectionLimit::new(
         "webhook",
@@ -334,15 +352,8 @@ struct Connection {
 impl Connection {
     async fn serve<S, B>(self, socket: TcpStream, service: S)
     where
-        S: tower::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>>
-            + Clone
-            + Send
-            + 'static,
-        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-        S::Future: Send + 'static,
-        B: hyper::body::Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        S: HttpService<B>,
+        B: ResponseBody,
     {
         let Self {
             acceptor,

@@ -5,6 +5,7 @@ use crate::identity::{
     service::tests::{fixture, request, Fixture, GOOD_TOKEN, ID},
     test_pki::{verify_leaf, TestPki, DAY},
 };
+use crate::server::test_support::{closed, HANG};
 use futures::future::BoxFuture;
 use hyper_util::rt::TokioIo;
 use linkerd2_proxy_api::identity::identity_client::IdentityClient;
@@ -362,9 +363,6 @@ async fn requests_carry_the_stopping_signal_and_streams_end_at_shutdown() {
     );
 }
 
-/// Bounds only to keep a broken test from hanging; no timing is asserted against them.
-const HANG: Duration = Duration::from_secs(5);
-
 const TEST_LIMITS: GrpcLimits = GrpcLimits {
     first_request: Duration::from_millis(500),
     keepalive_interval: Duration::from_secs(30),
@@ -386,22 +384,6 @@ async fn start_limited(f: &Fixture, limits: GrpcLimits) -> SocketAddr {
         limits,
     ));
     addr
-}
-
-/// Whether the server closes `io` (EOF or an error) within [`HANG`]; whatever it sends before
-/// (its HTTP/2 settings, say) is ignored.
-async fn closed<T: tokio::io::AsyncRead + Unpin>(io: &mut T) -> bool {
-    use tokio::io::AsyncReadExt;
-    let mut buf = [0u8; 1024];
-    let until_closed = async {
-        loop {
-            match io.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    };
-    tokio::time::timeout(HANG, until_closed).await.is_ok()
 }
 
 async fn certify(client: &mut IdentityClient<H2>) -> Result<(), tonic::Status> {

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 use super::*;
+use crate::server::test_support::{closed, HANG};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SanType};
 use std::convert::Infallible;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -218,9 +219,6 @@ async fn serve_fails_at_once_without_credentials() {
     assert!(matches!(error, TlsError::Read { .. }), "{error}");
 }
 
-/// Bounds only to keep a broken test from hanging; no timing is asserted against them.
-const HANG: Duration = Duration::from_secs(5);
-
 /// Timeouts short enough for tests; the idle timeout longer than the header timeout, as in
 /// production.
 const TEST_LIMITS: Limits = Limits {
@@ -311,21 +309,6 @@ async fn exchange(tls: &mut Tls) -> io::Result<String> {
     }
     let response = String::from_utf8(response).unwrap();
     Ok(response.lines().next().unwrap_or("").to_string())
-}
-
-/// Whether the server closes `io` (EOF or an error) within [`HANG`]; whatever it sends before
-/// (HTTP/2 settings, say) is ignored.
-async fn closed<T: tokio::io::AsyncRead + Unpin>(io: &mut T) -> bool {
-    let mut buf = [0u8; 1024];
-    let until_closed = async {
-        loop {
-            match io.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    };
-    tokio::time::timeout(HANG, until_closed).await.is_ok()
 }
 
 #[tokio::test]
