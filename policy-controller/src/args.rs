@@ -12,7 +12,7 @@ use crate::{
     server::tls,
     watch::{
         crd_check::{Requirement, GATEWAY_API},
-        crd_watch, watch_all, NamespaceFanout, NamespaceIndex, NamespaceMetrics, PodFanout,
+        crd_watch, watch_all, IndexFanout, NamespaceFanout, NamespaceIndex, NamespaceMetrics,
         SyncGate,
     },
     webhook::metrics::AdmissionMetrics,
@@ -167,14 +167,15 @@ impl Args {
         let gate = SyncGate::new(fanout, runtime.initialized_handle());
         tokio::spawn(kubert::index::cluster(gate, events));
 
-        // Pods feed the policy index and the endpoints index from one watch; Services and
-        // EndpointSlices feed the endpoints index; the policy resources feed the policy index.
+        // Pods and Servers feed the policy index and the endpoints index (which needs the opaque
+        // Servers) from one watch each; Services and EndpointSlices feed the endpoints index;
+        // the other policy resources feed the policy index.
         // Each watch holds readiness until its first full list has been indexed. Malformed
         // policy objects are skipped, not fatal.
         let endpoints = EndpointsIndex::shared(cluster, endpoints_metrics);
-        let pods = PodFanout::shared(policy.clone(), endpoints.clone());
+        let both = IndexFanout::shared(policy.clone(), endpoints.clone());
         let events = watch_all::<Pod, _>(&mut runtime);
-        let gate = SyncGate::new(pods, runtime.initialized_handle());
+        let gate = SyncGate::new(both.clone(), runtime.initialized_handle());
         tokio::spawn(kubert::index::namespaced(gate, events));
         let events = watch_all::<Service, _>(&mut runtime);
         let gate = SyncGate::new(endpoints.clone(), runtime.initialized_handle());
@@ -186,7 +187,7 @@ impl Args {
         // requested until it is first polled). Until then the controller logs one clear error
         // every 30s instead of a 404 per retry, and /ready stays false. A shutdown while waiting
         // drops the unpolled watch, so it does not hold shutdown up.
-        crd_watch::spawn::<Server, _, _>(&mut runtime, policy.clone(), Requirement::Required);
+        crd_watch::spawn::<Server, _, _>(&mut runtime, both, Requirement::Required);
         crd_watch::spawn::<ServerAuthorization, _, _>(
             &mut runtime,
             policy.clone(),

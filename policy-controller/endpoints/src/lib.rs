@@ -25,6 +25,10 @@
 //!   and `Succeeded`/`Failed` pods never own an IP. Cluster IPs behave the same.
 //! - A malformed `config.weft.dev/opaque-ports` annotation is logged, counted in
 //!   `weft_endpoints_index_invalid_objects_total`, and treated as no opaque port.
+//! - A meshed pod's port is opaque (clients reach it with the opaque transport) when a valid
+//!   `policy.weft.dev` Server with `proxyProtocol: opaque` in its namespace selects it, as well
+//!   as when its opaque-ports annotation (resolved into its proxy by the injector) lists it.
+//!   An opaque Server's change rescans the pods of its namespace; other Servers cost nothing.
 //! - `reset` (kubert's resync) replaces the state of that kind: objects not listed are removed.
 
 mod authority;
@@ -33,6 +37,7 @@ mod key;
 mod metrics;
 mod opaque;
 mod pod;
+mod server;
 mod service;
 mod slice;
 mod types;

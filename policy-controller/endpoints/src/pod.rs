@@ -2,7 +2,7 @@
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
-use std::net::IpAddr;
+use std::{collections::BTreeMap, net::IpAddr};
 
 use crate::{key::ObjKey, opaque::OpaquePorts, OPAQUE_PORTS_ANNOTATION};
 
@@ -27,6 +27,14 @@ pub(crate) struct PodInfo {
     /// annotation; `None` when neither says (the default opaque ports apply).
     pub(crate) opaque: Option<OpaquePorts>,
     pub(crate) opaque_annotation: Option<String>,
+    /// For a meshed pod, its labels and named TCP container ports (containers and init
+    /// containers): what decides which opaque Servers select which of its ports. Empty for an
+    /// unmeshed pod, which no Server affects.
+    pub(crate) labels: BTreeMap<String, String>,
+    pub(crate) named_ports: Vec<(String, u16)>,
+    /// For a meshed pod, the ports that Servers with `proxyProtocol: opaque` select, sorted and
+    /// without repeats. Set by the index, which knows the Servers.
+    pub(crate) server_opaque: Vec<u16>,
 }
 
 impl PodInfo {
@@ -76,6 +84,10 @@ impl PodInfo {
             .and_then(|env| env.iter().find(|e| e.name == PROXY_OPAQUE_PORTS_ENV))
             .and_then(|e| OpaquePorts::parse(e.value.as_deref().unwrap_or_default()).ok());
         let opaque = injected_opaque.or(opaque);
+        let (labels, named_ports) = match spec.filter(|_| meshed) {
+            Some(spec) => (pod.labels().clone(), named_tcp_ports(spec)),
+            None => (BTreeMap::new(), Vec::new()),
+        };
         let info = PodInfo {
             ips,
             host_network: spec.and_then(|s| s.host_network).unwrap_or(false),
@@ -90,8 +102,24 @@ impl PodInfo {
             meshed,
             opaque,
             opaque_annotation,
+            labels,
+            named_ports,
+            server_opaque: Vec::new(),
         };
         (info, invalid)
+    }
+
+    /// Whether `port` is opaque on this pod: a Server with `proxyProtocol: opaque` selects it
+    /// (meshed pods only), or the pod's own opaque ports list it, or, when the pod has none, the
+    /// cluster's default opaque ports do.
+    pub(crate) fn is_opaque(&self, cluster: &weft_core::ClusterSettings, port: u16) -> bool {
+        if self.server_opaque.binary_search(&port).is_ok() {
+            return true;
+        }
+        match &self.opaque {
+            Some(ports) => ports.contains(port),
+            None => cluster.default_opaque_ports.contains(port),
+        }
     }
 
     /// The identity clients must require of this pod: only when it is meshed.
@@ -117,4 +145,19 @@ impl PodInfo {
             &self.ips
         }
     }
+}
+
+/// The named TCP ports of the pod's containers and init containers, as a Server's `port` by name
+/// refers to them.
+fn named_tcp_ports(spec: &k8s_openapi::api::core::v1::PodSpec) -> Vec<(String, u16)> {
+    spec.containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .flat_map(|c| c.ports.iter().flatten())
+        .filter(|p| p.protocol.as_deref().is_none_or(|p| p == "TCP"))
+        .filter_map(|p| {
+            let number = u16::try_from(p.container_port).ok().filter(|n| *n != 0)?;
+            Some((p.name.clone()?, number))
+        })
+        .collect()
 }

@@ -6,16 +6,16 @@
 
 pub mod crd_check;
 pub mod crd_watch;
+pub mod fanout;
 pub mod list_backoff;
 pub mod namespaces;
-pub mod pods;
 pub mod sync_gate;
 
 pub use self::{
+    fanout::IndexFanout,
     namespaces::{
         Annotations, NamespaceFanout, NamespaceIndex, NamespaceMetrics, SharedNamespaces,
     },
-    pods::PodFanout,
     sync_gate::SyncGate,
 };
 

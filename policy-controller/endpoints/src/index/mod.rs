@@ -11,12 +11,13 @@ use tokio::sync::watch;
 use weft_core::ClusterSettings;
 
 use crate::{
-    key::ObjKey, pod::PodInfo, service::ServiceInfo, slice::SliceInfo, watches::Watches,
-    EndpointSet, EndpointsIndexMetrics, OutboundTarget, ServicePort,
+    key::ObjKey, pod::PodInfo, server::OpaqueServer, service::ServiceInfo, slice::SliceInfo,
+    watches::Watches, EndpointSet, EndpointsIndexMetrics, OutboundTarget, ServicePort,
 };
 
 mod pods;
 mod resolve;
+mod servers;
 mod services;
 mod slices;
 
@@ -53,6 +54,8 @@ pub(crate) struct State {
     pub(crate) cluster_ips: IpOwners,
     /// IPs of pods that can be targets (not hostNetwork, not Succeeded/Failed).
     pub(crate) pod_ips: IpOwners,
+    /// Valid Servers with `proxyProtocol: opaque`, by namespace and name.
+    pub(crate) opaque_servers: HashMap<String, HashMap<String, OpaqueServer>>,
 }
 
 /// Which object owns an IP. When several claim one (a terminated pod's IP reused, a Service

@@ -13,7 +13,8 @@ use crate::{
 impl EndpointsIndex {
     fn upsert_pod(&mut self, key: ObjKey, pod: &Pod) {
         let previous = self.state.pods.get(&key);
-        let (info, invalid) = PodInfo::from_pod(&key, pod, previous);
+        let (mut info, invalid) = PodInfo::from_pod(&key, pod, previous);
+        info.server_opaque = self.state.server_opaque_ports(&key.namespace, &info);
         if invalid {
             self.metrics.invalid_objects.inc();
         }
@@ -37,7 +38,7 @@ impl EndpointsIndex {
 
     /// Updates the pod IP map and the watches after the pod `key` changed from `old`: the
     /// Services whose slices name the pod, and the addresses at its old and new IPs.
-    fn pod_changed(&mut self, key: &ObjKey, old: Option<PodInfo>) {
+    pub(super) fn pod_changed(&mut self, key: &ObjKey, old: Option<PodInfo>) {
         let old_ips = old.as_ref().map(PodInfo::target_ips).unwrap_or_default();
         let new = self.state.pods.get(key);
         let new_ips = new.map(PodInfo::target_ips).unwrap_or_default();

@@ -119,7 +119,7 @@ fn pod_endpoint(
         pod: Some(key.name.clone()),
         service_account: Some(pod.service_account.clone()),
         identity: pod.identity(cluster, &key.namespace),
-        opaque: is_opaque(pod.opaque.as_ref(), cluster, addr.port()),
+        opaque: pod.is_opaque(cluster, addr.port()),
         zone: None,
     }
 }

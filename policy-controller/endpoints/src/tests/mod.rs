@@ -8,6 +8,7 @@ mod opaque;
 mod outbound;
 mod pods;
 mod reset;
+mod servers;
 mod watches;
 
 use crate::*;
@@ -171,6 +172,10 @@ fn sp(ns: &str, name: &str, port: u16) -> ServicePort {
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
+}
+
+fn target(index: &EndpointsIndex, at: &str) -> OutboundTarget {
+    index.outbound_target(addr(at)).borrow().clone()
 }
 
 fn apply_svc(index: &mut EndpointsIndex, svc: Service) {

@@ -125,10 +125,6 @@ fn malformed_opaque_annotations_are_counted_and_ignored() {
     assert_eq!(index.metrics().invalid_objects(), 2);
 }
 
-fn target(index: &EndpointsIndex, at: &str) -> OutboundTarget {
-    index.outbound_target(addr(at)).borrow().clone()
-}
-
 #[test]
 fn without_annotations_defaults_apply_and_a_meshed_pod_follows_its_proxy() {
     let mut index = mk_index();
