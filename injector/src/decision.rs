@@ -3,8 +3,9 @@
 //! Order of the checks (the first that applies wins):
 //! 1. system namespaces and the control plane's own namespace are skipped, whatever the pod says, so a bad
 //!    annotation can never block the cluster's own pods;
-//! 2. the pod's `weft.dev/inject` (`enabled` | `disabled`; any other value rejects the pod), else the
-//!    namespace's (an invalid value counts as not enabled, with a warning);
+//! 2. the pod's `weft.dev/inject` or Linkerd's `linkerd.io/inject` (`enabled` | `disabled`; Weft's
+//!    wins when both are set, with a warning when they differ; any other value rejects the pod),
+//!    else the namespace's (an invalid value counts as not enabled, with a warning);
 //! 3. pods that already carry Weft's containers, ports or volumes are skipped (API-server reinvocation is harmless);
 //! 4. `hostNetwork` pods are skipped;
 //! 5. overrides are validated (an invalid pod-level value rejects), then app ports are checked against the
@@ -22,6 +23,7 @@ use crate::{
     values::quoted,
 };
 use std::{collections::BTreeMap, fmt, sync::Arc};
+use weft_core::linkerd;
 
 /// The annotation, on a namespace or a pod, that opts into injection.
 pub use weft_core::names::INJECT_ANNOTATION;
@@ -214,17 +216,24 @@ impl Injector {
         namespace_annotations: Option<&BTreeMap<String, String>>,
     ) -> Result<Planned, Rejection> {
         let mut warnings = Vec::new();
-        let namespace_enabled = match namespace_annotations.and_then(|a| a.get(INJECT_ANNOTATION)) {
+        if let Ok(Some(found)) = pod.setting(INJECT_ANNOTATION) {
+            warnings.extend(found.conflict_warnings("pod"));
+        }
+        let found = namespace_annotations.and_then(|a| linkerd::lookup(a, INJECT_ANNOTATION));
+        if let Some(found) = &found {
+            warnings.extend(found.conflict_warnings(&format!("namespace {namespace}")));
+        }
+        let namespace_enabled = match found {
             None => false,
-            Some(v) if v == "enabled" => true,
-            Some(v) if v == "disabled" => false,
-            Some(v) => {
-                warnings.push(format!(
-                    "namespace {namespace}: {INJECT_ANNOTATION}: {} is not valid (accepted: \"enabled\", \"disabled\"); the namespace counts as not enabled",
-                    quoted(v)
-                ));
-                false
-            }
+            Some(found) => match parse_inject(found.key, found.value) {
+                Ok(enabled) => enabled,
+                Err(problem) => {
+                    warnings.push(format!(
+                        "namespace {namespace}: {problem}; the namespace counts as not enabled"
+                    ));
+                    false
+                }
+            },
         };
         if !pod_enabled.unwrap_or(namespace_enabled) {
             return Ok(Planned::Skip {
@@ -257,22 +266,21 @@ fn precheck(
     if control_plane == Some(namespace) {
         return Ok(Precheck::Skip(SkipReason::ControlPlaneNamespace));
     }
-    let pod_enabled = match pod
-        .annotation(INJECT_ANNOTATION)
-        .map_err(|e| Rejection::not_a_string(e.key))?
-    {
+    let found = pod
+        .setting(INJECT_ANNOTATION)
+        .map_err(|e| Rejection::not_a_string(e.key))?;
+    let pod_enabled = match found {
         None => None,
-        Some("enabled") => Some(true),
-        Some("disabled") => return Ok(Precheck::Skip(SkipReason::Disabled)),
-        Some(other) => {
-            return Err(Rejection {
-                reason: RejectReason::InvalidAnnotation,
-                message: format!(
-                    "{INJECT_ANNOTATION}: {} is not valid (accepted: \"enabled\", \"disabled\")",
-                    quoted(other)
-                ),
-            })
-        }
+        Some(found) => match parse_inject(found.key, found.value) {
+            Ok(true) => Some(true),
+            Ok(false) => return Ok(Precheck::Skip(SkipReason::Disabled)),
+            Err(message) => {
+                return Err(Rejection {
+                    reason: RejectReason::InvalidAnnotation,
+                    message,
+                })
+            }
+        },
     };
     if already_injected(pod) {
         return Ok(Precheck::Skip(SkipReason::AlreadyInjected));
@@ -281,6 +289,24 @@ fn precheck(
         return Ok(Precheck::Skip(SkipReason::HostNetwork));
     }
     Ok(Precheck::Continue { pod_enabled })
+}
+
+/// The value of `weft.dev/inject` or `linkerd.io/inject` (`key`): whether it enables injection,
+/// or why it is not valid. Linkerd's `ingress` mode is named as such: Weft does not run proxies in
+/// ingress mode yet, and injecting a normal proxy instead would change how the pod's traffic is
+/// routed.
+fn parse_inject(key: &str, value: &str) -> Result<bool, String> {
+    match value {
+        "enabled" => Ok(true),
+        "disabled" => Ok(false),
+        "ingress" => Err(format!(
+            "{key}: \"ingress\" (Linkerd's ingress mode) is not supported by Weft (accepted: \"enabled\", \"disabled\")"
+        )),
+        other => Err(format!(
+            "{key}: {} is not valid (accepted: \"enabled\", \"disabled\")",
+            quoted(other)
+        )),
+    }
 }
 
 /// A container, port or volume that only injection creates is present.

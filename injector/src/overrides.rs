@@ -1,5 +1,6 @@
 //! Per-pod configuration: `config.weft.dev/` annotations on the pod override those on its namespace, which
-//! override the controller's flags. An invalid pod-level value rejects the pod; an invalid namespace-level value
+//! override the controller's flags. Each is also read under Linkerd's spelling (`config.linkerd.io/`, see
+//! [`weft_core::linkerd`]); Weft's wins, and differing values are reported in the warnings. An invalid pod-level value rejects the pod; an invalid namespace-level value
 //! is ignored with a warning, so one bad namespace annotation cannot block every pod in it.
 
 use crate::{
@@ -9,6 +10,7 @@ use crate::{
     values::{self, InvalidValue},
 };
 use std::collections::BTreeMap;
+use weft_core::linkerd;
 
 /// Prefix of every override annotation.
 pub use weft_core::names::CONFIG_PREFIX as OVERRIDE_PREFIX;
@@ -88,11 +90,14 @@ pub(crate) fn effective_config(
     let mut config = base.clone();
     let mut warnings = Vec::new();
     if let Some(ns) = namespace_annotations {
+        let on = format!("namespace {namespace}");
         for (key, apply) in OVERRIDES {
-            if let Some(value) = ns.get(*key) {
-                if let Err(invalid) = apply(&mut config, value) {
+            if let Some(found) = linkerd::lookup(ns, key) {
+                warnings.extend(found.conflict_warnings(&on));
+                if let Err(invalid) = apply(&mut config, found.value) {
                     warnings.push(format!(
-                        "namespace {namespace}: ignored {key}: {invalid}; the controller's setting is used"
+                        "{on}: ignored {}: {invalid}; the controller's setting is used",
+                        found.key
                     ));
                 }
             }
@@ -115,13 +120,14 @@ pub(crate) fn effective_config(
         }
     }
     for (key, apply) in OVERRIDES {
-        let value = pod
-            .annotation(key)
+        let found = pod
+            .setting(key)
             .map_err(|e| Rejection::not_a_string(e.key))?;
-        if let Some(value) = value {
-            apply(&mut config, value).map_err(|invalid| Rejection {
+        if let Some(found) = found {
+            warnings.extend(found.conflict_warnings("pod"));
+            apply(&mut config, found.value).map_err(|invalid| Rejection {
                 reason: RejectReason::InvalidAnnotation,
-                message: format!("{key}: {invalid}"),
+                message: format!("{}: {invalid}", found.key),
             })?;
         }
     }

@@ -82,6 +82,15 @@ impl<'a> PodView<'a> {
         }
     }
 
+    /// The Weft annotation `weft_key` under Weft's spelling or Linkerd's (Weft's wins; see
+    /// [`weft_core::linkerd`]).
+    pub(crate) fn setting(
+        &self,
+        weft_key: &'a str,
+    ) -> Result<Option<weft_core::linkerd::Found<'a>>, NotAString<'a>> {
+        weft_core::linkerd::try_lookup(weft_key, |key| self.annotation(key))
+    }
+
     pub(crate) fn label(&self, key: &'a str) -> Result<Option<&'a str>, NotAString<'a>> {
         match &self.labels {
             Some(map) => map.get(key),

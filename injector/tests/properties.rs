@@ -107,6 +107,28 @@ fn weft_annotation() -> impl Strategy<Value = (String, String)> {
             "cluster-unauthenticated",
         ),
         ("config.weft.dev/default-inbound-policy", "deny"),
+        // Linkerd's spellings of the same settings.
+        ("linkerd.io/inject", "enabled"),
+        ("linkerd.io/inject", "disabled"),
+        ("config.linkerd.io/proxy-log-level", "warn,linkerd=info"),
+        ("config.linkerd.io/proxy-enable-native-sidecar", "true"),
+        (
+            "config.alpha.linkerd.io/proxy-enable-native-sidecar",
+            "false",
+        ),
+        ("config.linkerd.io/skip-inbound-ports", "4190,9000-9010"),
+        ("config.linkerd.io/skip-outbound-ports", "443"),
+        ("config.linkerd.io/opaque-ports", "3306"),
+        ("config.linkerd.io/proxy-cpu-request", "100m"),
+        ("config.linkerd.io/proxy-memory-request", "20Mi"),
+        ("config.linkerd.io/proxy-memory-limit", "250Mi"),
+        ("config.linkerd.io/proxy-uid", "2102"),
+        ("config.linkerd.io/proxy-version", "edge-26.8.3"),
+        ("config.linkerd.io/proxy-image", "cr.l5d.io/linkerd/proxy"),
+        (
+            "config.linkerd.io/default-inbound-policy",
+            "all-unauthenticated",
+        ),
     ];
     prop_oneof![
         3 => select(fixed).prop_map(|(k, v)| (k.to_string(), v.to_string())),
@@ -131,6 +153,12 @@ fn invalid_annotation() -> impl Strategy<Value = (String, String)> {
         ("config.weft.dev/proxy-log-level", ""),
         ("config.weft.dev/proxy-version", "v1 2"),
         ("config.weft.dev/default-inbound-policy", "allow"),
+        ("linkerd.io/inject", "ingress"),
+        ("linkerd.io/inject", "true"),
+        ("config.linkerd.io/proxy-uid", "0"),
+        ("config.linkerd.io/opaque-ports", "mysql"),
+        ("config.linkerd.io/default-inbound-policy", "audit"),
+        ("config.alpha.linkerd.io/proxy-enable-native-sidecar", "yes"),
     ];
     select(fixed).prop_map(|(k, v)| (k.to_string(), v.to_string()))
 }
@@ -319,6 +347,7 @@ fn make_plain(pod: &mut Value) {
         .and_then(Value::as_object_mut)
     {
         map.shift_remove("weft.dev/inject");
+        map.shift_remove("linkerd.io/inject");
     }
     let spec = pod["spec"].as_object_mut().unwrap();
     spec.shift_remove("hostNetwork");
@@ -597,6 +626,15 @@ proptest! {
         let mut pod = pod;
         let metadata = pod["metadata"].as_object_mut().unwrap();
         let annotations = metadata.entry("annotations").or_insert_with(|| json!({}));
+        // The other spellings of the setting, which could win over the invalid value.
+        let spellings = weft_core::linkerd::SPELLINGS
+            .iter()
+            .find(|(weft, linkerd)| *weft == key || linkerd.contains(&key.as_str()))
+            .map(|(weft, linkerd)| std::iter::once(*weft).chain(linkerd.iter().copied()).collect())
+            .unwrap_or_else(Vec::new);
+        for other in spellings {
+            annotations.as_object_mut().unwrap().shift_remove(other);
+        }
         annotations[key.as_str()] = value.into();
         let injector = &INJECTORS[usize::from(native)];
         match all_paths(injector, &pod, Paths::All)? {

@@ -31,6 +31,10 @@ pub const TESTS: &[(&str, crate::TestFn)] = &[
         "inject::api_server_reuses_its_idle_webhook_connection",
         api_server_reuses_its_idle_webhook_connection,
     ),
+    (
+        "inject::pods_annotated_for_linkerd_are_injected_with_those_settings",
+        pods_annotated_for_linkerd_are_injected_with_those_settings,
+    ),
 ];
 
 /// The peers of the controller's established webhook connections (`ss`), i.e. the API server's
@@ -312,5 +316,90 @@ fn reinvocation_keeps_exactly_one_proxy(h: &Harness) -> Result<()> {
         .await;
         webhooks::delete::<MutatingWebhookConfiguration>(&client, &name).await;
         result
+    })
+}
+
+/// A namespace and pods written for Linkerd (`linkerd.io/inject`, `config.linkerd.io/*`), applied
+/// unchanged: the pods are injected with those settings, opt out the same way, and Linkerd's
+/// ingress mode, which Weft does not run, is refused with a message saying so.
+fn pods_annotated_for_linkerd_are_injected_with_those_settings(h: &Harness) -> Result<()> {
+    block_on(async {
+        let client = h.cluster.client().await?;
+        let ns = resources::namespace(
+            &client,
+            "e2e-linkerd",
+            &[
+                ("linkerd.io/inject", "enabled"),
+                ("config.linkerd.io/proxy-cpu-request", "50m"),
+            ],
+            &[],
+        )
+        .await?;
+        let pods = Api::<Pod>::namespaced(client, &ns);
+        let post = PostParams::default();
+        let pod = resources::pod(
+            "redis",
+            &[
+                ("config.linkerd.io/opaque-ports", "6379"),
+                ("config.linkerd.io/proxy-memory-limit", "300Mi"),
+            ],
+        );
+        pods.create(&post, &pod).await?;
+        let stored = pods.get("redis").await?;
+        assert_injected(&stored)?;
+        let spec = stored.spec.as_ref().context("the stored pod has a spec")?;
+        let proxy = spec
+            .containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten())
+            .find(|c| c.name == "weft-proxy")
+            .context("the weft-proxy container")?;
+        let env = |name: &str| {
+            proxy
+                .env
+                .iter()
+                .flatten()
+                .find(|e| e.name == name)
+                .and_then(|e| e.value.clone())
+        };
+        ensure!(
+            env("LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION").as_deref()
+                == Some("6379"),
+            "config.linkerd.io/opaque-ports on the pod must set the proxy's opaque ports: {:?}",
+            proxy.env
+        );
+        let resources = proxy.resources.clone().unwrap_or_default();
+        let quantity = |map: &Option<std::collections::BTreeMap<_, _>>, key: &str| {
+            map.as_ref()
+                .and_then(|m: &std::collections::BTreeMap<String, _>| m.get(key))
+                .map(|q: &k8s_openapi::apimachinery::pkg::api::resource::Quantity| q.0.clone())
+        };
+        ensure!(
+            quantity(&resources.requests, "cpu").as_deref() == Some("50m")
+                && quantity(&resources.limits, "memory").as_deref() == Some("300Mi"),
+            "the namespace's config.linkerd.io/proxy-cpu-request and the pod's \
+             config.linkerd.io/proxy-memory-limit must set the proxy's resources: {resources:?}"
+        );
+
+        pods.create(
+            &post,
+            &resources::pod("opted-out", &[("linkerd.io/inject", "disabled")]),
+        )
+        .await?;
+        assert_not_injected(&pods.get("opted-out").await?)?;
+
+        let ingress = resources::pod("ingress", &[("linkerd.io/inject", "ingress")]);
+        let error = match pods.create(&post, &ingress).await {
+            Ok(_) => anyhow::bail!("a pod in Linkerd's ingress mode must be refused"),
+            Err(kube::Error::Api(status)) => status,
+            Err(other) => return Err(other.into()),
+        };
+        ensure!(
+            error.code == 400
+                && error.message.contains("linkerd.io/inject")
+                && error.message.contains("ingress"),
+            "the refusal must name linkerd.io/inject and ingress: {error:?}"
+        );
+        Ok(())
     })
 }

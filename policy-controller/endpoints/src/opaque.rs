@@ -59,7 +59,7 @@ impl OpaquePorts {
                     annotation = OPAQUE_PORTS_ANNOTATION,
                     value,
                     %error,
-                    "Ignoring a malformed opaque-ports annotation: no port of this object is opaque"
+                    "Ignoring a malformed opaque-ports annotation (Weft's or Linkerd's spelling): no port of this object is opaque"
                 );
                 (Self::default(), true)
             }

@@ -42,7 +42,9 @@ impl PodInfo {
     /// re-counting) an unchanged malformed annotation; the flag tells whether the annotation was
     /// newly found malformed.
     pub(crate) fn from_pod(key: &ObjKey, pod: &Pod, previous: Option<&PodInfo>) -> (Self, bool) {
-        let opaque_annotation = pod.annotations().get(OPAQUE_PORTS_ANNOTATION).cloned();
+        let opaque_annotation =
+            weft_core::linkerd::value(pod.annotations(), OPAQUE_PORTS_ANNOTATION)
+                .map(str::to_string);
         let (opaque, invalid) = match previous {
             Some(prev) if prev.opaque_annotation == opaque_annotation => {
                 (prev.opaque.clone(), false)

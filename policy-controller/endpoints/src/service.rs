@@ -28,7 +28,9 @@ impl ServiceInfo {
         service: &Service,
         previous: Option<&ServiceInfo>,
     ) -> (Self, bool) {
-        let opaque_annotation = service.annotations().get(OPAQUE_PORTS_ANNOTATION).cloned();
+        let opaque_annotation =
+            weft_core::linkerd::value(service.annotations(), OPAQUE_PORTS_ANNOTATION)
+                .map(str::to_string);
         let (opaque, invalid) = match previous {
             Some(prev) if prev.opaque_annotation == opaque_annotation => {
                 (prev.opaque.clone(), false)

@@ -20,7 +20,7 @@ impl PolicyOverride {
             None => PolicyOverride::Unset,
             Some(Ok(policy)) => PolicyOverride::Valid(policy),
             Some(Err(error)) => {
-                tracing::warn!(%error, "ignoring {DEFAULT_POLICY_ANNOTATION} on {what}; the cluster default applies");
+                tracing::warn!(%error, "ignoring {DEFAULT_POLICY_ANNOTATION} (or its Linkerd spelling) on {what}; the cluster default applies");
                 PolicyOverride::Invalid
             }
         }

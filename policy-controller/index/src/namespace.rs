@@ -31,8 +31,10 @@ impl Index {
 impl IndexClusterResource<Namespace> for Index {
     fn apply(&mut self, namespace: Namespace) {
         let name = namespace.name_any();
-        let annotation = namespace.annotations().get(DEFAULT_POLICY_ANNOTATION);
-        self.set_namespace_override(&name, annotation.map(String::as_str));
+        // Weft's spelling, or Linkerd's (`config.linkerd.io/default-inbound-policy`).
+        let annotation =
+            weft_core::linkerd::value(namespace.annotations(), DEFAULT_POLICY_ANNOTATION);
+        self.set_namespace_override(&name, annotation);
     }
 
     fn delete(&mut self, name: String) {

@@ -78,7 +78,9 @@ impl PodMeta {
                 }
             }
         }
-        let override_annotation = pod.annotations().get(DEFAULT_POLICY_ANNOTATION).cloned();
+        let override_annotation =
+            weft_core::linkerd::value(pod.annotations(), DEFAULT_POLICY_ANNOTATION)
+                .map(str::to_string);
         let default_override = match previous {
             Some(prev) if prev.override_annotation == override_annotation => {
                 prev.default_override.clone()

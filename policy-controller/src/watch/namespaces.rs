@@ -73,12 +73,13 @@ impl IndexClusterResource<Namespace> for NamespaceIndex {
     fn apply(&mut self, namespace: Namespace) {
         let name = namespace.name_unchecked();
         let annotations = namespace.metadata.annotations.unwrap_or_default();
-        let invalid_inject_value = match annotations.get(INJECT_ANNOTATION) {
-            Some(value) if value != "enabled" && value != "disabled" => {
+        let invalid_inject_value = match weft_core::linkerd::lookup(&annotations, INJECT_ANNOTATION)
+        {
+            Some(found) if found.value != "enabled" && found.value != "disabled" => {
                 tracing::warn!(
                     namespace = %name,
-                    annotation = INJECT_ANNOTATION,
-                    %value,
+                    annotation = found.key,
+                    value = found.value,
                     "Invalid namespace annotation: pods in this namespace are not injected unless they opt in; accepted values are enabled, disabled",
                 );
                 true

@@ -173,3 +173,50 @@ fn without_annotations_defaults_apply_and_a_meshed_pod_follows_its_proxy() {
         assert_eq!(ep.opaque, opaque, "meshed pod port {port}");
     }
 }
+
+#[test]
+fn linkerds_spelling_of_the_annotation_counts_and_weft_s_wins() {
+    const LINKERD: &str = "config.linkerd.io/opaque-ports";
+    let mut index = mk_index();
+    let mut svc = mk_svc(
+        "ns",
+        "db",
+        "10.96.0.5",
+        &[("", 3306, 3306), ("", 9104, 9104), ("", 5432, 5432)],
+    );
+    annotate(&mut svc.metadata, LINKERD, "9104");
+    apply_svc(&mut index, svc.clone());
+    assert!(matches!(
+        target(&index, "10.96.0.5:9104"),
+        OutboundTarget::Service { opaque: true, .. }
+    ));
+    assert!(matches!(
+        target(&index, "10.96.0.5:3306"),
+        OutboundTarget::Service { opaque: false, .. }
+    ));
+    // Both spellings: Weft's wins.
+    annotate(&mut svc.metadata, OPAQUE_PORTS_ANNOTATION, "5432");
+    apply_svc(&mut index, svc);
+    assert!(matches!(
+        target(&index, "10.96.0.5:5432"),
+        OutboundTarget::Service { opaque: true, .. }
+    ));
+    assert!(matches!(
+        target(&index, "10.96.0.5:9104"),
+        OutboundTarget::Service { opaque: false, .. }
+    ));
+
+    // An unmeshed pod's own annotation, under Linkerd's spelling.
+    let mut pod = mk_pod("ns", "db-0", "10.0.0.5", "db", false);
+    annotate(&mut pod.metadata, LINKERD, "7000-7001");
+    apply_pod(&mut index, pod);
+    assert!(matches!(
+        target(&index, "10.0.0.5:7001"),
+        OutboundTarget::Pod(Endpoint { opaque: true, .. })
+    ));
+    assert!(matches!(
+        target(&index, "10.0.0.5:3306"),
+        OutboundTarget::Pod(Endpoint { opaque: false, .. })
+    ));
+    assert_eq!(index.metrics().invalid_objects(), 0);
+}

@@ -127,3 +127,44 @@ fn a_server_overrides_any_default() {
     apply_namespace(&mut index, mk_namespace("ns", Some("deny")));
     assert!(!rx.has_changed().unwrap());
 }
+
+#[test]
+fn linkerds_spelling_of_the_default_policy_annotation_counts_and_weft_s_wins() {
+    const LINKERD: &str = "config.linkerd.io/default-inbound-policy";
+    let annotations = |pairs: &[(&str, &str)]| {
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    };
+    let mut index = mk_index(DefaultPolicy::AllUnauthenticated);
+    let mut namespace = mk_namespace("ns", None);
+    namespace.metadata.annotations = annotations(&[(LINKERD, "all-authenticated")]);
+    apply_namespace(&mut index, namespace);
+    apply_pod(&mut index, mk_pod("ns", "plain", &[], &[(None, 80)]));
+    assert_eq!(
+        policy_of(&index, "plain"),
+        default_ref(DefaultPolicy::AllAuthenticated)
+    );
+
+    let mut pod = mk_pod("ns", "linkerd", &[], &[(None, 80)]);
+    pod.metadata.annotations = annotations(&[(LINKERD, "deny")]);
+    apply_pod(&mut index, pod);
+    assert_eq!(
+        policy_of(&index, "linkerd"),
+        default_ref(DefaultPolicy::Deny)
+    );
+
+    let mut pod = mk_pod("ns", "both", &[], &[(None, 80)]);
+    pod.metadata.annotations = annotations(&[
+        (LINKERD, "deny"),
+        (DEFAULT_POLICY_ANNOTATION, "cluster-authenticated"),
+    ]);
+    apply_pod(&mut index, pod);
+    assert_eq!(
+        policy_of(&index, "both"),
+        default_ref(DefaultPolicy::ClusterAuthenticated)
+    );
+}

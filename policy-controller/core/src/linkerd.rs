@@ -1,0 +1,274 @@
+//! Linkerd's spelling of the annotations Weft reads, so a manifest written for Linkerd works
+//! unchanged: `linkerd.io/inject` for `weft.dev/inject`, `config.linkerd.io/<setting>` for
+//! `config.weft.dev/<setting>` (the settings both control planes name alike), and Linkerd's
+//! native-sidecar annotations for `config.weft.dev/native-sidecar`.
+//!
+//! Where an object carries both spellings, Weft's wins; when their values differ, the lookup
+//! says which Linkerd value was ignored, so the caller can warn about it.
+
+use std::collections::BTreeMap;
+
+/// Each Weft annotation that has Linkerd spellings, with them (in the order they are consulted).
+pub const SPELLINGS: &[(&str, &[&str])] = &[
+    ("weft.dev/inject", &["linkerd.io/inject"]),
+    (
+        "config.weft.dev/proxy-image",
+        &["config.linkerd.io/proxy-image"],
+    ),
+    (
+        "config.weft.dev/proxy-version",
+        &["config.linkerd.io/proxy-version"],
+    ),
+    (
+        "config.weft.dev/proxy-log-level",
+        &["config.linkerd.io/proxy-log-level"],
+    ),
+    (
+        "config.weft.dev/proxy-cpu-request",
+        &["config.linkerd.io/proxy-cpu-request"],
+    ),
+    (
+        "config.weft.dev/proxy-cpu-limit",
+        &["config.linkerd.io/proxy-cpu-limit"],
+    ),
+    (
+        "config.weft.dev/proxy-memory-request",
+        &["config.linkerd.io/proxy-memory-request"],
+    ),
+    (
+        "config.weft.dev/proxy-memory-limit",
+        &["config.linkerd.io/proxy-memory-limit"],
+    ),
+    (
+        "config.weft.dev/proxy-uid",
+        &["config.linkerd.io/proxy-uid"],
+    ),
+    (
+        "config.weft.dev/skip-inbound-ports",
+        &["config.linkerd.io/skip-inbound-ports"],
+    ),
+    (
+        "config.weft.dev/skip-outbound-ports",
+        &["config.linkerd.io/skip-outbound-ports"],
+    ),
+    (
+        "config.weft.dev/opaque-ports",
+        &["config.linkerd.io/opaque-ports"],
+    ),
+    (
+        "config.weft.dev/default-inbound-policy",
+        &["config.linkerd.io/default-inbound-policy"],
+    ),
+    (
+        "config.weft.dev/native-sidecar",
+        &[
+            "config.linkerd.io/proxy-enable-native-sidecar",
+            "config.alpha.linkerd.io/proxy-enable-native-sidecar",
+        ],
+    ),
+];
+
+/// The Linkerd spellings of the Weft annotation `weft_key` (none when Linkerd has no such
+/// annotation).
+pub fn linkerd_spellings(weft_key: &str) -> &'static [&'static str] {
+    SPELLINGS
+        .iter()
+        .find(|(weft, _)| *weft == weft_key)
+        .map_or(&[], |(_, linkerd)| linkerd)
+}
+
+/// An annotation found under one of its spellings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found<'a> {
+    /// The spelling the value was read from: Weft's when present, else the first Linkerd one.
+    pub key: &'a str,
+    pub value: &'a str,
+    /// Spellings that were present too but with another value, which is ignored.
+    pub ignored: Vec<(&'a str, &'a str)>,
+}
+
+impl Found<'_> {
+    /// A warning for each ignored spelling, naming both, e.g. for admission warnings.
+    pub fn conflict_warnings(&self, on: &str) -> Vec<String> {
+        self.ignored
+            .iter()
+            .map(|(key, value)| {
+                format!(
+                    "{on}: ignored {key}: {value:?}: {} is {:?} and {} wins",
+                    self.key,
+                    self.value,
+                    if self.key.starts_with("config.weft.dev/") || self.key.starts_with("weft.dev/")
+                    {
+                        "Weft's spelling"
+                    } else {
+                        "the first Linkerd spelling"
+                    }
+                )
+            })
+            .collect()
+    }
+}
+
+/// Looks up the Weft annotation `weft_key` in any of its spellings with `get`, which returns a
+/// key's value (or an error, e.g. for a value that is not a string). Weft's spelling wins.
+pub fn try_lookup<'a, E>(
+    weft_key: &'a str,
+    mut get: impl FnMut(&'a str) -> Result<Option<&'a str>, E>,
+) -> Result<Option<Found<'a>>, E> {
+    let mut found: Option<Found<'a>> = None;
+    for key in std::iter::once(weft_key).chain(linkerd_spellings(weft_key).iter().copied()) {
+        let Some(value) = get(key)? else {
+            continue;
+        };
+        match &mut found {
+            None => {
+                found = Some(Found {
+                    key,
+                    value,
+                    ignored: Vec::new(),
+                })
+            }
+            Some(first) if first.value != value => first.ignored.push((key, value)),
+            Some(_) => {}
+        }
+    }
+    Ok(found)
+}
+
+/// [`try_lookup`] in a map of annotations.
+pub fn lookup<'a>(
+    annotations: &'a BTreeMap<String, String>,
+    weft_key: &'a str,
+) -> Option<Found<'a>> {
+    let found: Result<_, std::convert::Infallible> =
+        try_lookup(weft_key, |key| Ok(annotations.get(key).map(String::as_str)));
+    match found {
+        Ok(found) => found,
+        Err(never) => match never {},
+    }
+}
+
+/// The value of the Weft annotation `weft_key` in any of its spellings (Weft's wins).
+pub fn value<'a>(annotations: &'a BTreeMap<String, String>, weft_key: &'a str) -> Option<&'a str> {
+    lookup(annotations, weft_key).map(|found| found.value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn every_weft_annotation_with_a_linkerd_spelling_is_listed_once() {
+        let names = [
+            crate::names::INJECT_ANNOTATION,
+            crate::names::OPAQUE_PORTS_ANNOTATION,
+            crate::names::DEFAULT_POLICY_ANNOTATION,
+        ];
+        for name in names {
+            assert!(!linkerd_spellings(name).is_empty(), "{name}");
+        }
+        for (weft, linkerd) in SPELLINGS {
+            assert_eq!(
+                SPELLINGS.iter().filter(|(w, _)| w == weft).count(),
+                1,
+                "{weft}"
+            );
+            assert!(!linkerd.is_empty(), "{weft}");
+            for key in *linkerd {
+                assert!(key.contains("linkerd.io/"), "{key}");
+                let suffix = weft
+                    .rsplit('/')
+                    .next()
+                    .expect("rsplit yields at least one part");
+                let same_setting = key.ends_with(&format!("/{suffix}"))
+                    || (suffix == "native-sidecar"
+                        && key.ends_with("/proxy-enable-native-sidecar"));
+                assert!(same_setting, "{weft} and {key} must name one setting");
+            }
+        }
+        assert!(linkerd_spellings("config.weft.dev/no-such-setting").is_empty());
+    }
+
+    #[test]
+    fn weft_wins_and_a_different_linkerd_value_is_reported() {
+        type Case<'c> = (
+            &'c [(&'c str, &'c str)],
+            Option<(&'c str, &'c str)>,
+            &'c [&'c str],
+        );
+        let cases: &[Case<'_>] = &[
+            (&[], None, &[]),
+            (
+                &[("config.linkerd.io/opaque-ports", "3306")],
+                Some(("config.linkerd.io/opaque-ports", "3306")),
+                &[],
+            ),
+            (
+                &[
+                    ("config.linkerd.io/opaque-ports", "3306"),
+                    ("config.weft.dev/opaque-ports", "3306"),
+                ],
+                Some(("config.weft.dev/opaque-ports", "3306")),
+                &[],
+            ),
+            (
+                &[
+                    ("config.linkerd.io/opaque-ports", "5432"),
+                    ("config.weft.dev/opaque-ports", "3306"),
+                ],
+                Some(("config.weft.dev/opaque-ports", "3306")),
+                &["pod a: ignored config.linkerd.io/opaque-ports: \"5432\": config.weft.dev/opaque-ports is \"3306\" and Weft's spelling wins"],
+            ),
+            (
+                &[("linkerd.io/inject", "enabled"), ("weft.dev/inject", "disabled")],
+                Some(("weft.dev/inject", "disabled")),
+                &["pod a: ignored linkerd.io/inject: \"enabled\": weft.dev/inject is \"disabled\" and Weft's spelling wins"],
+            ),
+            (
+                &[
+                    ("config.alpha.linkerd.io/proxy-enable-native-sidecar", "false"),
+                    ("config.linkerd.io/proxy-enable-native-sidecar", "true"),
+                ],
+                Some(("config.linkerd.io/proxy-enable-native-sidecar", "true")),
+                &["pod a: ignored config.alpha.linkerd.io/proxy-enable-native-sidecar: \"false\": config.linkerd.io/proxy-enable-native-sidecar is \"true\" and the first Linkerd spelling wins"],
+            ),
+        ];
+        let keys = [
+            "config.weft.dev/opaque-ports",
+            "weft.dev/inject",
+            "config.weft.dev/native-sidecar",
+        ];
+        for (annotations, expected, warnings) in cases {
+            let annotations = map(annotations);
+            let found = keys.iter().find_map(|key| lookup(&annotations, key));
+            assert_eq!(
+                found.as_ref().map(|f| (f.key, f.value)),
+                *expected,
+                "{annotations:?}"
+            );
+            let got = found
+                .map(|f| f.conflict_warnings("pod a"))
+                .unwrap_or_default();
+            assert_eq!(got, *warnings, "{annotations:?}");
+        }
+    }
+
+    #[test]
+    fn errors_of_the_getter_are_returned() {
+        let result = try_lookup("weft.dev/inject", |key| {
+            if key == "linkerd.io/inject" {
+                Err(key.to_string())
+            } else {
+                Ok(None)
+            }
+        });
+        assert_eq!(result, Err("linkerd.io/inject".to_string()));
+    }
+}
