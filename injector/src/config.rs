@@ -79,9 +79,19 @@ pub struct ProxyArgs {
     #[arg(long, default_value = "25,587,3306,4444,5432,6379,9300,11211")]
     pub opaque_ports: String,
 
-    /// Inject the proxy as a native sidecar (an init container with restartPolicy Always)
-    #[arg(long)]
-    pub native_sidecar: bool,
+    /// Inject the proxy as a native sidecar (an init container with restartPolicy Always, which
+    /// Kubernetes starts, and waits for, before the app, and stops after it, so Jobs complete):
+    /// `true`, `false`, or `auto` (`true` where the API server is Kubernetes 1.29 or later; the
+    /// offline `weft inject` assumes it is). `--native-sidecar` alone means `true`
+    #[arg(
+        long,
+        value_enum,
+        default_value = "auto",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        require_equals = true
+    )]
+    pub native_sidecar: NativeSidecar,
 
     /// Namespace of the Weft control plane; its pods are never injected
     #[arg(long, default_value = "weft")]
@@ -360,7 +370,7 @@ impl ProxyArgs {
                 "skip-outbound-ports",
                 values::parse_port_list(&self.skip_outbound_ports),
             )?,
-            native_sidecar: self.native_sidecar,
+            native_sidecar: self.native_sidecar.resolve(None),
             identity_api: api(
                 "proxy-identity-addr",
                 &self.proxy_identity_addr,
@@ -424,6 +434,59 @@ pub(crate) fn request_above_limit(r: &Resources) -> Option<LimitProblem<'_>> {
                 },
             )
         })
+}
+
+/// `--native-sidecar`: whether the proxy is injected as a native sidecar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum NativeSidecar {
+    /// Where the API server supports native sidecars (Kubernetes 1.29 or later).
+    Auto,
+    #[value(name = "true")]
+    Always,
+    #[value(name = "false")]
+    Never,
+}
+
+/// The first Kubernetes minor version (1.x) whose API server runs native sidecars by default
+/// (the `SidecarContainers` feature is beta and on from 1.29).
+pub const NATIVE_SIDECAR_MIN_MINOR: u32 = 29;
+
+impl NativeSidecar {
+    /// Whether to inject native sidecars, given the API server's version `(major, minor)` when
+    /// known. `Auto` without a version (the offline CLI) means yes.
+    pub fn resolve(self, server: Option<(u32, u32)>) -> bool {
+        match self {
+            NativeSidecar::Always => true,
+            NativeSidecar::Never => false,
+            NativeSidecar::Auto => {
+                server.is_none_or(|(major, minor)| major > 1 || minor >= NATIVE_SIDECAR_MIN_MINOR)
+            }
+        }
+    }
+}
+
+impl From<bool> for NativeSidecar {
+    fn from(native: bool) -> Self {
+        if native {
+            NativeSidecar::Always
+        } else {
+            NativeSidecar::Never
+        }
+    }
+}
+
+/// The `(major, minor)` version of an API server from its `/version` answer: `gitVersion`
+/// (`v1.33.13`), else `major` and `minor` (`1`, `33+`).
+pub fn server_version(git_version: &str, major: &str, minor: &str) -> Option<(u32, u32)> {
+    let digits = |s: &str| -> Option<u32> {
+        let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        s[..end].parse().ok()
+    };
+    let from_git = git_version.strip_prefix('v').and_then(|rest| {
+        let mut parts = rest.split('.');
+        Some((digits(parts.next()?)?, digits(parts.next()?)?))
+    });
+    from_git.or_else(|| Some((digits(major)?, digits(minor)?)))
 }
 
 impl Default for ProxyArgs {
@@ -496,7 +559,8 @@ mod tests {
             "25,587,3306,4444,5432,6379,9300,11211"
         );
         assert!(config.skip_inbound_ports.is_empty());
-        assert!(!config.native_sidecar);
+        // `--native-sidecar=auto`, with no API server to ask: native.
+        assert!(config.native_sidecar);
         assert_eq!(config.mesh().control_plane_namespace(), "weft");
         assert_eq!(config.mesh().trust_domain(), "cluster.local");
         assert_eq!(config.trust_anchors, None);
@@ -645,5 +709,64 @@ mod tests {
         assert!(config.native_sidecar);
         assert_eq!(config.resources.memory_limit, None);
         assert_eq!(config.resources.cpu_limit.unwrap().as_str(), "1");
+    }
+
+    #[test]
+    fn native_sidecar_flag_forms_and_resolution() {
+        let native = |args: &[&str]| {
+            <DefaultArgs as clap::Parser>::try_parse_from(
+                std::iter::once("weft").chain(args.iter().copied()),
+            )
+            .map(|a| a.args.native_sidecar)
+        };
+        assert_eq!(native(&[]).unwrap(), NativeSidecar::Auto);
+        assert_eq!(
+            native(&["--native-sidecar"]).unwrap(),
+            NativeSidecar::Always
+        );
+        assert_eq!(
+            native(&["--native-sidecar=true"]).unwrap(),
+            NativeSidecar::Always
+        );
+        assert_eq!(
+            native(&["--native-sidecar=false"]).unwrap(),
+            NativeSidecar::Never
+        );
+        assert_eq!(
+            native(&["--native-sidecar=auto"]).unwrap(),
+            NativeSidecar::Auto
+        );
+        let error = native(&["--native-sidecar=yes"]).unwrap_err().to_string();
+        assert!(
+            error.contains("--native-sidecar") && error.contains("auto, true, false"),
+            "{error}"
+        );
+
+        for (server, auto) in [
+            (None, true),
+            (Some((1, 28)), false),
+            (Some((1, 29)), true),
+            (Some((1, 33)), true),
+            (Some((2, 0)), true),
+        ] {
+            assert_eq!(NativeSidecar::Auto.resolve(server), auto, "{server:?}");
+            assert!(NativeSidecar::Always.resolve(server));
+            assert!(!NativeSidecar::Never.resolve(server));
+        }
+
+        for (git, major, minor, expected) in [
+            ("v1.33.13", "1", "33", Some((1, 33))),
+            ("v1.28.2-eks-abc", "1", "28+", Some((1, 28))),
+            ("", "1", "29+", Some((1, 29))),
+            ("weird", "1", "30", Some((1, 30))),
+            ("", "", "", None),
+            ("v1", "x", "y", None),
+        ] {
+            assert_eq!(
+                server_version(git, major, minor),
+                expected,
+                "{git} {major} {minor}"
+            );
+        }
     }
 }

@@ -31,7 +31,7 @@ static INJECTORS: LazyLock<[Injector; 2]> = LazyLock::new(|| {
     let trust_anchors = include_str!("../tests/trust-anchors.pem");
     [false, true].map(|native_sidecar| {
         let args = ProxyArgs {
-            native_sidecar,
+            native_sidecar: native_sidecar.into(),
             ..ProxyArgs::default()
         };
         Injector::new(

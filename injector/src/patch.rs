@@ -299,7 +299,11 @@ mod tests {
     #[test]
     fn absent_parents_are_added_before_their_children() {
         let pod = json!({"metadata": {"name": "a"}, "spec": {"containers": [{"name": "app"}]}});
-        let patch = build_for(&pod, &ProxyConfig::default());
+        let plain = ProxyConfig {
+            native_sidecar: false,
+            ..ProxyConfig::default()
+        };
+        let patch = build_for(&pod, &plain);
         assert_eq!(
             paths(&patch),
             [

@@ -274,10 +274,9 @@ fn check_specifics(file: &str, answer: &Answer) {
             assert!(!names(&pod["spec"]["containers"]).contains(&"weft-proxy"));
         }
         "21-udp-and-other-sidecar.json" => {
-            assert_eq!(
-                names(&pod["spec"]["containers"]),
-                ["weft-proxy", "cache", "fluent-bit"]
-            );
+            // The default layout: the proxy is a native sidecar, started before the app.
+            assert_eq!(names(&pod["spec"]["containers"]), ["cache", "fluent-bit"]);
+            assert_eq!(names(init)[..2], ["weft-init", "weft-proxy"]);
             assert_eq!(env(proxy, "LINKERD2_PROXY_INBOUND_PORTS"), "2020,5353");
         }
         _ => {}

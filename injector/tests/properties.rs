@@ -40,7 +40,7 @@ static INJECTORS: LazyLock<[Injector; 2]> = LazyLock::new(|| {
     let pem = include_str!("trust-anchors.pem");
     [false, true].map(|native_sidecar| {
         let args = ProxyArgs {
-            native_sidecar,
+            native_sidecar: native_sidecar.into(),
             ..ProxyArgs::default()
         };
         Injector::new(args.to_config(Some(pem)).unwrap())

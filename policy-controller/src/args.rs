@@ -16,7 +16,7 @@ use crate::{
         SyncGate,
     },
     webhook::metrics::AdmissionMetrics,
-    webhook::router::AdmissionService,
+    webhook::router::{AdmissionService, InjectorSlot},
 };
 use anyhow::{Context, Result};
 use k8s_openapi::api::{
@@ -26,7 +26,10 @@ use k8s_openapi::api::{
 use prometheus_client::registry::Registry;
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use weft_endpoints_index::{EndpointsIndex, EndpointsIndexMetrics};
-use weft_injector::{config::ProxyArgs, Injector};
+use weft_injector::{
+    config::{server_version, NativeSidecar, ProxyArgs},
+    Injector,
+};
 use weft_policy_index::{Index, IndexMetrics};
 use weft_policy_k8s_api::{
     AuthorizationPolicy, HTTPRoute, MeshTLSAuthentication, NetworkAuthentication, Server,
@@ -97,11 +100,11 @@ impl Args {
         // Validate our own flags before touching the network, so a typo fails fast and clearly.
         // The injected proxies enforce the same default policy and cluster networks as the index.
         let trust_anchors_file = proxy.identity_trust_anchors_file.clone();
-        let proxy = proxy.load().context("invalid proxy or cluster flags")?;
+        let native_sidecar = proxy.native_sidecar;
+        let mut proxy = proxy.load().context("invalid proxy or cluster flags")?;
         // The cluster and the mesh as the flags describe them, for the injector, the identity
         // service, the inbound mapping and both indexes alike.
         let cluster = proxy.cluster.clone();
-        let injector = Injector::new(proxy);
 
         let mut registry = Registry::default();
         let weft = registry.sub_registry_with_prefix("weft");
@@ -126,6 +129,26 @@ impl Args {
             .await
             .context("failed to start the controller runtime")?;
 
+        // `--native-sidecar=auto` asks the API server which layout its pods can have, in the
+        // background (the controller answers /live without the API server); /ready and /inject
+        // wait for the answer.
+        let injector = InjectorSlot::default();
+        let proxy_config = proxy.clone();
+        if native_sidecar == NativeSidecar::Auto {
+            let (client, slot, ready) = (
+                runtime.client(),
+                injector.clone(),
+                runtime.initialized_handle(),
+            );
+            tokio::spawn(async move {
+                proxy.native_sidecar = native_sidecars_supported(&client).await;
+                slot.fill(Injector::new(proxy));
+                drop(ready);
+            });
+        } else {
+            injector.fill(Injector::new(proxy));
+        }
+
         // The server listens, and the webhook's credentials load, before anything is watched, so a
         // taken port or an unusable key fails start-up with a clear error.
         let credentials = tls::TlsCredentials::load(
@@ -144,7 +167,7 @@ impl Args {
             .prepare(cluster.mesh.clone(), trust_anchors_file, identity_metrics)
             .await?;
         let server_name = proxy_api.server_name().to_string();
-        let config = injector.config();
+        let config = &proxy_config;
         for (flag, api) in [
             ("--proxy-identity-name", &config.identity_api),
             ("--proxy-policy-name", &config.policy_api),
@@ -243,7 +266,7 @@ impl Args {
         proxy_api.spawn(routes, runtime.shutdown_handle());
         tracing::info!(%grpc_addr, server_name = %server_name, "Serving the proxies' gRPC API (identity, inbound policy, destination, outbound policy)");
 
-        let admission = AdmissionService::new(
+        let admission = AdmissionService::with_slot(
             injector,
             namespaces,
             Some(runtime.client()),
@@ -263,4 +286,39 @@ impl Args {
             .context("the controller was aborted during shutdown")?;
         Ok(())
     }
+}
+
+/// Whether the API server runs native sidecars (Kubernetes 1.29 or later), from its `/version`,
+/// asked until it answers (every 2 s, with a warning each time); logged once known. A version
+/// that cannot be read is never guessed: injecting the wrong layout would leave pods that never
+/// start (a native sidecar on an older cluster is an init container that never exits) or Jobs
+/// that never complete. The controller then stays unready and says every 30 s what to set.
+async fn native_sidecars_supported(client: &kube::Client) -> bool {
+    let info = loop {
+        match client.apiserver_version().await {
+            Ok(info) => break info,
+            Err(error) => {
+                tracing::warn!(%error, "Cannot read the API server's version yet, to decide --native-sidecar=auto; retrying in 2s");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    };
+    let Some(version) = server_version(&info.git_version, &info.major, &info.minor) else {
+        loop {
+            tracing::error!(
+                git_version = %info.git_version,
+                major = %info.major,
+                minor = %info.minor,
+                "The API server's version is not understood, so --native-sidecar=auto cannot decide the proxy's layout and the controller stays unready: set --native-sidecar=true (Kubernetes 1.29 or later) or --native-sidecar=false"
+            );
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        }
+    };
+    let native = NativeSidecar::Auto.resolve(Some(version));
+    tracing::info!(
+        api_server = %info.git_version,
+        native_sidecar = native,
+        "--native-sidecar=auto: the proxy is injected as a native sidecar only from Kubernetes 1.29"
+    );
+    native
 }

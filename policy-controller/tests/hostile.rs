@@ -550,3 +550,24 @@ async fn slow_idle_and_large_clients_are_bounded_while_probes_are_answered() {
         "file descriptors did not return to baseline: {fds_before} before, {fds_after} after"
     );
 }
+
+/// With `--native-sidecar=auto` the proxy's layout depends on the API server's version. Without
+/// an API server the controller still starts and answers `/live`, and `/inject` says why it
+/// cannot inject yet (503) instead of guessing the layout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_api_servers_version_inject_answers_503_and_live_200() {
+    let _serial = SERIAL.lock().await;
+    let controller = Controller::start_with(&["--native-sidecar=auto"]).await;
+    let mut tls = webhook_tls(&controller, &[]).await;
+    let inject = exchange(&mut tls, &request("POST", "/inject", "", &review(1))).await;
+    let mut tcp = TcpStream::connect(controller.admin_addr).await.unwrap();
+    let live = exchange(&mut tcp, b"GET /live HTTP/1.1\r\nhost: a\r\n\r\n").await;
+    assert_eq!(inject, Ok(503), "{}", controller.log_tail());
+    assert_eq!(live, Ok(200), "{}", controller.log_tail());
+    let log = std::fs::read_to_string(&controller.log).unwrap();
+    assert!(
+        log.contains("Cannot read the API server's version yet"),
+        "the controller must say what it waits for:\n{}",
+        controller.log_tail()
+    );
+}

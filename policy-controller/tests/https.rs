@@ -156,8 +156,8 @@ async fn answers_admission_reviews_over_tls() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|op| op["path"] == "/spec/containers/0" && op["value"]["name"] == "weft-proxy"),
-        "the patch adds weft-proxy as the first container: {patch}"
+            .any(|op| op["path"] == "/spec/initContainers/1" && op["value"]["name"] == "weft-proxy"),
+        "the patch adds weft-proxy as a native sidecar after weft-init (the default): {patch}"
     );
 
     // hostNetwork: 200, allowed, no patch.

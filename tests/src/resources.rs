@@ -137,6 +137,36 @@ pub fn container_names(pod: &Pod) -> (Vec<String>, Vec<String>) {
     (init, containers)
 }
 
+/// Checks that `pod` is injected once, in the default layout: `weft-init` first, then `weft-proxy`
+/// as a native sidecar (an init container with `restartPolicy: Always`), and no proxy among the
+/// app containers.
+pub fn ensure_injected_natively(pod: &Pod) -> Result<()> {
+    let (init, containers) = container_names(pod);
+    anyhow::ensure!(
+        init.get(..2) == Some(&["weft-init".to_string(), "weft-proxy".to_string()][..])
+            && init
+                .iter()
+                .chain(&containers)
+                .filter(|c| *c == "weft-proxy")
+                .count()
+                == 1,
+        "pod {:?} must run weft-init, then weft-proxy as a native sidecar, once: init {init:?}, \
+         containers {containers:?}",
+        pod.metadata.name
+    );
+    let restart_policy = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.init_containers.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.name == "weft-proxy"))
+        .and_then(|c| c.restart_policy.clone());
+    anyhow::ensure!(
+        restart_policy.as_deref() == Some("Always"),
+        "weft-proxy must have restartPolicy Always, got {restart_policy:?}"
+    );
+    Ok(())
+}
+
 /// The CRDs in the YAML files of `dir` (one CRD per file), with their names.
 fn read_crds(dir: &Path) -> Result<Vec<(String, CustomResourceDefinition)>> {
     let mut paths = vec![];

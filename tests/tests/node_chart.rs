@@ -19,8 +19,7 @@ use weft_e2e::{
     controller::https_post,
     mesh::run_web_in_injected_namespace,
     node::{self, controller_pods, RELEASE_NAMESPACE},
-    resources::{self, container_names},
-    weft_cli,
+    resources, weft_cli,
 };
 
 pub const TESTS: &[(&str, crate::TestFn)] = &[
@@ -76,11 +75,7 @@ fn installs_and_meshes_without_the_gateway_api_crds(h: &Harness) -> Result<()> {
             &[],
         )
         .await?;
-        let (_, containers) = container_names(&pod);
-        ensure!(
-            containers == ["app", "weft-proxy"] || containers == ["weft-proxy", "app"],
-            "a meshed pod runs the app and the proxy: {containers:?}"
-        );
+        resources::ensure_injected_natively(&pod)?;
 
         let run = weft_cli::check(&weft_cli::build()?, &h.cluster.kubeconfig, &[])?;
         ensure!(
@@ -259,12 +254,7 @@ fn api_server_calls_the_webhooks_through_the_service(h: &Harness) -> Result<()> 
             .create(&PostParams::default(), &resources::pod("web", &[]))
             .await
             .context("creating a pod in an enabled namespace")?;
-        let (init, containers) = container_names(&stored);
-        ensure!(
-            init.first().map(String::as_str) == Some("weft-init")
-                && containers.iter().filter(|c| *c == "weft-proxy").count() == 1,
-            "the stored pod is not injected: init {init:?}, containers {containers:?}"
-        );
+        resources::ensure_injected_natively(&stored)?;
 
         // A malformed Server is refused by /validate through the Service, naming the field.
         let gvk = GroupVersionKind::gvk("policy.weft.dev", "v1beta1", "Server");

@@ -39,11 +39,7 @@ fn injected_pod_is_ready_with_an_identity_weft_issued(h: &Harness) -> Result<()>
             &[("config.weft.dev/proxy-log-level", "warn,linkerd=info")],
         )
         .await?;
-        let (init, containers) = resources::container_names(&pod);
-        ensure!(
-            init == ["weft-init"] && containers.iter().any(|c| c == "weft-proxy"),
-            "the pod must run weft-init and weft-proxy: init {init:?}, containers {containers:?}"
-        );
+        resources::ensure_injected_natively(&pod)?;
         // Ready means certified: the proxy's /ready waits for its identity.
         let identity = format!("web.{ns}.serviceaccount.identity.weft.cluster.local");
         let logs = node::kubectl(&h.cluster, &["-n", &ns, "logs", "web", "-c", "weft-proxy"])?;

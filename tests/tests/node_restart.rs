@@ -113,7 +113,11 @@ async fn check_injected_once(client: &kube::Client, namespace: &str, created: us
     for pod in &pods {
         let (init, containers) = container_names(pod);
         let inits = init.iter().filter(|c| *c == "weft-init").count();
-        let proxies = containers.iter().filter(|c| *c == "weft-proxy").count();
+        let proxies = init
+            .iter()
+            .chain(&containers)
+            .filter(|c| *c == "weft-proxy")
+            .count();
         ensure!(
             inits == 1 && proxies == 1,
             "pod {namespace}/{} is not injected exactly once: init {init:?}, containers {containers:?}",

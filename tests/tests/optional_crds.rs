@@ -128,12 +128,7 @@ async fn without_gateway_api(h: &Harness, client: &kube::Client, webhook: &str) 
     pods.create(&PostParams::default(), &resources::pod("web", &[]))
         .await
         .context("creating a pod through this controller's webhook")?;
-    let (init, containers) = resources::container_names(&pods.get("web").await?);
-    ensure!(
-        containers.iter().filter(|c| *c == "weft-proxy").count() == 1
-            && init.iter().any(|c| c == "weft-init"),
-        "the stored pod must be injected: init {init:?}, containers {containers:?}"
-    );
+    resources::ensure_injected_natively(&pods.get("web").await?)?;
     let (_, metrics) = controller.admin_get("/metrics").await?;
     ensure!(
         metrics

@@ -210,11 +210,7 @@ fn survives_an_api_server_restart(h: &Harness) -> Result<()> {
         let pods = kube::Api::<Pod>::namespaced(client, &ns);
         pods.create(&Default::default(), &resources::pod("after-restart", &[]))
             .await?;
-        let (_, containers) = resources::container_names(&pods.get("after-restart").await?);
-        ensure!(
-            containers.contains(&"weft-proxy".to_string()),
-            "containers: {containers:?}"
-        );
+        resources::ensure_injected_natively(&pods.get("after-restart").await?)?;
         ensure!(
             api_lookups(&h.controller).await? == lookups,
             "the answers must come from the index, not from API fallbacks"

@@ -47,12 +47,21 @@ impl AdmissionService {
         lane: Lane,
     ) -> Result<Response<Body>, LaneFailed> {
         let metrics = &self.inner.metrics;
+        if self.inner.injector.get().is_none() {
+            metrics.record(Webhook::Inject, "error", "not_ready", start.elapsed());
+            return Ok(plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the controller is starting: it has not yet read the API server's version, which \
+                 decides the proxy's layout (--native-sidecar=auto)"
+                    .to_string(),
+            ));
+        }
         let inner = self.inner.clone();
         let (looked, lane) = lane
             .run(move || {
                 inject::parse_review(&body).map(|request| {
                     let summary = Summary::of(&request);
-                    (summary, inject::first_look(&inner.injector, request))
+                    (summary, inject::first_look(inner.injector(), request))
                 })
             })
             .await?;
@@ -73,7 +82,9 @@ impl AdmissionService {
                 };
                 let inner = self.inner.clone();
                 let (reviewed, _lane) = lane
-                    .run(move || pending.respond(&inner.injector, namespace_annotations.as_deref()))
+                    .run(move || {
+                        pending.respond(inner.injector(), namespace_annotations.as_deref())
+                    })
                     .await?;
                 reviewed
             }

@@ -8,4 +8,4 @@ pub mod metrics;
 pub mod router;
 mod validate;
 
-pub use self::router::{AdmissionService, MAX_BODY_BYTES, MAX_VALIDATE_BODY_BYTES};
+pub use self::router::{AdmissionService, InjectorSlot, MAX_BODY_BYTES, MAX_VALIDATE_BODY_BYTES};

@@ -52,7 +52,9 @@ pub struct AdmissionService {
 }
 
 pub(crate) struct Inner {
-    pub(crate) injector: Injector,
+    /// Set once the injection configuration is complete: at once, or, with
+    /// `--native-sidecar=auto`, once the API server's version is known (see [`InjectorSlot`]).
+    pub(crate) injector: InjectorSlot,
     pub(crate) namespaces: SharedNamespaces,
     pub(crate) client: Option<kube::Client>,
     pub(crate) metrics: AdmissionMetrics,
@@ -61,6 +63,15 @@ pub(crate) struct Inner {
 }
 
 pub(crate) type Body = Full<Bytes>;
+
+impl Inner {
+    /// The injector; callers check first that it is set (`/inject` answers 503 until then).
+    pub(crate) fn injector(&self) -> &Injector {
+        self.injector
+            .get()
+            .expect("/inject runs only once the injector is set")
+    }
+}
 
 impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -72,6 +83,30 @@ impl std::fmt::Debug for Inner {
     }
 }
 
+/// The injector the webhook uses, which may be set after the server starts: with
+/// `--native-sidecar=auto`, the layout depends on the API server's version, learned in the
+/// background so that the controller starts (and answers `/live`) without the API server.
+#[derive(Clone, Debug, Default)]
+pub struct InjectorSlot(Arc<std::sync::OnceLock<Injector>>);
+
+impl InjectorSlot {
+    /// A slot holding `injector` already.
+    pub fn set(injector: Injector) -> Self {
+        let slot = Self::default();
+        slot.fill(injector);
+        slot
+    }
+
+    /// Sets the injector; a second call is ignored (the first injector stays).
+    pub fn fill(&self, injector: Injector) {
+        let _ = self.0.set(injector);
+    }
+
+    pub fn get(&self) -> Option<&Injector> {
+        self.0.get()
+    }
+}
+
 // === impl AdmissionService ===
 
 impl AdmissionService {
@@ -79,6 +114,17 @@ impl AdmissionService {
     /// namespace counts as not enabled.
     pub fn new(
         injector: Injector,
+        namespaces: SharedNamespaces,
+        client: Option<kube::Client>,
+        metrics: AdmissionMetrics,
+    ) -> Self {
+        Self::with_slot(InjectorSlot::set(injector), namespaces, client, metrics)
+    }
+
+    /// As [`Self::new`], with an injector that may come later: until it is set, `/inject`
+    /// answers `503 Service Unavailable`.
+    pub fn with_slot(
+        injector: InjectorSlot,
         namespaces: SharedNamespaces,
         client: Option<kube::Client>,
         metrics: AdmissionMetrics,

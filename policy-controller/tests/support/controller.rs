@@ -56,8 +56,14 @@ impl Controller {
     /// Starts the controller on free ports; when a port was taken meanwhile (by another test
     /// process), again on others.
     pub async fn start() -> Self {
+        // No API server to ask its version: the layout is given.
+        Self::start_with(&["--native-sidecar=true"]).await
+    }
+
+    /// As [`Self::start`], with `extra` flags.
+    pub async fn start_with(extra: &[&str]) -> Self {
         for _ in 0..3 {
-            if let Some(controller) = Self::try_start().await {
+            if let Some(controller) = Self::try_start(extra).await {
                 return controller;
             }
         }
@@ -65,7 +71,7 @@ impl Controller {
     }
 
     /// `None` when a port was taken.
-    pub async fn try_start() -> Option<Self> {
+    pub async fn try_start(extra: &[&str]) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
         let pki = TestPki::generate("shutdown");
         pki.write(dir.path());
@@ -89,6 +95,7 @@ impl Controller {
             ))
             .args(super::identity_args(dir.path(), grpc_addr))
             .arg("--log-level=info,weft=debug,kube=off,kubert=debug")
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().unwrap())
             .stderr(log_file)
