@@ -44,6 +44,16 @@ impl DefaultPolicy {
         }
     }
 
+    /// The same policy for meshed (mTLS) clients only: `*-unauthenticated` becomes
+    /// `*-authenticated`; the others stay.
+    pub fn authenticated(self) -> Self {
+        match self {
+            DefaultPolicy::AllUnauthenticated => DefaultPolicy::AllAuthenticated,
+            DefaultPolicy::ClusterUnauthenticated => DefaultPolicy::ClusterAuthenticated,
+            other => other,
+        }
+    }
+
     /// The `cluster-*` policies, which the proxy accepts only with cluster networks.
     pub fn needs_cluster_networks(self) -> bool {
         matches!(

@@ -13,6 +13,16 @@ pub const DEFAULT_POLICY_ANNOTATION: &str = "config.weft.dev/default-inbound-pol
 /// On a Service (its ports) or a pod (its container ports): the ports without protocol detection.
 pub const OPAQUE_PORTS_ANNOTATION: &str = "config.weft.dev/opaque-ports";
 
+/// On a namespace or pod: inbound ports whose default policy admits only meshed (mTLS) clients
+/// (`all-unauthenticated` becomes `all-authenticated`, `cluster-unauthenticated`
+/// `cluster-authenticated`), as Linkerd's policy controller does for its spelling of it.
+pub const REQUIRE_IDENTITY_PORTS_ANNOTATION: &str =
+    "config.weft.dev/proxy-require-identity-inbound-ports";
+
+/// The injected proxy's variable listing its opaque inbound ports (set by Weft's injector from the
+/// pod's, or its namespace's, opaque-ports annotation, or the controller's default).
+pub const PROXY_OPAQUE_PORTS_ENV: &str = "LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION";
+
 /// On an injected pod: what the injection added, so `weft uninject` can remove exactly that.
 pub const STATUS_ANNOTATION: &str = "weft.dev/inject-status";
 

@@ -11,7 +11,7 @@ use crate::{key::ObjKey, opaque::OpaquePorts, OPAQUE_PORTS_ANNOTATION};
 pub use weft_core::names::PROXY_CONTAINER as PROXY_CONTAINER_NAME;
 
 /// The injected proxy's list of opaque inbound ports (set by Weft's injector).
-const PROXY_OPAQUE_PORTS_ENV: &str = "LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION";
+use weft_core::names::PROXY_OPAQUE_PORTS_ENV;
 
 /// What the index keeps of a pod.
 #[derive(Clone, Debug, PartialEq, Eq)]

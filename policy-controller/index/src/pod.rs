@@ -11,6 +11,14 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tokio::sync::watch;
 
 use crate::{defaults::PolicyOverride, InboundPolicy, Index, DEFAULT_POLICY_ANNOTATION};
+use weft_core::{
+    linkerd,
+    names::{
+        OPAQUE_PORTS_ANNOTATION, PROXY_CONTAINER, PROXY_OPAQUE_PORTS_ENV,
+        REQUIRE_IDENTITY_PORTS_ANNOTATION,
+    },
+    ClusterSettings, PortList,
+};
 
 /// A pod's policy-relevant facts and its port watches.
 #[derive(Debug)]
@@ -34,6 +42,13 @@ pub(crate) struct PodMeta {
     pub(crate) probe_paths: HashMap<u16, BTreeSet<String>>,
     pub(crate) override_annotation: Option<String>,
     pub(crate) default_override: PolicyOverride,
+    /// The ports without protocol detection when no Server describes them: for a meshed pod,
+    /// those its proxy was injected with; else the pod's opaque-ports annotation; `None` when
+    /// neither says (the cluster's default applies).
+    pub(crate) opaque_ports: Option<PortList>,
+    /// Ports whose default policy admits only meshed clients
+    /// ([`REQUIRE_IDENTITY_PORTS_ANNOTATION`], either spelling; malformed: none, with a warning).
+    pub(crate) require_identity_ports: PortList,
 }
 
 /// The published policy of one pod port, and which Servers lost a conflict over it.
@@ -94,6 +109,19 @@ impl PodMeta {
                 ),
             ),
         };
+        let describe = || {
+            format!(
+                "pod {}/{}",
+                pod.namespace().unwrap_or_default(),
+                pod.name_any()
+            )
+        };
+        let require_identity_ports =
+            ports_annotation(pod, REQUIRE_IDENTITY_PORTS_ANNOTATION, &describe);
+        let opaque_ports = injected_opaque_ports(pod).or_else(|| {
+            linkerd::value(pod.annotations(), OPAQUE_PORTS_ANNOTATION)
+                .map(|_| ports_annotation(pod, OPAQUE_PORTS_ANNOTATION, &describe))
+        });
         PodMeta {
             labels: pod.labels().clone(),
             named_ports,
@@ -101,8 +129,49 @@ impl PodMeta {
             probe_paths,
             override_annotation,
             default_override,
+            opaque_ports,
+            require_identity_ports,
         }
     }
+
+    /// Whether `port` is opaque when no Server describes it.
+    pub(crate) fn default_opaque(&self, port: u16, cluster: &ClusterSettings) -> bool {
+        self.opaque_ports
+            .as_ref()
+            .unwrap_or(&cluster.default_opaque_ports)
+            .contains(port)
+    }
+}
+
+/// The opaque ports the pod's Weft proxy was injected with, if it runs one.
+fn injected_opaque_ports(pod: &Pod) -> Option<PortList> {
+    let spec = pod.spec.as_ref()?;
+    let proxy = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .find(|c| c.name == PROXY_CONTAINER)?;
+    let value = proxy
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == PROXY_OPAQUE_PORTS_ENV)?
+        .value
+        .as_deref()
+        .unwrap_or_default();
+    PortList::parse(value).ok()
+}
+
+/// The port list of the annotation `key` (either spelling) of `pod`; none when absent, and none
+/// with a warning when malformed.
+fn ports_annotation(pod: &Pod, key: &str, describe: &dyn Fn() -> String) -> PortList {
+    let Some(found) = linkerd::lookup(pod.annotations(), key) else {
+        return PortList::default();
+    };
+    PortList::parse(found.value).unwrap_or_else(|error| {
+        tracing::warn!(pod = %describe(), annotation = found.key, value = found.value, %error, "Ignoring a malformed port list");
+        PortList::default()
+    })
 }
 
 /// The `(port, path)` of each HTTP probe of a container. A named port is looked up among the

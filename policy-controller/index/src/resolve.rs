@@ -109,15 +109,21 @@ impl<'a> Resolver<'a> {
             .iter()
             .min_by(|a, b| a.precedence_key().cmp(&b.precedence_key()))
         else {
-            let default = effective_default(
+            let mut default = effective_default(
                 self.cluster.default_policy,
                 self.namespace_override,
                 &pod.default_override,
             );
-            let policy = InboundPolicy {
+            if pod.require_identity_ports.contains(port) {
+                default = default.authenticated();
+            }
+            let mut policy = InboundPolicy {
                 probe_paths: probe_paths(),
                 ..InboundPolicy::default_for(default, self.cluster)
             };
+            if pod.default_opaque(port, self.cluster) {
+                policy.protocol = ProxyProtocol::Opaque;
+            }
             return (policy, Vec::new());
         };
         let mut losers: Vec<String> = servers

@@ -168,3 +168,155 @@ fn linkerds_spelling_of_the_default_policy_annotation_counts_and_weft_s_wins() {
         default_ref(DefaultPolicy::ClusterAuthenticated)
     );
 }
+
+fn annotated_pod(name: &str, annotations: &[(&str, &str)], ports: &[i32]) -> Pod {
+    let ports: Vec<(Option<&str>, i32)> = ports.iter().map(|p| (None, *p)).collect();
+    let mut pod = mk_pod("ns", name, &[], &ports);
+    pod.metadata.annotations = Some(
+        annotations
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    );
+    pod
+}
+
+#[test]
+fn require_identity_ports_admit_only_meshed_clients_by_default() {
+    for key in [
+        "config.weft.dev/proxy-require-identity-inbound-ports",
+        "config.linkerd.io/proxy-require-identity-inbound-ports",
+    ] {
+        for (cluster_default, expected) in [
+            (
+                DefaultPolicy::AllUnauthenticated,
+                DefaultPolicy::AllAuthenticated,
+            ),
+            (
+                DefaultPolicy::ClusterUnauthenticated,
+                DefaultPolicy::ClusterAuthenticated,
+            ),
+            (DefaultPolicy::Deny, DefaultPolicy::Deny),
+            (
+                DefaultPolicy::AllAuthenticated,
+                DefaultPolicy::AllAuthenticated,
+            ),
+        ] {
+            let mut index = mk_index(cluster_default);
+            apply_pod(
+                &mut index,
+                annotated_pod("p", &[(key, "80,9000-9001")], &[80, 81, 9001]),
+            );
+            for (port, policy) in [(80, expected), (9001, expected), (81, cluster_default)] {
+                let rx = watch(&index, "ns", "p", port);
+                assert_eq!(
+                    *rx.borrow(),
+                    InboundPolicy::default_for(policy, index.cluster()),
+                    "{key}, {cluster_default:?}, port {port}"
+                );
+            }
+        }
+    }
+    // A Server describes its port whatever the annotation says.
+    let mut index = mk_index(DefaultPolicy::AllUnauthenticated);
+    let key = "config.weft.dev/proxy-require-identity-inbound-ports";
+    apply_pod(&mut index, annotated_pod("p", &[(key, "80")], &[80]));
+    apply_server(
+        &mut index,
+        mk_server("ns", "s", &[], json!(80), "HTTP/1", 1),
+    );
+    assert_eq!(policy_of(&index, "p"), named("s"));
+    // A malformed list counts as none.
+    apply_pod(&mut index, annotated_pod("q", &[(key, "http")], &[81]));
+    assert_eq!(
+        server_of(&watch(&index, "ns", "q", 81)),
+        default_ref(DefaultPolicy::AllUnauthenticated)
+    );
+}
+
+#[test]
+fn a_default_port_is_opaque_as_the_pod_says() {
+    let mut index = mk_index(DefaultPolicy::AllUnauthenticated);
+    // The annotation, in either spelling, on an unmeshed pod.
+    for (name, key) in [
+        ("weft", "config.weft.dev/opaque-ports"),
+        ("linkerd", "config.linkerd.io/opaque-ports"),
+    ] {
+        apply_pod(
+            &mut index,
+            annotated_pod(name, &[(key, "6379")], &[6379, 80]),
+        );
+        assert_eq!(
+            protocol(&watch(&index, "ns", name, 6379)),
+            ProxyProtocol::Opaque,
+            "{key}"
+        );
+        assert_eq!(
+            protocol(&watch(&index, "ns", name, 80)),
+            ProxyProtocol::Unknown,
+            "{key}"
+        );
+    }
+    // A meshed pod: what its proxy was injected with wins over the annotation.
+    let mut meshed = annotated_pod(
+        "meshed",
+        &[("config.weft.dev/opaque-ports", "6379")],
+        &[6379, 5432],
+    );
+    meshed.spec.as_mut().unwrap().init_containers =
+        Some(vec![k8s_openapi::api::core::v1::Container {
+            name: "weft-proxy".to_string(),
+            env: Some(vec![k8s_openapi::api::core::v1::EnvVar {
+                name: "LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION".to_string(),
+                value: Some("5432".to_string()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }]);
+    apply_pod(&mut index, meshed);
+    assert_eq!(
+        protocol(&watch(&index, "ns", "meshed", 5432)),
+        ProxyProtocol::Opaque
+    );
+    assert_eq!(
+        protocol(&watch(&index, "ns", "meshed", 6379)),
+        ProxyProtocol::Unknown
+    );
+    // A Server's protocol wins over both.
+    apply_server(
+        &mut index,
+        mk_server("ns", "s", &[], json!(5432), "HTTP/1", 1),
+    );
+    assert_eq!(
+        protocol(&watch(&index, "ns", "meshed", 5432)),
+        ProxyProtocol::Http1
+    );
+}
+
+#[test]
+fn without_the_pods_say_the_clusters_default_opaque_ports_apply() {
+    let mut settings = cluster(DefaultPolicy::AllUnauthenticated);
+    settings.default_opaque_ports = weft_core::PortList::parse("3306").unwrap();
+    let mut index = Index::new(settings, IndexMetrics::register(&mut Registry::default()));
+    apply_pod(
+        &mut index,
+        mk_pod("ns", "db", &[], &[(None, 3306), (None, 80)]),
+    );
+    assert_eq!(
+        protocol(&watch(&index, "ns", "db", 3306)),
+        ProxyProtocol::Opaque
+    );
+    assert_eq!(
+        protocol(&watch(&index, "ns", "db", 80)),
+        ProxyProtocol::Unknown
+    );
+    // The pod's own (empty) list replaces the default.
+    apply_pod(
+        &mut index,
+        annotated_pod("none", &[("config.weft.dev/opaque-ports", "")], &[3306]),
+    );
+    assert_eq!(
+        protocol(&watch(&index, "ns", "none", 3306)),
+        ProxyProtocol::Unknown
+    );
+}
