@@ -192,6 +192,8 @@ pub struct ProxyConfig {
     /// overrides them.
     pub opaque_ports: PortList,
     pub native_sidecar: bool,
+    /// Settings only annotations set (Linkerd's other `config.linkerd.io/*` settings).
+    pub tuning: crate::tuning::ProxyTuning,
     /// The cluster and the mesh (identities, DNS domain, networks, the defaults); never
     /// overridden per pod.
     pub cluster: ClusterSettings,
@@ -371,6 +373,7 @@ impl ProxyArgs {
                 values::parse_port_list(&self.skip_outbound_ports),
             )?,
             native_sidecar: self.native_sidecar.resolve(None),
+            tuning: Default::default(),
             identity_api: api(
                 "proxy-identity-addr",
                 &self.proxy_identity_addr,

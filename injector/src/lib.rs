@@ -16,6 +16,7 @@ mod rejection;
 mod rendered;
 mod sidecar;
 mod status;
+pub mod tuning;
 pub mod uninject;
 mod values;
 

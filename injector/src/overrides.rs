@@ -7,6 +7,7 @@ use crate::{
     config::{request_above_limit, ProxyConfig},
     pod_view::PodView,
     rejection::{RejectReason, Rejection},
+    tuning::{self, ENV_SETTINGS},
     values::{self, InvalidValue},
 };
 use std::collections::BTreeMap;
@@ -63,6 +64,38 @@ const OVERRIDES: &[(&str, Apply)] = &[
         c.opaque_ports = values::parse_port_list(v)?;
         Ok(())
     }),
+    ("config.weft.dev/proxy-log-format", |c, v| {
+        c.log_format = values::parse_log_format(v)?;
+        Ok(())
+    }),
+    ("config.weft.dev/image-pull-policy", |c, v| {
+        c.tuning.image_pull_policy = Some(tuning::parse_pull_policy(v)?);
+        Ok(())
+    }),
+    ("config.weft.dev/proxy-gid", |c, v| {
+        c.tuning.gid = Some(tuning::parse_gid(v)?);
+        Ok(())
+    }),
+    ("config.weft.dev/proxy-ephemeral-storage-request", |c, v| {
+        c.tuning.ephemeral_storage_request = Some(values::parse_quantity(v)?);
+        Ok(())
+    }),
+    ("config.weft.dev/proxy-ephemeral-storage-limit", |c, v| {
+        c.tuning.ephemeral_storage_limit = Some(values::parse_quantity(v)?);
+        Ok(())
+    }),
+    ("config.weft.dev/skip-subnets", |c, v| {
+        c.tuning.skip_subnets = values::parse_networks(v)?;
+        Ok(())
+    }),
+    // Read by the policy index; validated here so a bad value is refused at admission.
+    (
+        "config.weft.dev/proxy-require-identity-inbound-ports",
+        |c, v| {
+            c.tuning.require_identity_ports = values::parse_port_list(v)?;
+            Ok(())
+        },
+    ),
     ("config.weft.dev/native-sidecar", |c, v| {
         c.native_sidecar = values::parse_bool(v)?;
         Ok(())
@@ -76,7 +109,35 @@ const OVERRIDES: &[(&str, Apply)] = &[
 
 /// The keys of every supported override annotation.
 pub fn override_keys() -> impl Iterator<Item = &'static str> {
-    OVERRIDES.iter().map(|(key, _)| *key)
+    OVERRIDES
+        .iter()
+        .map(|(key, _)| *key)
+        .chain(ENV_SETTINGS.iter().map(|(key, _, _)| *key))
+}
+
+/// A warning for each of Linkerd's annotations that Weft ignores, present per `has`.
+fn unsupported(on: &str, has: impl Fn(&str) -> bool) -> Vec<String> {
+    linkerd::UNSUPPORTED
+        .iter()
+        .filter(|(key, _)| has(key))
+        .map(|(key, why)| format!("{on}: {key} is not supported by Weft and is ignored: {why}"))
+        .collect()
+}
+
+/// Applies the annotation `key` with `value` to `config`: an override or a proxy variable.
+fn apply(config: &mut ProxyConfig, key: &str, value: &str) -> Result<(), InvalidValue> {
+    if let Some((_, apply)) = OVERRIDES.iter().find(|(k, _)| *k == key) {
+        return apply(config, value);
+    }
+    let (_, variable, parse) = ENV_SETTINGS
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .expect("only keys of override_keys() are applied");
+    match parse(value)? {
+        Some(value) => config.tuning.env.insert(variable, value),
+        None => config.tuning.env.remove(variable),
+    };
+    Ok(())
 }
 
 /// Applies namespace then pod overrides to a copy of the flag configuration.
@@ -91,10 +152,11 @@ pub(crate) fn effective_config(
     let mut warnings = Vec::new();
     if let Some(ns) = namespace_annotations {
         let on = format!("namespace {namespace}");
-        for (key, apply) in OVERRIDES {
+        warnings.extend(unsupported(&on, |key| ns.contains_key(key)));
+        for key in override_keys() {
             if let Some(found) = linkerd::lookup(ns, key) {
                 warnings.extend(found.conflict_warnings(&on));
-                if let Err(invalid) = apply(&mut config, found.value) {
+                if let Err(invalid) = apply(&mut config, key, found.value) {
                     warnings.push(format!(
                         "{on}: ignored {}: {invalid}; the controller's setting is used",
                         found.key
@@ -119,13 +181,16 @@ pub(crate) fn effective_config(
             config.default_inbound_policy = base.default_inbound_policy;
         }
     }
-    for (key, apply) in OVERRIDES {
+    warnings.extend(unsupported("pod", |key| {
+        pod.annotation(key).is_ok_and(|v| v.is_some())
+    }));
+    for key in override_keys() {
         let found = pod
             .setting(key)
             .map_err(|e| Rejection::not_a_string(e.key))?;
         if let Some(found) = found {
             warnings.extend(found.conflict_warnings("pod"));
-            apply(&mut config, found.value).map_err(|invalid| Rejection {
+            apply(&mut config, key, found.value).map_err(|invalid| Rejection {
                 reason: RejectReason::InvalidAnnotation,
                 message: format!("{}: {invalid}", found.key),
             })?;

@@ -98,10 +98,11 @@ pub fn init_container(config: &ProxyConfig) -> Value {
         args.push("--outbound-ports-to-ignore".to_string());
         args.push(config.skip_outbound_ports.to_string());
     }
+    args.extend(config.tuning.init_args());
     json!({
         "name": INIT_NAME,
         "image": config.init_image(),
-        "imagePullPolicy": "IfNotPresent",
+        "imagePullPolicy": pull_policy(config),
         "command": [PROXY_INIT_PATH],
         "args": args,
         "resources": resources(config),
@@ -120,6 +121,15 @@ pub fn init_container(config: &ProxyConfig) -> Value {
         ],
         "terminationMessagePolicy": "FallbackToLogsOnError",
     })
+}
+
+/// `IfNotPresent` unless the pod's `image-pull-policy` says otherwise.
+fn pull_policy(config: &ProxyConfig) -> &str {
+    config
+        .tuning
+        .image_pull_policy
+        .as_deref()
+        .unwrap_or("IfNotPresent")
 }
 
 fn field_env(name: &str, path: &str) -> Value {
@@ -249,6 +259,7 @@ pub fn proxy_env(config: &ProxyConfig, inbound: String) -> Vec<Value> {
             config.identity_api.name.as_str(),
         ),
     ]);
+    env.extend(config.tuning.env());
     env
 }
 
@@ -261,7 +272,7 @@ pub(crate) fn proxy_container_with(
     let mut container = json!({
         "name": PROXY_NAME,
         "image": format!("{}:{}", config.proxy_image, config.proxy_version),
-        "imagePullPolicy": "IfNotPresent",
+        "imagePullPolicy": pull_policy(config),
         "ports": [
             { "name": PROXY_PORT_NAMES[0], "containerPort": INBOUND_PORT, "protocol": "TCP" },
             { "name": PROXY_PORT_NAMES[1], "containerPort": ADMIN_PORT, "protocol": "TCP" },
@@ -290,6 +301,10 @@ pub(crate) fn proxy_container_with(
         ],
         "terminationMessagePolicy": "FallbackToLogsOnError",
     });
+    config.tuning.add_resources(&mut container["resources"]);
+    if let Some(gid) = config.tuning.gid {
+        container["securityContext"]["runAsGroup"] = gid.into();
+    }
     if native_sidecar {
         if let Some(obj) = container.as_object_mut() {
             obj.insert("restartPolicy".into(), "Always".into());

@@ -13,7 +13,7 @@ pub struct InvalidValue {
 }
 
 impl InvalidValue {
-    fn new(value: &str, problem: impl Into<String>) -> Self {
+    pub(crate) fn new(value: &str, problem: impl Into<String>) -> Self {
         Self {
             value: value.to_string(),
             problem: problem.into(),

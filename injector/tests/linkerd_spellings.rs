@@ -25,6 +25,23 @@ fn sample_value(weft_key: &str, native: bool) -> &'static str {
         "config.weft.dev/skip-outbound-ports" => "3306,6379",
         "config.weft.dev/opaque-ports" => "5432",
         "config.weft.dev/default-inbound-policy" => "all-authenticated",
+        "config.weft.dev/proxy-log-format" => "json",
+        "config.weft.dev/image-pull-policy" => "Always",
+        "config.weft.dev/proxy-gid" => "2103",
+        "config.weft.dev/proxy-ephemeral-storage-request" => "10Mi",
+        "config.weft.dev/proxy-ephemeral-storage-limit" => "1Gi",
+        "config.weft.dev/skip-subnets" => "172.17.0.0/16,10.99.0.0/24",
+        "config.weft.dev/proxy-inbound-connect-timeout" => "250ms",
+        "config.weft.dev/proxy-outbound-connect-timeout" => "1.5s",
+        "config.weft.dev/proxy-inbound-discovery-cache-unused-timeout" => "90s",
+        "config.weft.dev/proxy-outbound-discovery-cache-unused-timeout" => "2m",
+        "config.weft.dev/proxy-disable-inbound-protocol-detect-timeout" => "true",
+        "config.weft.dev/proxy-disable-outbound-protocol-detect-timeout" => "true",
+        "config.weft.dev/access-log" => "apache",
+        "config.weft.dev/shutdown-grace-period" => "45s",
+        "config.weft.dev/proxy-admin-shutdown" => "enabled",
+        "config.weft.dev/proxy-metrics-hostname-labels" => "true",
+        "config.weft.dev/proxy-require-identity-inbound-ports" => "8080",
         "config.weft.dev/native-sidecar" if native => "false",
         "config.weft.dev/native-sidecar" => "true",
         other => panic!("no sample value for {other}: add one"),
@@ -92,7 +109,9 @@ fn each_linkerd_spelling_injects_as_weft_spelling_does() {
             // On the pod.
             let (by_weft, warnings) = injected_spec(injector, &pod(&[(weft, value)]), &enabled);
             assert!(warnings.is_empty(), "{weft}: {warnings:?}");
-            if *weft != "weft.dev/inject" {
+            // The injection does not show the settings the policy index reads alone.
+            let policy_only = ["config.weft.dev/proxy-require-identity-inbound-ports"];
+            if *weft != "weft.dev/inject" && !policy_only.contains(weft) {
                 assert_ne!(
                     by_weft, default,
                     "{weft}: {value} must change the injection"
@@ -237,6 +256,32 @@ fn bad_values_under_linkerd_spelling_are_refused_naming_that_spelling() {
             "audit",
             "is not a default inbound policy",
         ),
+        (
+            "config.linkerd.io/proxy-outbound-connect-timeout",
+            "1 second",
+            "is not a duration",
+        ),
+        (
+            "config.linkerd.io/image-pull-policy",
+            "always",
+            "is not an image pull policy",
+        ),
+        (
+            "config.linkerd.io/skip-subnets",
+            "10.0.0.0/33",
+            "which is not a network",
+        ),
+        (
+            "config.linkerd.io/access-log",
+            "common",
+            "is not an access log format",
+        ),
+        ("config.linkerd.io/proxy-gid", "-1", "is not a group id"),
+        (
+            "config.linkerd.io/proxy-require-identity-inbound-ports",
+            "http",
+            "config.linkerd.io/proxy-require-identity-inbound-ports: ",
+        ),
     ];
     for (key, value, expected) in cases {
         let rejection = injector
@@ -246,6 +291,36 @@ fn bad_values_under_linkerd_spelling_are_refused_naming_that_spelling() {
             rejection.message.contains(key) && rejection.message.contains(expected),
             "{key}: {value}: {}",
             rejection.message
+        );
+    }
+}
+
+#[test]
+fn linkerd_annotations_weft_ignores_are_reported_not_refused() {
+    let [injector, _] = injectors();
+    let enabled = map(&[("weft.dev/inject", "enabled")]);
+    for (key, _) in weft_core::linkerd::UNSUPPORTED {
+        let (spec, warnings) = injected_spec(&injector, &pod(&[(key, "1")]), &enabled);
+        assert!(spec.is_ok(), "{key}");
+        assert_eq!(
+            warnings.len(),
+            1,
+            "{key}: one warning expected, got {warnings:?}"
+        );
+        assert!(
+            warnings[0].starts_with(&format!(
+                "pod: {key} is not supported by Weft and is ignored: "
+            )),
+            "{warnings:?}"
+        );
+        let (_, warnings) = injected_spec(
+            &injector,
+            &pod(&[]),
+            &map(&[("weft.dev/inject", "enabled"), (key, "1")]),
+        );
+        assert!(
+            warnings[0].starts_with(&format!("namespace shop: {key} is not supported")),
+            "{warnings:?}"
         );
     }
 }

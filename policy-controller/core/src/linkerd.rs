@@ -60,11 +60,107 @@ pub const SPELLINGS: &[(&str, &[&str])] = &[
         &["config.linkerd.io/default-inbound-policy"],
     ),
     (
+        "config.weft.dev/proxy-require-identity-inbound-ports",
+        &["config.linkerd.io/proxy-require-identity-inbound-ports"],
+    ),
+    (
+        "config.weft.dev/proxy-log-format",
+        &["config.linkerd.io/proxy-log-format"],
+    ),
+    (
+        "config.weft.dev/image-pull-policy",
+        &["config.linkerd.io/image-pull-policy"],
+    ),
+    (
+        "config.weft.dev/proxy-gid",
+        &["config.linkerd.io/proxy-gid"],
+    ),
+    (
+        "config.weft.dev/proxy-ephemeral-storage-request",
+        &["config.linkerd.io/proxy-ephemeral-storage-request"],
+    ),
+    (
+        "config.weft.dev/proxy-ephemeral-storage-limit",
+        &["config.linkerd.io/proxy-ephemeral-storage-limit"],
+    ),
+    (
+        "config.weft.dev/skip-subnets",
+        &["config.linkerd.io/skip-subnets"],
+    ),
+    (
+        "config.weft.dev/proxy-inbound-connect-timeout",
+        &["config.linkerd.io/proxy-inbound-connect-timeout"],
+    ),
+    (
+        "config.weft.dev/proxy-outbound-connect-timeout",
+        &["config.linkerd.io/proxy-outbound-connect-timeout"],
+    ),
+    (
+        "config.weft.dev/proxy-inbound-discovery-cache-unused-timeout",
+        &["config.linkerd.io/proxy-inbound-discovery-cache-unused-timeout"],
+    ),
+    (
+        "config.weft.dev/proxy-outbound-discovery-cache-unused-timeout",
+        &["config.linkerd.io/proxy-outbound-discovery-cache-unused-timeout"],
+    ),
+    (
+        "config.weft.dev/proxy-disable-inbound-protocol-detect-timeout",
+        &["config.linkerd.io/proxy-disable-inbound-protocol-detect-timeout"],
+    ),
+    (
+        "config.weft.dev/proxy-disable-outbound-protocol-detect-timeout",
+        &["config.linkerd.io/proxy-disable-outbound-protocol-detect-timeout"],
+    ),
+    (
+        "config.weft.dev/access-log",
+        &["config.linkerd.io/access-log"],
+    ),
+    (
+        "config.weft.dev/shutdown-grace-period",
+        &["config.linkerd.io/shutdown-grace-period"],
+    ),
+    (
+        "config.weft.dev/proxy-admin-shutdown",
+        &["config.linkerd.io/proxy-admin-shutdown"],
+    ),
+    (
+        "config.weft.dev/proxy-metrics-hostname-labels",
+        &["config.linkerd.io/proxy-metrics-hostname-labels"],
+    ),
+    (
         "config.weft.dev/native-sidecar",
         &[
             "config.linkerd.io/proxy-enable-native-sidecar",
             "config.alpha.linkerd.io/proxy-enable-native-sidecar",
         ],
+    ),
+];
+
+/// Linkerd's proxy annotations that Weft does not act on, with why: the injector warns when a pod
+/// or namespace carries one, and otherwise ignores it.
+pub const UNSUPPORTED: &[(&str, &str)] = &[
+    ("config.linkerd.io/admin-port", "Weft's proxy ports are fixed (4191)"),
+    ("config.linkerd.io/control-port", "Weft's proxy ports are fixed (4190)"),
+    ("config.linkerd.io/inbound-port", "Weft's proxy ports are fixed (4143)"),
+    ("config.linkerd.io/outbound-port", "Weft's proxy ports are fixed (4140)"),
+    ("config.linkerd.io/pod-inbound-ports", "Weft's injector lists the pod's container ports itself"),
+    ("config.linkerd.io/enable-debug-sidecar", "Weft injects no debug sidecar"),
+    ("config.linkerd.io/debug-image", "Weft injects no debug sidecar"),
+    ("config.linkerd.io/debug-image-version", "Weft injects no debug sidecar"),
+    ("config.linkerd.io/debug-image-pull-policy", "Weft injects no debug sidecar"),
+    ("config.linkerd.io/enable-external-profiles", "Weft serves profiles of the cluster's names only"),
+    ("config.linkerd.io/enable-gateway", "Weft runs no multicluster gateway"),
+    ("config.linkerd.io/close-wait-timeout", "Weft's init container sets no conntrack timeout"),
+    ("config.linkerd.io/proxy-cpu-ratio-limit", "Weft sets no proxy core count"),
+    ("config.linkerd.io/proxy-log-http-headers", "not read yet"),
+    ("config.linkerd.io/proxy-additional-env", "not read yet"),
+    (
+        "config.linkerd.io/proxy-await",
+        "the proxy is a native sidecar by default, which the app waits for; with --native-sidecar=false nothing waits",
+    ),
+    (
+        "config.alpha.linkerd.io/proxy-wait-before-exit-seconds",
+        "Weft adds no preStop hook",
     ),
 ];
 
