@@ -9,6 +9,7 @@
 
 mod node_chart;
 mod node_check;
+mod node_linkerd;
 mod node_mesh;
 mod node_mtls;
 mod node_opaque;
@@ -97,6 +98,7 @@ fn main() -> ExitCode {
         node_mesh::TESTS,
         node_mtls::TESTS,
         node_opaque::TESTS,
+        node_linkerd::TESTS,
         node_routes::TESTS,
         node_chart::LAST,
         node_restart::TESTS,
