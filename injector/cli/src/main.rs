@@ -36,7 +36,11 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let groups = runtime.block_on(check::fetch::run(args));
+    let groups = if args.linkerd {
+        runtime.block_on(check::linkerd_fetch::run(args))
+    } else {
+        runtime.block_on(check::fetch::run(args))
+    };
     let mut stdout = std::io::stdout().lock();
     stdout
         .write_all(check::render(&groups).as_bytes())

@@ -5,6 +5,13 @@
 pub struct CheckArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,
+
+    /// Instead of checking a Weft installation, list what in this cluster (which runs Linkerd)
+    /// Weft would serve differently: pods its webhook would refuse or configure otherwise,
+    /// annotations it ignores, and Linkerd resources it does not read. Exits 1 when switching
+    /// would change who may connect or which pods are created
+    #[arg(long)]
+    pub linkerd: bool,
 }
 
 /// Which cluster, and which Weft installation in it: shared by `weft check` and `weft policy`.

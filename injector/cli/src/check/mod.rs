@@ -9,6 +9,8 @@ mod args;
 pub mod certs;
 pub mod crds;
 pub mod fetch;
+pub mod linkerd;
+pub mod linkerd_fetch;
 pub mod rbac;
 pub mod webhooks;
 pub mod workload;
