@@ -171,10 +171,24 @@ pub fn http_get_from(pid: u32, url: &str) -> Result<Option<u16>> {
 /// What an HTTP request with `method` (no body) to `url` from inside the network namespace of
 /// `pid` got, as [`http_get_from`].
 pub fn http_request_from(pid: u32, method: &str, url: &str) -> Result<Option<u16>> {
-    let output = Command::new("nsenter")
-        .args(["-t", &pid.to_string(), "-n", "--"])
+    let mut command = Command::new("nsenter");
+    command.args(["-t", &pid.to_string(), "-n", "--"]);
+    curl_status(command, method, url).context("running curl in the client pod's network namespace")
+}
+
+/// What an HTTP GET to `url` from the host's own network namespace got, as [`http_get_from`].
+pub fn http_get_from_host(url: &str) -> Result<Option<u16>> {
+    curl_status(Command::new("curl"), "GET", url).context("running curl on the host")
+}
+
+/// Runs `command` (curl itself, or a command that runs the rest of its arguments) with curl's
+/// arguments for one request, and reads the status code it printed.
+fn curl_status(mut command: Command, method: &str, url: &str) -> std::io::Result<Option<u16>> {
+    if command.get_program() != "curl" {
+        command.arg("curl");
+    }
+    let output = command
         .args([
-            "curl",
             "-s",
             "-o",
             "/dev/null",
@@ -186,8 +200,7 @@ pub fn http_request_from(pid: u32, method: &str, url: &str) -> Result<Option<u16
             method,
         ])
         .arg(url)
-        .output()
-        .context("running curl in the client pod's network namespace")?;
+        .output()?;
     let code = String::from_utf8_lossy(&output.stdout).trim().to_string();
     Ok(code.parse::<u16>().ok().filter(|c| *c != 0))
 }

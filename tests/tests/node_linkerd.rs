@@ -3,10 +3,12 @@
 //! annotations Weft must honour as Linkerd does.
 
 use crate::{block_on, Harness};
-use anyhow::{ensure, Context, Result};
-use std::process::Command;
+use anyhow::{ensure, Result};
 use weft_e2e::{
-    mesh::{http_get_from, pid_of, pod_ip, refused, run_app, service_account, wait_for_answer},
+    mesh::{
+        http_get_from, http_get_from_host, pid_of, pod_ip, refused, run_app, service_account,
+        wait_for_answer,
+    },
     node, resources,
 };
 
@@ -14,25 +16,6 @@ pub const TESTS: &[(&str, crate::TestFn)] = &[(
     "linkerd::linkerd_annotations_mesh_and_configure_the_proxy",
     linkerd_annotations_mesh_and_configure_the_proxy,
 )];
-
-/// An HTTP GET from the host's own network namespace: the status, or `None` without an answer.
-fn http_get_from_host(url: &str) -> Result<Option<u16>> {
-    let output = Command::new("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-m",
-            "3",
-            "-w",
-            "%{http_code}",
-            url,
-        ])
-        .output()
-        .context("running curl on the host")?;
-    let code = String::from_utf8_lossy(&output.stdout).trim().to_string();
-    Ok(code.parse::<u16>().ok().filter(|c| *c != 0))
-}
 
 /// `config.linkerd.io/proxy-require-identity-inbound-ports: "8080"` makes the port admit only
 /// meshed clients (the policy index turns the default `all-unauthenticated` into

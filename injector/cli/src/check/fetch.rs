@@ -22,19 +22,10 @@ use kube::{
 /// Runs every check against the cluster `args` name.
 pub async fn run(args: &CheckArgs) -> Vec<Group> {
     let inst = args.cluster.installation();
-    let (client, connected) = match connect(&args.cluster).await {
+    let (client, mut groups) = match connected(&args.cluster).await {
         Ok(connected) => connected,
-        Err(check) => {
-            return vec![Group {
-                title: "Kubernetes API",
-                checks: vec![check],
-            }]
-        }
+        Err(groups) => return groups,
     };
-    let mut groups = vec![Group {
-        title: "Kubernetes API",
-        checks: vec![connected],
-    }];
 
     let crd_api = Api::<CustomResourceDefinition>::all(client.clone());
     let mut checks = vec![];
@@ -104,6 +95,25 @@ pub async fn run(args: &CheckArgs) -> Vec<Group> {
         checks: vec![rbac::check(&inst, &answers)],
     });
     groups
+}
+
+/// A client and the report's first group, saying where it is connected; or the report, when it
+/// cannot connect.
+pub async fn connected(args: &ClusterArgs) -> Result<(kube::Client, Vec<Group>), Vec<Group>> {
+    let title = "Kubernetes API";
+    match connect(args).await {
+        Ok((client, check)) => Ok((
+            client,
+            vec![Group {
+                title,
+                checks: vec![check],
+            }],
+        )),
+        Err(check) => Err(vec![Group {
+            title,
+            checks: vec![check],
+        }]),
+    }
 }
 
 /// A client for the kubeconfig and context `args` name, and the check line saying where it is

@@ -2,7 +2,7 @@
 //! and hands them to the pure checks of [`super::linkerd`].
 
 use super::{
-    fetch::{connect, describe},
+    fetch::{connected, describe},
     linkerd::{self, ListedPod, ResourceCount, KINDS},
     CheckArgs, Group,
 };
@@ -19,19 +19,10 @@ use weft_injector::{config::ProxyArgs, Injector};
 
 /// Runs the Linkerd-to-Weft checks against the cluster `args` name.
 pub async fn run(args: &CheckArgs) -> Vec<Group> {
-    let (client, connected) = match connect(&args.cluster).await {
+    let (client, mut groups) = match connected(&args.cluster).await {
         Ok(connected) => connected,
-        Err(check) => {
-            return vec![Group {
-                title: "Kubernetes API",
-                checks: vec![check],
-            }]
-        }
+        Err(groups) => return groups,
     };
-    let mut groups = vec![Group {
-        title: "Kubernetes API",
-        checks: vec![connected],
-    }];
 
     let failed = |what: &str, error: kube::Error| {
         vec![super::Check::fail(
