@@ -88,6 +88,17 @@ const OVERRIDES: &[(&str, Apply)] = &[
         c.tuning.skip_subnets = values::parse_networks(v)?;
         Ok(())
     }),
+    ("config.weft.dev/proxy-log-http-headers", |c, v| {
+        c.tuning.log_http_headers = tuning::parse_log_http_headers(v)?;
+        Ok(())
+    }),
+    // Merged: a pod's variables add to (and replace by name) its namespace's.
+    ("config.weft.dev/proxy-additional-env", |c, v| {
+        c.tuning
+            .additional_env
+            .extend(tuning::parse_additional_env(v)?);
+        Ok(())
+    }),
     // Read by the policy index; validated here so a bad value is refused at admission.
     (
         "config.weft.dev/proxy-require-identity-inbound-ports",

@@ -149,10 +149,12 @@ mod tests {
 
     #[test]
     fn a_configuration_containing_the_marker_is_not_rendered() {
-        let config = ProxyConfig {
+        // The whole log filter is the marker (no header-logging directives after it).
+        let mut config = ProxyConfig {
             log_level: MARKER.to_string(),
             ..ProxyConfig::default()
         };
+        config.tuning.log_http_headers = true;
         assert!(RenderedSidecars::new(&config).is_none());
     }
 }

@@ -171,7 +171,7 @@ pub fn proxy_env(config: &ProxyConfig, inbound: String) -> Vec<Value> {
         field_env("_pod_name", "metadata.name"),
         field_env("_pod_ns", "metadata.namespace"),
         field_env("_pod_sa", "spec.serviceAccountName"),
-        value_env("LINKERD2_PROXY_LOG", config.log_level.as_str()),
+        value_env("LINKERD2_PROXY_LOG", log_filter(config)),
         value_env("LINKERD2_PROXY_LOG_FORMAT", config.log_format.as_str()),
         value_env(
             "LINKERD2_PROXY_ADMIN_LISTEN_ADDR",
@@ -260,7 +260,18 @@ pub fn proxy_env(config: &ProxyConfig, inbound: String) -> Vec<Value> {
         ),
     ]);
     env.extend(config.tuning.env());
+    config.tuning.add_additional_env(&mut env);
     env
+}
+
+/// The proxy's log filter: the configured one, and unless `proxy-log-http-headers: insecure`,
+/// the directives that keep HTTP headers and requests out of the logs (as Linkerd does).
+fn log_filter(config: &ProxyConfig) -> String {
+    if config.tuning.log_http_headers {
+        config.log_level.clone()
+    } else {
+        format!("{}{}", config.log_level, crate::tuning::NO_HTTP_HEADERS_LOG)
+    }
 }
 
 /// The proxy container with `inbound` as the value of `LINKERD2_PROXY_INBOUND_PORTS` (see [`inbound_list`]).

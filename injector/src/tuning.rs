@@ -18,6 +18,8 @@
 //! | `shutdown-grace-period` | `LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD` (milliseconds) |
 //! | `proxy-admin-shutdown` | `enabled`: `LINKERD2_PROXY_SHUTDOWN_ENDPOINT_ENABLED=true` |
 //! | `proxy-metrics-hostname-labels` | `LINKERD2_PROXY_OUTBOUND_METRICS_HOSTNAME_LABELS` |
+//! | `proxy-log-http-headers` | `off` (the default, as in Linkerd): `LINKERD2_PROXY_LOG` gets `,[{headers}]=off,[{request}]=off`; `insecure`: it does not |
+//! | `proxy-additional-env` | these `EnvVar`s in the proxy's environment (replacing one of the same name); a pod's list adds to its namespace's |
 //! | `proxy-require-identity-inbound-ports` | nothing in the pod: the policy index makes those ports' default policy authenticated (the proxy no longer reads Linkerd's variable for it) |
 //!
 //! Durations are written as Linkerd's are (Go's form: `500ms`, `1.5s`, `2m30s`, `1h`).
@@ -38,6 +40,62 @@ pub struct ProxyTuning {
     pub env: BTreeMap<&'static str, String>,
     /// Validated here; read by the policy index.
     pub require_identity_ports: PortList,
+    /// `proxy-log-http-headers`: `false` (Linkerd's `off`, the default) keeps HTTP headers and
+    /// requests out of the proxy's logs at any level; `true` (`insecure`) lets them in.
+    pub log_http_headers: bool,
+    /// `proxy-additional-env`: variables added to the proxy's environment, by name; a later
+    /// layer (the pod over its namespace) replaces a variable of the same name.
+    pub additional_env: BTreeMap<String, Value>,
+}
+
+/// What `proxy-log-http-headers: off` adds to the proxy's log filter (as Linkerd's chart does):
+/// no span carrying headers or a request is logged.
+pub const NO_HTTP_HEADERS_LOG: &str = ",[{headers}]=off,[{request}]=off";
+
+pub fn parse_log_http_headers(value: &str) -> Result<bool, InvalidValue> {
+    match value {
+        "off" => Ok(false),
+        "insecure" => Ok(true),
+        _ => Err(InvalidValue::new(
+            value,
+            "is not valid (accepted: \"off\", \"insecure\")",
+        )),
+    }
+}
+
+/// Parses `proxy-additional-env`: a JSON list of Kubernetes `EnvVar` objects, each with a `name`
+/// (letters, digits, `_`, `-`, `.`, not starting with a digit) and a string `value` or a
+/// `valueFrom` object.
+pub fn parse_additional_env(value: &str) -> Result<Vec<(String, Value)>, InvalidValue> {
+    const FORM: &str = "(accepted: a JSON list of EnvVar objects, e.g. '[{\"name\":\"LINKERD2_PROXY_X\",\"value\":\"1\"}]')";
+    let list: Vec<Value> = serde_json::from_str(value)
+        .map_err(|e| InvalidValue::new(value, format!("is not a JSON list: {e} {FORM}")))?;
+    list.into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let name = item["name"].as_str().unwrap_or_default().to_string();
+            let valid_name = name
+                .chars()
+                .next()
+                .is_some_and(|c| !c.is_ascii_digit())
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+            let fields_ok = item.as_object().is_some_and(|o| {
+                o.keys().all(|k| matches!(k.as_str(), "name" | "value" | "valueFrom"))
+                    && (o.get("value").is_some_and(Value::is_string)
+                        ^ o.get("valueFrom").is_some_and(Value::is_object))
+            });
+            if valid_name && fields_ok {
+                Ok((name, item))
+            } else {
+                Err(InvalidValue::new(
+                    value,
+                    format!("has an invalid item [{i}] (each needs a valid `name` and a string `value` or a `valueFrom` object) {FORM}"),
+                ))
+            }
+        })
+        .collect()
 }
 
 /// The annotation settings that set one proxy variable: `(Weft's annotation, variable, value
@@ -192,6 +250,17 @@ impl ProxyTuning {
             .map(|(name, value)| json!({ "name": name, "value": value }))
     }
 
+    /// Applies `proxy-additional-env` to the proxy's environment `env`: a variable already there
+    /// is replaced in place (so the proxy sees one value per name), the others are appended.
+    pub(crate) fn add_additional_env(&self, env: &mut Vec<Value>) {
+        for (name, var) in &self.additional_env {
+            match env.iter_mut().find(|e| e["name"] == name.as_str()) {
+                Some(existing) => *existing = var.clone(),
+                None => env.push(var.clone()),
+            }
+        }
+    }
+
     /// proxy-init's arguments for these settings.
     pub(crate) fn init_args(&self) -> Vec<String> {
         let mut args = Vec::new();
@@ -287,6 +356,47 @@ mod tests {
         assert_eq!(render("proxy-admin-shutdown", "disabled").unwrap(), None);
         assert!(render("access-log", "common").is_err());
         assert!(render("proxy-metrics-hostname-labels", "yes").is_err());
+    }
+
+    #[test]
+    fn additional_env_and_http_header_logging() {
+        let env = parse_additional_env(
+            r#"[{"name":"LINKERD2_PROXY_X","value":"1"},{"name":"POD_IP","valueFrom":{"fieldRef":{"fieldPath":"status.podIP"}}}]"#,
+        )
+        .unwrap();
+        assert_eq!(env.len(), 2);
+        assert_eq!(env[1].0, "POD_IP");
+        for bad in [
+            "",
+            "{}",
+            r#"[{"value":"1"}]"#,
+            r#"[{"name":"1X","value":"1"}]"#,
+            r#"[{"name":"X","value":1}]"#,
+            r#"[{"name":"X","value":"1","valueFrom":{}}]"#,
+            r#"[{"name":"X","other":"1","value":"1"}]"#,
+        ] {
+            let error = parse_additional_env(bad).unwrap_err();
+            assert!(error.problem.contains("EnvVar"), "{bad}: {error}");
+        }
+        let tuning = ProxyTuning {
+            additional_env: env.into_iter().collect(),
+            ..ProxyTuning::default()
+        };
+        let mut proxy_env = vec![
+            json!({"name": "POD_IP", "value": "old"}),
+            json!({"name": "A", "value": "a"}),
+        ];
+        tuning.add_additional_env(&mut proxy_env);
+        assert_eq!(proxy_env.len(), 3, "{proxy_env:?}");
+        assert_eq!(
+            proxy_env[0]["valueFrom"]["fieldRef"]["fieldPath"],
+            "status.podIP"
+        );
+        assert_eq!(proxy_env[2]["name"], "LINKERD2_PROXY_X");
+
+        assert!(!parse_log_http_headers("off").unwrap());
+        assert!(parse_log_http_headers("insecure").unwrap());
+        assert!(parse_log_http_headers("on").is_err());
     }
 
     #[test]

@@ -234,7 +234,7 @@ fn invalid_namespace_values_warn_instead_of_blocking() {
     // The valid namespace override still applies, the invalid one is ignored.
     let patch = patch_text(&response);
     assert!(
-        patch.contains(r#""LINKERD2_PROXY_LOG","value":"debug""#),
+        patch.contains(r#""LINKERD2_PROXY_LOG","value":"debug,[{headers}]=off,[{request}]=off""#),
         "{patch}"
     );
     assert!(patch.contains(r#""memory":"250Mi""#), "{patch}");
@@ -257,7 +257,7 @@ fn pod_overrides_beat_namespace_overrides() {
     assert_eq!(outcome, Outcome::Injected);
     let patch = patch_text(&response);
     assert!(
-        patch.contains(r#""LINKERD2_PROXY_LOG","value":"trace""#),
+        patch.contains(r#""LINKERD2_PROXY_LOG","value":"trace,[{headers}]=off,[{request}]=off""#),
         "{patch}"
     );
 }

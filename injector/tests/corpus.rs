@@ -249,7 +249,10 @@ fn check_specifics(file: &str, answer: &Answer) {
         "15-overrides.json" => {
             assert_eq!(proxy["resources"]["requests"]["cpu"], "250m");
             assert_eq!(proxy["resources"]["limits"]["memory"], "1Gi");
-            assert_eq!(env(proxy, "LINKERD2_PROXY_LOG"), "debug");
+            assert_eq!(
+                env(proxy, "LINKERD2_PROXY_LOG"),
+                "debug,[{headers}]=off,[{request}]=off"
+            );
             assert_eq!(
                 env(
                     proxy,

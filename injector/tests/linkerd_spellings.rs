@@ -42,6 +42,8 @@ fn sample_value(weft_key: &str, native: bool) -> &'static str {
         "config.weft.dev/proxy-admin-shutdown" => "enabled",
         "config.weft.dev/proxy-metrics-hostname-labels" => "true",
         "config.weft.dev/proxy-require-identity-inbound-ports" => "8080",
+        "config.weft.dev/proxy-log-http-headers" => "insecure",
+        "config.weft.dev/proxy-additional-env" => r#"[{"name":"LINKERD2_PROXY_X","value":"1"}]"#,
         "config.weft.dev/native-sidecar" if native => "false",
         "config.weft.dev/native-sidecar" => "true",
         other => panic!("no sample value for {other}: add one"),

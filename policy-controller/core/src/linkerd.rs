@@ -128,6 +128,14 @@ pub const SPELLINGS: &[(&str, &[&str])] = &[
         &["config.linkerd.io/proxy-metrics-hostname-labels"],
     ),
     (
+        "config.weft.dev/proxy-log-http-headers",
+        &["config.linkerd.io/proxy-log-http-headers"],
+    ),
+    (
+        "config.weft.dev/proxy-additional-env",
+        &["config.linkerd.io/proxy-additional-env"],
+    ),
+    (
         "config.weft.dev/native-sidecar",
         &[
             "config.linkerd.io/proxy-enable-native-sidecar",
@@ -152,8 +160,6 @@ pub const UNSUPPORTED: &[(&str, &str)] = &[
     ("config.linkerd.io/enable-gateway", "Weft runs no multicluster gateway"),
     ("config.linkerd.io/close-wait-timeout", "Weft's init container sets no conntrack timeout"),
     ("config.linkerd.io/proxy-cpu-ratio-limit", "Weft sets no proxy core count"),
-    ("config.linkerd.io/proxy-log-http-headers", "not read yet"),
-    ("config.linkerd.io/proxy-additional-env", "not read yet"),
     (
         "config.linkerd.io/proxy-await",
         "the proxy is a native sidecar by default, which the app waits for; with --native-sidecar=false nothing waits",
