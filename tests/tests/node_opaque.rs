@@ -17,8 +17,8 @@ use serde_json::json;
 use std::time::Duration;
 use weft_e2e::{
     mesh::{
-        authorize, create_server, create_service, http_get_from, pid_of, pod_ip, proxy_metrics,
-        refused, run_app, service, service_account, wait_for_answer,
+        app_pod, authorize, create_server, create_service, http_get_from, pid_of, pod_ip,
+        proxy_metrics, refused, run_app, run_pod, service, service_account, wait_for_answer,
     },
     node, resources,
 };
@@ -31,6 +31,10 @@ pub const TESTS: &[(&str, crate::TestFn)] = &[
     (
         "opaque::a_port_only_a_server_makes_opaque_is_reached_over_mtls_too",
         a_port_only_a_server_makes_opaque_is_reached_over_mtls_too,
+    ),
+    (
+        "opaque::an_annotated_port_without_a_server_is_not_held_by_protocol_detection",
+        an_annotated_port_without_a_server_is_not_held_by_protocol_detection,
     ),
 ];
 
@@ -224,4 +228,68 @@ async fn opaque_port_authorized_by_identity(
     let _ = resources::delete_namespace(&client, &ns).await;
     let _ = resources::delete_namespace(&client, &plain).await;
     Ok(())
+}
+
+/// What an unmeshed client (the host) reads within `within` from `ip:8080` while sending
+/// nothing: a server-speaks-first protocol's greeting, or nothing.
+fn greeting_from_host(ip: &str, within: Duration) -> Result<String> {
+    let script = format!("sleep {} | busybox nc {ip} 8080", within.as_secs());
+    let output = std::process::Command::new("timeout")
+        .arg(within.as_secs().to_string())
+        .args(["sh", "-c", &script])
+        .output()?;
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+/// A server that speaks first (it greets, then closes), on a port no `Server` describes. With
+/// the pod's `config.weft.dev/opaque-ports` listing the port, its default policy is opaque, as
+/// in Linkerd: an unmeshed client that sends nothing gets the greeting at once. Without the
+/// annotation the proxy waits for the client's first bytes to detect the protocol (10 s), so
+/// the same client gets nothing in 3 s; before the policy index served annotated default ports
+/// as opaque, both pods behaved like that second one.
+fn an_annotated_port_without_a_server_is_not_held_by_protocol_detection(h: &Harness) -> Result<()> {
+    block_on(async {
+        let client = h.cluster.client().await?;
+        let ns = resources::namespace(
+            &client,
+            "opaque-default",
+            &[("weft.dev/inject", "enabled")],
+            &[],
+        )
+        .await?;
+        service_account(&client, &ns, "greeter").await?;
+        let mut ips = Vec::new();
+        for (name, annotations) in [
+            ("opaque", &[("config.weft.dev/opaque-ports", "8080")][..]),
+            ("detected", &[][..]),
+        ] {
+            let mut pod = app_pod(name, &h.images.test_app, "greeter", annotations);
+            let app = &mut pod.spec.as_mut().expect("app_pod has a spec").containers[0];
+            app.readiness_probe = None;
+            app.command = Some(
+                [
+                    "busybox", "nc", "-ll", "-p", "8080", "-e", "busybox", "echo", "hello",
+                ]
+                .map(String::from)
+                .to_vec(),
+            );
+            let pod = run_pod(&h.cluster, &client, &ns, &pod).await?;
+            ips.push(pod_ip(&pod)?);
+        }
+        let within = Duration::from_secs(3);
+        let opaque = greeting_from_host(&ips[0], within)?;
+        ensure!(
+            opaque == "hello",
+            "the annotated port must be opaque: the greeting must come at once, got {opaque:?}"
+        );
+        let detected = greeting_from_host(&ips[1], within)?;
+        ensure!(
+            detected.is_empty(),
+            "without the annotation the proxy holds the connection to detect its protocol, \
+             so nothing comes in {within:?}; got {detected:?}"
+        );
+        eprintln!("opaque-default: the annotated port greeted at once; the detected one said nothing in {within:?}");
+        let _ = resources::delete_namespace(&client, &ns).await;
+        Ok(())
+    })
 }
