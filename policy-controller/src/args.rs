@@ -12,8 +12,8 @@ use crate::{
     server::tls,
     watch::{
         crd_check::{Requirement, GATEWAY_API},
-        crd_watch, watch_all, IndexFanout, NamespaceFanout, NamespaceIndex, NamespaceMetrics,
-        SyncGate,
+        crd_watch, index_driver, watch_all, IndexFanout, NamespaceFanout, NamespaceIndex,
+        NamespaceMetrics, SyncGate,
     },
     webhook::metrics::AdmissionMetrics,
     webhook::router::{AdmissionService, InjectorSlot},
@@ -188,7 +188,7 @@ impl Args {
         let fanout = NamespaceFanout::shared(namespaces.clone(), policy.clone());
         let events = watch_all::<Namespace, _>(&mut runtime);
         let gate = SyncGate::new(fanout, runtime.initialized_handle());
-        tokio::spawn(kubert::index::cluster(gate, events));
+        tokio::spawn(index_driver::cluster(gate, events));
 
         // Pods and Servers feed the policy index and the endpoints index (which needs the opaque
         // Servers) from one watch each; Services and EndpointSlices feed the endpoints index;
@@ -199,13 +199,13 @@ impl Args {
         let both = IndexFanout::shared(policy.clone(), endpoints.clone());
         let events = watch_all::<Pod, _>(&mut runtime);
         let gate = SyncGate::new(both.clone(), runtime.initialized_handle());
-        tokio::spawn(kubert::index::namespaced(gate, events));
+        tokio::spawn(index_driver::namespaced(gate, events));
         let events = watch_all::<Service, _>(&mut runtime);
         let gate = SyncGate::new(endpoints.clone(), runtime.initialized_handle());
-        tokio::spawn(kubert::index::namespaced(gate, events));
+        tokio::spawn(index_driver::namespaced(gate, events));
         let events = watch_all::<EndpointSlice, _>(&mut runtime);
         let gate = SyncGate::new(endpoints.clone(), runtime.initialized_handle());
-        tokio::spawn(kubert::index::namespaced(gate, events));
+        tokio::spawn(index_driver::namespaced(gate, events));
         // The policy watches start once their CRD is installed (a watch is lazy: nothing is
         // requested until it is first polled). Until then the controller logs one clear error
         // every 30s instead of a 404 per retry, and /ready stays false. A shutdown while waiting

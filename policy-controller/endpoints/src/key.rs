@@ -1,9 +1,7 @@
 //! The key of a namespaced object in the index.
 
-use std::{
-    collections::{HashMap, HashSet},
-    fmt,
-};
+use kubert::index::NamespacedRemoved;
+use std::fmt;
 
 /// A namespaced object's key.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -26,17 +24,13 @@ impl ObjKey {
     }
 }
 
-/// The keys of `known` that are not among `listed`: what a resync removes.
-pub(crate) fn stale_keys<V, T: kube::ResourceExt>(
-    known: &HashMap<ObjKey, V>,
-    listed: &[T],
-) -> Vec<ObjKey> {
-    let live: HashSet<ObjKey> = listed.iter().map(ObjKey::of).collect();
-    known
-        .keys()
-        .filter(|k| !live.contains(*k))
-        .cloned()
-        .collect()
+/// The keys kubert's `reset` names as removed (those not listed again after a watch restart).
+pub(crate) fn removed_keys(removed: NamespacedRemoved) -> impl Iterator<Item = ObjKey> {
+    removed.into_iter().flat_map(|(namespace, names)| {
+        names
+            .into_iter()
+            .map(move |name| ObjKey::new(namespace.clone(), name))
+    })
 }
 
 impl fmt::Display for ObjKey {

@@ -51,7 +51,7 @@ pub fn spawn<T, I, S: 'static>(
         };
         if crd_check::served_before_shutdown::<T>(client, shutdown, requirement, &mut ready).await {
             let gate = SyncGate::holding(index, ready);
-            kubert::index::namespaced(gate, events).await
+            super::index_driver::namespaced(gate, events).await
         }
     });
 }

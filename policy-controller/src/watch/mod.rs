@@ -7,6 +7,7 @@
 pub mod crd_check;
 pub mod crd_watch;
 pub mod fanout;
+pub mod index_driver;
 pub mod list_backoff;
 pub mod namespaces;
 pub mod sync_gate;

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::net::IpAddr;
 
 use crate::{
-    key::{stale_keys, ObjKey},
+    key::{removed_keys, ObjKey},
     pod::PodInfo,
     EndpointsIndex,
 };
@@ -71,11 +71,11 @@ impl IndexNamespacedResource<Pod> for EndpointsIndex {
         self.remove_pod(&ObjKey::new(namespace, name));
     }
 
-    /// Replaces all pods: those not listed are removed, then the listed ones applied.
-    fn reset(&mut self, pods: Vec<Pod>, _removed: NamespacedRemoved) {
-        let stale = stale_keys(&self.state.pods, &pods);
-        for key in &stale {
-            self.remove_pod(key);
+    /// After a watch restart: the pods kubert saw vanish are removed, then the listed ones (if
+    /// any: the controller's watch driver applies them as they arrive) applied.
+    fn reset(&mut self, pods: Vec<Pod>, removed: NamespacedRemoved) {
+        for key in removed_keys(removed) {
+            self.remove_pod(&key);
         }
         for pod in pods {
             self.apply(pod);

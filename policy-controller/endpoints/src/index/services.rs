@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 
 use crate::{
-    key::{stale_keys, ObjKey},
+    key::{removed_keys, ObjKey},
     service::ServiceInfo,
     EndpointsIndex,
 };
@@ -61,11 +61,11 @@ impl IndexNamespacedResource<Service> for EndpointsIndex {
         self.remove_service(&ObjKey::new(namespace, name));
     }
 
-    /// Replaces all Services: those not listed are removed, then the listed ones applied.
-    fn reset(&mut self, services: Vec<Service>, _removed: NamespacedRemoved) {
-        let stale = stale_keys(&self.state.services, &services);
-        for key in &stale {
-            self.remove_service(key);
+    /// After a watch restart: the Services kubert saw vanish are removed, then the listed ones (if
+    /// any: the controller's watch driver applies them as they arrive) applied.
+    fn reset(&mut self, services: Vec<Service>, removed: NamespacedRemoved) {
+        for key in removed_keys(removed) {
+            self.remove_service(&key);
         }
         for service in services {
             self.apply(service);

@@ -6,7 +6,7 @@ use kubert::index::{IndexNamespacedResource, NamespacedRemoved};
 use std::collections::{BTreeSet, HashSet};
 
 use crate::{
-    key::{stale_keys, ObjKey},
+    key::{removed_keys, ObjKey},
     slice::SliceInfo,
     EndpointsIndex,
 };
@@ -84,10 +84,10 @@ impl IndexNamespacedResource<EndpointSlice> for EndpointsIndex {
         self.set_slice(ObjKey::new(namespace, name), None);
     }
 
-    /// Replaces all EndpointSlices: those not listed are removed, then the listed ones applied.
-    fn reset(&mut self, slices: Vec<EndpointSlice>, _removed: NamespacedRemoved) {
-        let stale = stale_keys(&self.state.slices, &slices);
-        for key in stale {
+    /// After a watch restart: the EndpointSlices kubert saw vanish are removed, then the listed ones (if
+    /// any: the controller's watch driver applies them as they arrive) applied.
+    fn reset(&mut self, slices: Vec<EndpointSlice>, removed: NamespacedRemoved) {
+        for key in removed_keys(removed) {
             self.set_slice(key, None);
         }
         for slice in slices {

@@ -1,17 +1,38 @@
-//! Resyncs after a watch restart: the listed objects replace the state of their kind.
+//! Resyncs after a watch restart: the objects named removed go, the listed ones are applied.
 
 use super::*;
+use crate::key::ObjKey;
+
+/// What kubert (and the controller's watch driver) passes as removed after a watch restart:
+/// the keys the index holds that were not listed again.
+fn removed<V, T: kube::ResourceExt>(
+    known: &std::collections::HashMap<ObjKey, V>,
+    listed: &[T],
+) -> kubert::index::NamespacedRemoved {
+    let listed: std::collections::HashSet<ObjKey> = listed.iter().map(ObjKey::of).collect();
+    let mut removed = kubert::index::NamespacedRemoved::default();
+    for key in known.keys().filter(|key| !listed.contains(key)) {
+        removed
+            .entry(key.namespace.clone())
+            .or_default()
+            .insert(key.name.clone());
+    }
+    removed
+}
 
 fn reset_services(index: &mut EndpointsIndex, services: Vec<Service>) {
-    IndexNamespacedResource::<Service>::reset(index, services, Default::default());
+    let removed = removed(&index.state.services, &services);
+    IndexNamespacedResource::<Service>::reset(index, services, removed);
 }
 
 fn reset_slices(index: &mut EndpointsIndex, slices: Vec<EndpointSlice>) {
-    IndexNamespacedResource::<EndpointSlice>::reset(index, slices, Default::default());
+    let removed = removed(&index.state.slices, &slices);
+    IndexNamespacedResource::<EndpointSlice>::reset(index, slices, removed);
 }
 
 fn reset_pods(index: &mut EndpointsIndex, pods: Vec<Pod>) {
-    IndexNamespacedResource::<Pod>::reset(index, pods, Default::default());
+    let removed = removed(&index.state.pods, &pods);
+    IndexNamespacedResource::<Pod>::reset(index, pods, removed);
 }
 
 fn web() -> Service {
@@ -118,8 +139,7 @@ fn an_identical_resync_wakes_nobody() {
 
 #[test]
 fn reset_with_kuberts_removed_keys() {
-    // kubert passes the keys it saw vanish; the index removes them (and anything else not
-    // listed).
+    // kubert passes the keys it saw vanish; the index removes them.
     let mut index = populated();
     let mut removed = kubert::index::NamespacedRemoved::default();
     removed.insert(
@@ -130,4 +150,23 @@ fn reset_with_kuberts_removed_keys() {
     assert_eq!(index.metrics().pods(), 1);
     let rx = index.service_endpoints(&sp("ns", "api", 80));
     assert_eq!(endpoint(&rx, "10.0.0.2:80").identity, None);
+}
+
+#[test]
+fn reset_with_only_removed_keys_keeps_what_was_applied_during_the_list() {
+    // The controller's watch driver applies each listed object as it arrives and then resets
+    // with no objects and the keys that were not listed.
+    let mut index = populated();
+    let mut removed = kubert::index::NamespacedRemoved::default();
+    removed.insert(
+        "ns".to_string(),
+        ["api-0".to_string()].into_iter().collect(),
+    );
+    IndexNamespacedResource::<Pod>::apply(&mut index, web_pod());
+    IndexNamespacedResource::<Pod>::reset(&mut index, vec![], removed);
+    assert_eq!(index.metrics().pods(), 1);
+    let web = index.service_endpoints(&sp("ns", "web", 80));
+    assert!(endpoint(&web, "10.0.0.1:80").identity.is_some());
+    let api = index.service_endpoints(&sp("ns", "api", 80));
+    assert_eq!(endpoint(&api, "10.0.0.2:80").identity, None);
 }
