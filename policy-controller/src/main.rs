@@ -4,6 +4,7 @@ use clap::Parser;
 
 // The webhook's hot path allocates many small, short-lived objects (parsed fields, the patch,
 // the response); jemalloc serves them with less CPU than the system allocator (BENCHMARKS.md).
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
