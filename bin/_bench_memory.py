@@ -59,6 +59,16 @@ class Cluster:
     def kubectl(self, *args, stdin=None):
         return run(self.kubectl_bin, f"--kubeconfig={self.kubeconfig}", *args, input=stdin)
 
+    def exists(self, path):
+        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.context, timeout=60)
+        try:
+            conn.request("GET", path)
+            response = conn.getresponse()
+            response.read()
+            return response.status == 200
+        finally:
+            conn.close()
+
     def request(self, method, path, body=None, content_type="application/json"):
         conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.context, timeout=60)
         try:
@@ -134,6 +144,12 @@ def unmeshed_pod(namespace, index):
     return body
 
 
+def last_pod_path(pods):
+    n = pods - 1
+    body = pod(f"bench-{n % NAMESPACES}", n // NAMESPACES)
+    return f"/api/v1/namespaces/{body['metadata']['namespace']}/pods/{body['metadata']['name']}"
+
+
 def running_status(ip):
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return {
@@ -176,6 +192,9 @@ def fill(cluster, pods, unmeshed):
             },
         },
     )
+    if pods and cluster.exists(last_pod_path(pods)):
+        log(f"the {pods} pods exist already (a previous run's state): not created again")
+        pods = 0
     jobs = []
     for n in range(pods):
         ns = f"bench-{n % NAMESPACES}"
